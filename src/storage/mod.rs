@@ -3,13 +3,43 @@
 //! and a real one (`std::fs` with fsync), plus the write-ahead log and the
 //! atomically replaced metadata file built on top of it.
 //!
-//! Contract of [`Disk`]: paths are relative to the node's data directory;
-//! nothing is durable until [`Disk::sync`] (for file contents) returned, and
-//! a newly created file survives a crash only once its directory was synced
-//! too, which the implementations do on creation (POSIX semantics, as in
-//! turmoil's simulated filesystem).
+//! Who owns what:
+//! - `mod.rs`: the [`Disk`] contract, [`StorageError`], path validation.
+//! - `sim.rs`: [`SimDisk`], turmoil's simulated filesystem (inside a host only).
+//! - `real.rs`: [`RealDisk`], `std::fs` with `fsync` of files and directories.
+//! - `wal.rs`: [`Wal`], the checksummed append-only record log, its framing
+//!   and crash recovery.
+//! - `meta.rs`: [`MetaFile`], one checksummed value replaced atomically.
+//!
+//! Contract of [`Disk`]: paths are relative to the node's data directory
+//! (plain components only: no `..`, no leading `/`); missing directories,
+//! the data directory included, are created on demand and their parents
+//! synced. Nothing is durable until [`Disk::sync`] (for file contents)
+//! returned, and a newly created file survives a crash only once its
+//! directory was synced too, which the implementations do on creation
+//! (POSIX semantics, as in turmoil's simulated filesystem). A file is either
+//! appended to or replaced with [`Disk::write_atomic`], not both, and has one
+//! writer at a time (a [`Wal`] takes `&mut self` for every write).
+//!
+//! Durability contract of the layers above: a [`Wal`] record is durable once
+//! [`Wal::sync`] (or [`Wal::append_sync`]) returned for it; after a crash,
+//! [`Wal::open`] returns every durable record, in order, and possibly some
+//! records that were appended but not yet synced (a crash may or may not keep
+//! them), never a damaged one. [`MetaFile::store`] is atomic and durable: a
+//! later [`MetaFile::load`] sees the old value or the new one.
+
+mod meta;
+mod real;
+mod sim;
+mod wal;
+
+pub use meta::MetaFile;
+pub use real::RealDisk;
+pub use sim::SimDisk;
+pub use wal::{MAX_RECORD_LEN, Wal};
 
 use std::io;
+use std::path::{Component, Path, PathBuf};
 
 /// A node's durable storage, as protocol code sees it.
 #[async_trait::async_trait(?Send)]
@@ -26,4 +56,113 @@ pub trait Disk {
     /// Replaces `path` with `data` atomically and durably (write a temporary
     /// file, sync it, rename it over `path`, sync the directory).
     async fn write_atomic(&self, path: &str, data: &[u8]) -> io::Result<()>;
+}
+
+/// What can go wrong in the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The disk failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    /// Stored bytes failed their checksum or framing where no torn write can
+    /// explain it (a [`MetaFile`] is replaced atomically).
+    #[error("corrupt data in {path} at byte {offset}: {reason}")]
+    Corrupt {
+        path: String,
+        offset: u64,
+        reason: &'static str,
+    },
+    /// A record's encoding is longer than [`MAX_RECORD_LEN`].
+    #[error("record of {len} bytes in {path} exceeds the maximum of {max}")]
+    TooLarge {
+        path: String,
+        len: usize,
+        max: usize,
+    },
+    /// A value could not be serialised.
+    #[error("cannot encode a record for {path}: {source}")]
+    Encode {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A record passed its checksum but is not a valid encoding of the
+    /// expected type (a schema change or a bug, never a torn write).
+    #[error("cannot decode the record in {path} at byte {offset}: {source}")]
+    Decode {
+        path: String,
+        offset: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An earlier write or sync of this log failed, so its state on disk is
+    /// unknown: reopen it to recover.
+    #[error("{path} is unusable after an earlier I/O error; reopen it")]
+    Poisoned { path: String },
+}
+
+impl StorageError {
+    pub(crate) fn io(path: &str) -> impl FnOnce(io::Error) -> StorageError + '_ {
+        move |source| StorageError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// `root` joined with `rel`, which must be relative and made of plain names.
+fn resolve(root: &Path, rel: &str) -> io::Result<PathBuf> {
+    let rel = Path::new(rel);
+    let plain = rel.components().all(|c| matches!(c, Component::Normal(_)));
+    if rel.as_os_str().is_empty() || !plain {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("storage path {rel:?} must be relative, without `.` or `..`"),
+        ));
+    }
+    Ok(root.join(rel))
+}
+
+/// The temporary file [`Disk::write_atomic`] writes before renaming it over `path`.
+fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+/// The directory holding `path`; `.` for a bare relative name.
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// The directories from `dir` up that do not exist yet, outermost first.
+fn missing_dirs(dir: &Path, exists: impl Fn(&Path) -> bool) -> Vec<&Path> {
+    let mut missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !exists(d))
+        .collect();
+    missing.reverse();
+    missing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_must_be_plain_and_relative() {
+        let root = Path::new("/data");
+        assert_eq!(resolve(root, "wal").unwrap(), Path::new("/data/wal"));
+        assert_eq!(resolve(root, "a/b").unwrap(), Path::new("/data/a/b"));
+        for bad in ["", "/etc/passwd", "../x", "a/../b", "./a"] {
+            assert!(resolve(root, bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -1,0 +1,99 @@
+//! [`MetaFile`]: one value, such as a node's term, vote or role, stored as a
+//! single checksummed frame (the [`Wal`](super::Wal) framing) and replaced
+//! with [`Disk::write_atomic`], so a crash leaves the old value or the new
+//! one, never a mix.
+
+use super::wal::{HEADER_LEN, decode_frame, encode_frame};
+use super::{Disk, StorageError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+use std::rc::Rc;
+
+/// A durable cell holding one value of type `T`.
+pub struct MetaFile<T> {
+    disk: Rc<dyn Disk>,
+    path: String,
+    value: PhantomData<fn(T) -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned> MetaFile<T> {
+    /// The cell stored at `path` on `disk`; nothing is read yet.
+    pub fn new(disk: Rc<dyn Disk>, path: &str) -> Self {
+        MetaFile {
+            disk,
+            path: path.to_owned(),
+            value: PhantomData,
+        }
+    }
+
+    /// The stored value, or `None` if none was ever stored. Damaged contents
+    /// are an error ([`StorageError::Corrupt`]): an atomic replacement cannot
+    /// tear, so they mean the disk lost data.
+    pub async fn load(&self) -> Result<Option<T>, StorageError> {
+        let path = self.path.as_str();
+        let Some(bytes) = self.disk.read(path).await.map_err(StorageError::io(path))? else {
+            return Ok(None);
+        };
+        let corrupt = |reason| StorageError::Corrupt {
+            path: path.to_owned(),
+            offset: 0,
+            reason,
+        };
+        let payload = decode_frame(&bytes).map_err(corrupt)?;
+        if HEADER_LEN + payload.len() != bytes.len() {
+            return Err(corrupt("trailing bytes after the value"));
+        }
+        let value = serde_json::from_slice(payload).map_err(|source| StorageError::Decode {
+            path: path.to_owned(),
+            offset: 0,
+            source,
+        })?;
+        Ok(Some(value))
+    }
+
+    /// Replaces the stored value with `value`, atomically and durably.
+    pub async fn store(&self, value: &T) -> Result<(), StorageError> {
+        let frame = encode_frame(&self.path, value)?;
+        self.disk
+            .write_atomic(&self.path, &frame)
+            .await
+            .map_err(StorageError::io(&self.path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::RealDisk;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Epoch {
+        term: u64,
+        voted_for: Option<String>,
+    }
+
+    #[tokio::test]
+    async fn store_load_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("node/data");
+        let meta = MetaFile::<Epoch>::new(Rc::new(RealDisk::new(&root)), "epoch");
+        assert_eq!(meta.load().await.unwrap(), None);
+        for term in 1..=2 {
+            let epoch = Epoch {
+                term,
+                voted_for: Some("n1".into()),
+            };
+            meta.store(&epoch).await.unwrap();
+            assert_eq!(meta.load().await.unwrap(), Some(epoch));
+        }
+        assert!(!root.join("epoch.tmp").exists());
+
+        let mut bytes = std::fs::read(root.join("epoch")).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        std::fs::write(root.join("epoch"), bytes).unwrap();
+        let err = meta.load().await.unwrap_err();
+        assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+    }
+}

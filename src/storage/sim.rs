@@ -1,0 +1,298 @@
+//! [`SimDisk`]: the [`Disk`] trait on turmoil's simulated filesystem.
+//!
+//! Each turmoil host has its own filesystem; `Sim::crash` discards every
+//! write, truncation, creation and rename that was not yet synced (a new file
+//! survives only if its directory was synced, which [`SimDisk`] does when it
+//! creates one). Only usable from inside a turmoil host: every call panics
+//! elsewhere. Operations go through turmoil's tokio shim, so they take
+//! simulated time when the simulation configures I/O latency
+//! (`Builder::fs().io_latency()`).
+//!
+//! Open files are cached per path in a `BTreeMap` (deterministic order) with
+//! the append offset kept in memory, so appends never need a length query;
+//! the entry is dropped on any error or replacement and reopened on demand.
+
+use super::{Disk, missing_dirs, parent, resolve, temp_path};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use turmoil::fs::shim::std::fs as sync_fs;
+use turmoil::fs::shim::tokio::fs::{self, File, OpenOptions};
+
+/// An open file and the offset its next append goes to.
+struct OpenFile {
+    file: File,
+    end: Cell<u64>,
+}
+
+/// A node's data directory on turmoil's simulated filesystem.
+pub struct SimDisk {
+    root: PathBuf,
+    open: RefCell<BTreeMap<PathBuf, Rc<OpenFile>>>,
+}
+
+impl SimDisk {
+    /// A disk rooted at `root`, an absolute path on the current host's
+    /// filesystem (e.g. `/data`). Nothing is touched until the first write,
+    /// which creates `root` durably if it is missing.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        SimDisk {
+            root: root.into(),
+            open: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// The open file at `path`, opened (and, with `create`, created durably)
+    /// on first use.
+    async fn handle(&self, path: &Path, create: bool) -> io::Result<Rc<OpenFile>> {
+        if let Some(open) = self.open.borrow().get(path) {
+            return Ok(Rc::clone(open));
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        let file = match options.open(path).await {
+            Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
+                let dir = parent(path);
+                create_dirs(dir).await?;
+                let file = options.create(true).open(path).await?;
+                fs::sync_dir(dir).await?;
+                file
+            }
+            other => other?,
+        };
+        let end = Cell::new(file.metadata().await?.len());
+        let open = Rc::new(OpenFile { file, end });
+        self.open
+            .borrow_mut()
+            .insert(path.to_owned(), Rc::clone(&open));
+        Ok(open)
+    }
+
+    /// Runs `op` on the open file at `path`, forgetting the handle if it fails
+    /// (its cached length may no longer match the file).
+    async fn with_handle<R>(
+        &self,
+        path: &Path,
+        create: bool,
+        op: impl AsyncFnOnce(&OpenFile) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let open = self.handle(path, create).await?;
+        let result = op(&open).await;
+        if result.is_err() {
+            self.open.borrow_mut().remove(path);
+        }
+        result
+    }
+}
+
+/// Creates `dir` and its missing ancestors, syncing each one's parent.
+async fn create_dirs(dir: &Path) -> io::Result<()> {
+    for missing in missing_dirs(dir, |d| sync_fs::exists(d)) {
+        match fs::create_dir(missing).await {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => fs::sync_dir(parent(missing)).await?,
+        }
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait(?Send)]
+impl Disk for SimDisk {
+    async fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(resolve(&self.root, path)?).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn append(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        let path = resolve(&self.root, path)?;
+        self.with_handle(&path, true, async |open| {
+            let offset = open.end.get();
+            open.end.set(offset + data.len() as u64);
+            open.file.write_at(data, offset).await.map(drop)
+        })
+        .await
+    }
+
+    async fn sync(&self, path: &str) -> io::Result<()> {
+        let path = resolve(&self.root, path)?;
+        self.with_handle(&path, false, async |open| open.file.sync_all().await)
+            .await
+    }
+
+    async fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
+        let path = resolve(&self.root, path)?;
+        self.with_handle(&path, false, async |open| {
+            open.file.set_len(len).await?;
+            open.end.set(len);
+            open.file.sync_all().await
+        })
+        .await
+    }
+
+    async fn write_atomic(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        let path = resolve(&self.root, path)?;
+        let temp = temp_path(&path);
+        let dir = parent(&path);
+        create_dirs(dir).await?;
+        self.open.borrow_mut().remove(&path);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .await?;
+        file.write_at(data, 0).await?;
+        file.sync_all().await?;
+        drop(file);
+        fs::rename(&temp, &path).await?;
+        fs::sync_dir(dir).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{MetaFile, Wal};
+    use std::io::Write;
+
+    const ROOT: &str = "/data/node";
+
+    /// What the restarted host found on its disk.
+    #[derive(Debug, Default)]
+    struct Found {
+        wal_bytes: usize,
+        records: Vec<u64>,
+        after_reopen: Vec<u64>,
+        meta: Option<u64>,
+        synced_file: Option<Vec<u8>>,
+        unsynced_file: Option<Vec<u8>>,
+        orphan: Option<Vec<u8>>,
+    }
+
+    /// Before the crash: `synced` records made durable, then `unsynced` more
+    /// appended one by one, plus files in every durability state.
+    async fn write_phase(disk: Rc<dyn Disk>, synced: u64, unsynced: u64) -> io::Result<()> {
+        let (mut wal, found) = Wal::<u64>::open(Rc::clone(&disk), "wal").await.unwrap();
+        assert!(found.is_empty());
+        for i in 0..synced {
+            wal.append(&i).await.unwrap();
+            if i % 3 == 2 {
+                wal.sync().await.unwrap();
+            }
+        }
+        wal.sync().await.unwrap();
+        for i in synced..synced + unsynced {
+            wal.append(&i).await.unwrap();
+        }
+        MetaFile::new(Rc::clone(&disk), "meta")
+            .store(&7u64)
+            .await
+            .unwrap();
+        disk.append("synced", b"kept").await?;
+        disk.sync("synced").await?;
+        disk.append("unsynced", b"lost").await?;
+        // Data synced but directory entry not: the file is lost with the crash.
+        let mut orphan = sync_fs::File::create(format!("{ROOT}/orphan"))?;
+        orphan.write_all(b"orphaned")?;
+        orphan.sync_all()
+    }
+
+    /// After the restart: reopen everything, then check that recovery left a
+    /// clean log that takes new records.
+    async fn read_phase(disk: Rc<dyn Disk>) -> io::Result<Found> {
+        let wal_bytes = disk.read("wal").await?.unwrap_or_default().len();
+        let (mut wal, records) = Wal::<u64>::open(Rc::clone(&disk), "wal").await.unwrap();
+        wal.append_sync(&1000).await.unwrap();
+        let (_, after_reopen) = Wal::<u64>::open(Rc::clone(&disk), "wal").await.unwrap();
+        Ok(Found {
+            wal_bytes,
+            records,
+            after_reopen,
+            meta: MetaFile::new(Rc::clone(&disk), "meta")
+                .load()
+                .await
+                .unwrap(),
+            synced_file: disk.read("synced").await?,
+            unsynced_file: disk.read("unsynced").await?,
+            orphan: disk.read("orphan").await?,
+        })
+    }
+
+    /// Runs the write phase on a host, crashes and restarts it, and returns
+    /// what the read phase found.
+    fn crash_and_restart(mut builder: turmoil::Builder, synced: u64, unsynced: u64) -> Found {
+        builder.tick_duration(std::time::Duration::from_millis(1));
+        let mut sim = builder.build();
+        let restarted = Rc::new(Cell::new(false));
+        let found = Rc::new(RefCell::new(None));
+        let done = Rc::new(Cell::new(false));
+        let (r, f, d) = (restarted.clone(), found.clone(), done.clone());
+        sim.host("node", move || {
+            let (restarted, found, done) = (r.get(), f.clone(), d.clone());
+            async move {
+                let disk: Rc<dyn Disk> = Rc::new(SimDisk::new(ROOT));
+                if restarted {
+                    *found.borrow_mut() = Some(read_phase(disk).await?);
+                } else {
+                    write_phase(disk, synced, unsynced).await?;
+                }
+                done.set(true);
+                std::future::pending().await
+            }
+        });
+        let run_until_done = |sim: &mut turmoil::Sim| {
+            done.set(false);
+            while !done.get() {
+                sim.step().unwrap();
+            }
+        };
+        run_until_done(&mut sim);
+        sim.crash("node");
+        restarted.set(true);
+        sim.bounce("node");
+        run_until_done(&mut sim);
+        found.take().expect("the restarted host reported")
+    }
+
+    #[test]
+    fn crash_keeps_exactly_what_was_synced() {
+        let mut builder = turmoil::Builder::new();
+        builder.fs().io_latency();
+        let found = crash_and_restart(builder, 10, 5);
+        assert_eq!(found.records, (0..10).collect::<Vec<_>>());
+        assert_eq!(found.after_reopen.last(), Some(&1000));
+        assert_eq!(found.after_reopen.len(), 11);
+        assert_eq!(found.meta, Some(7));
+        assert_eq!(found.synced_file.as_deref(), Some(&b"kept"[..]));
+        assert_eq!(found.unsynced_file.as_deref(), Some(&b""[..]));
+        assert_eq!(found.orphan, None);
+    }
+
+    #[test]
+    fn torn_unsynced_tail_is_cut_on_recovery() {
+        let (synced, unsynced) = (10, 20);
+        let mut torn = 0;
+        for seed in 0..20 {
+            let mut builder = turmoil::Builder::new();
+            builder.rng_seed(seed).fs().block_size(4);
+            let found = crash_and_restart(builder, synced, unsynced);
+            let n = found.records.len() as u64;
+            assert!(
+                (synced..=synced + unsynced).contains(&n),
+                "seed {seed}: {n}"
+            );
+            assert_eq!(found.records, (0..n).collect::<Vec<_>>(), "seed {seed}");
+            let mut expected = found.records.clone();
+            expected.push(1000);
+            assert_eq!(found.after_reopen, expected, "seed {seed}");
+            let intact: usize = found.records.iter().map(|i| 8 + i.to_string().len()).sum();
+            torn += usize::from(found.wal_bytes > intact);
+        }
+        assert!(torn > 0, "no seed tore a write; the test exercises nothing");
+    }
+}
