@@ -21,6 +21,7 @@ compile_error!(
 pub mod check;
 pub mod history;
 pub mod net;
+pub mod node;
 pub mod replication;
 pub mod sim;
 pub mod storage;

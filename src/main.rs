@@ -1,1 +1,168 @@
-fn main() {}
+//! The `replisim` command-line tool.
+
+use std::{path::PathBuf, process::ExitCode, rc::Rc};
+
+use clap::{Parser, Subcommand};
+use replisim::{
+    replication::four_stage::{FourStage, Mode},
+    sim::{self, Fault, Outcome, Role, Scenario, ScheduledFault, Target, repro},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "replisim",
+    version,
+    about = "Deterministic simulation testing of replication code"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one simulated scenario of a built-in protocol and check it.
+    Run {
+        /// sync, semi-sync:K or async
+        #[arg(long)]
+        protocol: Mode,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 3)]
+        replicas: usize,
+        #[arg(long, default_value_t = 2)]
+        clients: usize,
+        /// Operations per client.
+        #[arg(long, default_value_t = 50)]
+        ops: usize,
+        /// At this simulated time (ms) the primary's machine is lost for
+        /// good and the operator fails over to a backup.
+        #[arg(long, value_name = "MS")]
+        crash_primary_at: Option<u64>,
+        /// Save the scenario as JSON to this file (for `replisim replay`).
+        #[arg(long, value_name = "FILE")]
+        save: Option<PathBuf>,
+    },
+    /// Run a saved scenario file again and check it.
+    Replay { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Run {
+            protocol,
+            seed,
+            replicas,
+            clients,
+            ops,
+            crash_primary_at,
+            save,
+        } => {
+            let mut scenario = Scenario::new(protocol, seed);
+            scenario.replicas = replicas;
+            scenario.clients = clients;
+            scenario.workload.ops_per_client = ops;
+            if let Some(at_ms) = crash_primary_at {
+                scenario.faults.push(ScheduledFault {
+                    at_ms,
+                    fault: Fault::Lose {
+                        node: Target::Role(Role::Primary),
+                    },
+                });
+            }
+            if let Some(path) = save {
+                if let Err(error) = std::fs::write(&path, scenario.to_json()) {
+                    eprintln!(
+                        "error: cannot save the scenario to {}: {error}",
+                        path.display()
+                    );
+                    return ExitCode::from(3);
+                }
+            }
+            let mut line = format!(
+                "replisim run --protocol {protocol} --seed {seed} --replicas {replicas} --clients {clients} --ops {ops}"
+            );
+            if let Some(at) = crash_primary_at {
+                line += &format!(" --crash-primary-at {at}");
+            }
+            run_and_report(&scenario, &line)
+        }
+        Command::Replay { file } => {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(text) => text,
+                Err(error) => {
+                    eprintln!("error: cannot read {}: {error}", file.display());
+                    return ExitCode::from(3);
+                }
+            };
+            match Scenario::from_json(&text) {
+                Ok(scenario) => {
+                    run_and_report(&scenario, &format!("replisim replay {}", file.display()))
+                }
+                Err(error) => {
+                    eprintln!("error: {}: {error}", file.display());
+                    ExitCode::from(3)
+                }
+            }
+        }
+    }
+}
+
+fn run_and_report(scenario: &Scenario, command_line: &str) -> ExitCode {
+    let outcome = match sim::run(scenario) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(3);
+        }
+    };
+    let verdicts = outcome.verdicts();
+    println!("{}", summary(&outcome));
+    println!("{verdicts}");
+    println!("digest: {}", outcome.digest_hex());
+    if verdicts.passed() {
+        return ExitCode::SUCCESS;
+    }
+    let mode = scenario.mode().expect("run() accepted a built-in protocol");
+    let system = Rc::new(FourStage::new(mode, scenario.engine));
+    match repro::save_failure(&outcome, system, &repro::output_dir()) {
+        Ok(saved) => {
+            println!("scenario saved: {}", saved.scenario_file.display());
+            println!("trace written:  {}", saved.trace_file.display());
+            println!("reproduce with: {command_line}");
+            println!(
+                "            or: replisim replay {}",
+                saved.scenario_file.display()
+            );
+        }
+        Err(error) => {
+            eprintln!("warning: could not save the failure: {error}");
+            println!("reproduce with: {command_line}");
+        }
+    }
+    ExitCode::FAILURE
+}
+
+fn summary(outcome: &Outcome) -> String {
+    let s = &outcome.scenario;
+    let faults: Vec<String> = s
+        .faults
+        .iter()
+        .map(|f| format!("{} at {} ms", f.fault, f.at_ms))
+        .collect();
+    format!(
+        "protocol {} | seed {} | {} replicas, {} clients x {} ops | faults: {} | simulated {} ms, {} trace events",
+        s.protocol,
+        s.seed,
+        s.replicas,
+        s.clients,
+        s.workload.ops_per_client,
+        if faults.is_empty() {
+            "none".to_string()
+        } else {
+            faults.join(", ")
+        },
+        outcome.stats.simulated_ms,
+        outcome.stats.trace_events
+    )
+}

@@ -1,1 +1,77 @@
-//! (being built)
+//! Transport: typed messages over length-delimited TCP frames.
+//!
+//! Protocol code sees only the [`Network`] trait (connect, bind) and the
+//! typed layer on top of it in [`rpc`]: [`RpcClient`] for request/response
+//! and one-way messages with connect-with-backoff, reconnect after a broken
+//! connection and per-request timeouts, and [`serve`] for the accepting side.
+//! [`frame`] owns the wire format. Two implementations of [`Network`]:
+//! [`SimNetwork`] on turmoil's simulated TCP and [`TcpNetwork`] on tokio's.
+//!
+//! turmoil's TCP never retransmits: a stream that lost a segment to a
+//! partition stays silent for good. The only defence is the one real systems
+//! need anyway: every request has a timeout, and a timed-out connection is
+//! dropped and re-established.
+
+pub mod frame;
+mod real;
+pub mod rpc;
+mod sim;
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use real::TcpNetwork;
+pub use rpc::{Handler, RpcClient, RpcConfig, serve};
+pub use sim::SimNetwork;
+
+/// A byte stream between two nodes.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> Stream for T {}
+
+/// A boxed [`Stream`], as the typed layer uses it.
+pub type BoxStream = Box<dyn Stream>;
+
+/// Where connections come from: the only network access protocol code has.
+#[async_trait::async_trait(?Send)]
+pub trait Network {
+    /// Opens a connection to `addr` (`host:port`).
+    async fn connect(&self, addr: &str) -> io::Result<BoxStream>;
+    /// Listens on `port` on all of this node's addresses.
+    async fn bind(&self, port: u16) -> io::Result<Box<dyn Listener>>;
+}
+
+/// The accepting end of [`Network::bind`].
+#[async_trait::async_trait(?Send)]
+pub trait Listener {
+    /// Waits for the next connection; returns it with the peer's address.
+    async fn accept(&self) -> io::Result<(BoxStream, String)>;
+}
+
+/// Why a message exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// Could not connect before the deadline: the request was never sent.
+    #[error("could not connect to {addr}: {reason}")]
+    Unreachable { addr: String, reason: String },
+    /// The request was sent, but no answer came in time.
+    #[error("no answer from {addr} within {timeout_ms} ms")]
+    Timeout { addr: String, timeout_ms: u64 },
+    /// The connection broke after the request may have been sent.
+    #[error("connection to {addr} broke: {source}")]
+    Broken { addr: String, source: io::Error },
+    /// The peer sent something that is not a valid frame.
+    #[error("bad frame from {addr}: {source}")]
+    BadFrame {
+        addr: String,
+        source: frame::FrameError,
+    },
+}
+
+impl NetError {
+    /// Whether the request definitely never reached the peer, so it cannot
+    /// have taken effect (a Jepsen `fail` rather than `info`).
+    pub fn never_sent(&self) -> bool {
+        matches!(self, NetError::Unreachable { .. })
+    }
+}

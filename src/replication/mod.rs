@@ -1,1 +1,11 @@
-//! (being built)
+//! The built-in replication protocols. Each sees only [`crate::net`],
+//! [`crate::storage`], `tokio::time` and `tracing`, and plugs into the
+//! harness through [`crate::node::System`] like a user's own code.
+//!
+//! - [`kv`]: the key-value state machine every protocol replicates.
+//! - [`four_stage`]: the seed's Request / Sync / Response / Async engine,
+//!   with the width of the Sync stage as its one parameter: synchronous
+//!   (every backup), semi-synchronous (k backups) and asynchronous (none).
+
+pub mod four_stage;
+pub mod kv;

@@ -1,0 +1,77 @@
+//! Convergence: after heal and quiesce, every surviving replica holds the
+//! same state. A replica that never reported its state makes the verdict
+//! `unknown`.
+
+use std::{collections::BTreeMap, fmt};
+
+use serde::{Deserialize, Serialize};
+
+use super::Verdict;
+use crate::node::ReplicaState;
+
+/// Keys on which replicas disagree, with each replica's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub differences: BTreeMap<String, BTreeMap<usize, Option<String>>>,
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "replicas diverge on {} key(s)", self.differences.len())?;
+        for (key, values) in &self.differences {
+            write!(f, "\n    {key}:")?;
+            for (replica, value) in values {
+                write!(f, " replica-{replica}={value:?}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn check(states: &BTreeMap<usize, Option<ReplicaState>>) -> Verdict<Evidence> {
+    let mut reported = BTreeMap::new();
+    for (&id, state) in states {
+        match state {
+            Some(state) => reported.insert(id, state),
+            None => return Verdict::Unknown(format!("replica-{id} did not report its state")),
+        };
+    }
+    let keys: std::collections::BTreeSet<&String> =
+        reported.values().flat_map(|s| s.keys()).collect();
+    let differences: BTreeMap<String, BTreeMap<usize, Option<String>>> = keys
+        .into_iter()
+        .filter_map(|key| {
+            let values: BTreeMap<usize, Option<String>> = reported
+                .iter()
+                .map(|(&id, state)| (id, state.get(key).cloned()))
+                .collect();
+            let first = values.values().next()?;
+            values
+                .values()
+                .any(|v| v != first)
+                .then(|| (key.clone(), values))
+        })
+        .collect();
+    if differences.is_empty() {
+        Verdict::Ok
+    } else {
+        Verdict::Violation(Evidence { differences })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_states_converge_and_different_ones_do_not() {
+        let a = ReplicaState::from([("k".to_string(), "1".to_string())]);
+        let b = ReplicaState::new();
+        let same = BTreeMap::from([(0, Some(a.clone())), (1, Some(a.clone()))]);
+        assert!(check(&same).is_ok());
+        let diverged = BTreeMap::from([(0, Some(a)), (1, Some(b))]);
+        assert!(check(&diverged).is_violation());
+        let silent = BTreeMap::from([(0, None)]);
+        assert!(matches!(check(&silent), Verdict::Unknown(_)));
+    }
+}

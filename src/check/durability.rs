@@ -1,0 +1,170 @@
+//! Durability: no write acknowledged `ok` is missing from the final state.
+//!
+//! The final state of a key is what the final read (after heal and
+//! quiesce) returned. An acknowledged mutation `w` of key `k` survives when
+//!
+//! - `w` is a write (or a successful compare-and-set) and the final value
+//!   starts with its value (later appends may follow it), or `w` is an
+//!   append and the final value contains its token; or
+//! - the final value was produced by another write or compare-and-set `o`
+//!   of `k` that *may have followed* `w`: `o` completed `ok` or is
+//!   indeterminate, and did not complete before `w` was invoked. Such an
+//!   `o` legitimately overwrote `w`.
+//!
+//! Anything else is a lost write. An unset final value loses every
+//! acknowledged mutation of that key; a key whose final read failed makes
+//! the verdict `unknown`.
+
+use std::{collections::BTreeMap, fmt};
+
+use serde::{Deserialize, Serialize};
+
+use super::Verdict;
+use crate::history::{History, Op, Operation};
+
+/// An acknowledged write that the final state does not reflect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostWrite {
+    pub process: u64,
+    pub op: Op,
+    pub invoke_ns: u64,
+    pub complete_ns: u64,
+    pub final_value: Option<String>,
+}
+
+/// Every lost write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub lost: Vec<LostWrite>,
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} acknowledged write(s) lost", self.lost.len())?;
+        for lost in &self.lost {
+            write!(
+                f,
+                "\n    process {} {:?} acknowledged at {:.3} ms; final value {:?}",
+                lost.process,
+                lost.op,
+                lost.complete_ns as f64 / 1e6,
+                lost.final_value
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The value a write or compare-and-set leaves behind.
+fn installed_value(op: &Op) -> Option<&str> {
+    match op {
+        Op::Write { value, .. } => Some(value),
+        Op::Cas { to, .. } => Some(to),
+        _ => None,
+    }
+}
+
+fn reflected(op: &Op, final_value: &str) -> bool {
+    match op {
+        Op::Append { value, .. } => final_value.contains(value.as_str()),
+        op => installed_value(op).is_some_and(|v| final_value.starts_with(v)),
+    }
+}
+
+/// Checks `history` against the final reads (key to value; absent keys'
+/// reads failed).
+pub fn check(
+    history: &History,
+    final_reads: &BTreeMap<String, Option<String>>,
+) -> Verdict<Evidence> {
+    let operations = history.operations();
+    let mut lost = Vec::new();
+    for w in operations
+        .iter()
+        .filter(|o| o.is_ok() && o.op.is_mutation())
+    {
+        let key = w.op.key();
+        let Some(final_value) = final_reads.get(key) else {
+            return Verdict::Unknown(format!("the final read of {key} did not succeed"));
+        };
+        let survives = final_value
+            .as_deref()
+            .is_some_and(|f| reflected(&w.op, f) || overwritten_later(&operations, w, f));
+        if !survives {
+            lost.push(LostWrite {
+                process: w.process,
+                op: w.op.clone(),
+                invoke_ns: w.invoke_time,
+                complete_ns: w.complete_time.unwrap_or_default(),
+                final_value: final_value.clone(),
+            });
+        }
+    }
+    if lost.is_empty() {
+        Verdict::Ok
+    } else {
+        Verdict::Violation(Evidence { lost })
+    }
+}
+
+/// Whether the final value came from a write that may have followed `w`.
+fn overwritten_later(operations: &[Operation], w: &Operation, final_value: &str) -> bool {
+    operations.iter().any(|o| {
+        o.op.key() == w.op.key()
+            && !std::ptr::eq(o, w)
+            && o.may_have_happened()
+            && o.complete_time.is_none_or(|done| done >= w.invoke_time)
+            && installed_value(&o.op).is_some_and(|v| final_value.starts_with(v))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Completion;
+
+    fn write(h: &mut History, p: u64, t: (u64, u64), value: &str, c: Completion) {
+        let op = Op::Write {
+            key: "k".into(),
+            value: value.into(),
+        };
+        h.invoke(p, t.0, op.clone());
+        h.complete(p, t.1, op, &c);
+    }
+
+    fn finals(value: Option<&str>) -> BTreeMap<String, Option<String>> {
+        BTreeMap::from([("k".to_string(), value.map(String::from))])
+    }
+
+    #[test]
+    fn acknowledged_write_missing_is_lost() {
+        let mut h = History::default();
+        write(&mut h, 0, (1, 2), "a", Completion::Ok(None));
+        write(&mut h, 0, (3, 4), "b", Completion::Ok(None));
+        assert!(check(&h, &finals(Some("a"))).is_violation());
+        assert!(check(&h, &finals(None)).is_violation());
+        assert!(check(&h, &finals(Some("b"))).is_ok());
+    }
+
+    #[test]
+    fn overwrite_by_a_write_that_may_follow_is_fine() {
+        let mut h = History::default();
+        write(&mut h, 0, (1, 5), "a", Completion::Ok(None));
+        write(&mut h, 1, (2, 3), "b", Completion::Info("timeout".into()));
+        assert!(check(&h, &finals(Some("b"))).is_ok());
+        let mut h = History::default();
+        write(&mut h, 1, (1, 2), "b", Completion::Ok(None));
+        write(&mut h, 0, (3, 4), "a", Completion::Ok(None));
+        assert!(
+            check(&h, &finals(Some("b"))).is_violation(),
+            "b finished before a began"
+        );
+    }
+
+    #[test]
+    fn failed_final_read_is_unknown() {
+        let mut h = History::default();
+        write(&mut h, 0, (1, 2), "a", Completion::Ok(None));
+        assert!(matches!(check(&h, &BTreeMap::new()), Verdict::Unknown(_)));
+    }
+}

@@ -1,0 +1,248 @@
+//! Typed request/response and one-way messages over [`FramedConn`]s.
+//!
+//! [`RpcClient`] owns at most one connection to one peer and sends one
+//! request at a time. It connects lazily with exponential backoff, gives
+//! every request a deadline, and drops the connection after any failure so
+//! the next request starts on a fresh one (the only way out of a turmoil
+//! stream that lost a segment). Responses carry their request's id, so a
+//! late answer to an abandoned request is never mistaken for the current one.
+//!
+//! [`serve`] accepts connections and answers each one's requests in order
+//! with a [`Handler`]. A malformed or oversized frame closes that one
+//! connection with a logged error; the listener keeps serving everyone else.
+
+use std::{marker::PhantomData, rc::Rc, time::Duration};
+
+use futures_util::future::LocalBoxFuture;
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::time::{Instant, sleep, timeout};
+
+use super::{
+    Listener, NetError, Network,
+    frame::{Envelope, FrameError, FramedConn},
+};
+
+/// Timeouts and backoff of an [`RpcClient`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RpcConfig {
+    /// Deadline for one request, connecting included.
+    pub request_timeout: Duration,
+    /// First wait after a failed connection attempt; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig {
+            request_timeout: Duration::from_millis(200),
+            min_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A client for one peer, speaking `Req` and expecting `Resp`.
+pub struct RpcClient<Req, Resp> {
+    net: Rc<dyn Network>,
+    addr: String,
+    config: RpcConfig,
+    conn: Option<FramedConn>,
+    next_id: u64,
+    _types: PhantomData<fn(Req) -> Resp>,
+}
+
+impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
+    pub fn new(net: Rc<dyn Network>, addr: impl Into<String>, config: RpcConfig) -> Self {
+        RpcClient {
+            net,
+            addr: addr.into(),
+            config,
+            conn: None,
+            next_id: 1,
+            _types: PhantomData,
+        }
+    }
+
+    /// The peer's address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sends `req` and waits for its response, within the request timeout.
+    pub async fn call(&mut self, req: &Req) -> Result<Resp, NetError> {
+        self.call_within(req, self.config.request_timeout).await
+    }
+
+    /// [`RpcClient::call`] with an explicit deadline.
+    pub async fn call_within(&mut self, req: &Req, deadline: Duration) -> Result<Resp, NetError> {
+        let id = self.take_id();
+        let result = match timeout(deadline, self.exchange(id, req, deadline)).await {
+            Ok(result) => result,
+            Err(_) if self.conn.is_none() => Err(NetError::Unreachable {
+                addr: self.addr.clone(),
+                reason: format!("no connection within {} ms", deadline.as_millis()),
+            }),
+            Err(_) => Err(NetError::Timeout {
+                addr: self.addr.clone(),
+                timeout_ms: deadline.as_millis() as u64,
+            }),
+        };
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+
+    /// Sends a one-way message (no response), within the request timeout.
+    pub async fn notify(&mut self, msg: &Req) -> Result<(), NetError> {
+        let deadline = self.config.request_timeout;
+        let envelope = Envelope { id: 0, body: msg };
+        let sent = timeout(deadline, async {
+            let addr = self.addr.clone();
+            let conn = self.connected(deadline).await?;
+            conn.send(&envelope).await.map_err(|e| broken(&addr, e))
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(NetError::Timeout {
+                addr: self.addr.clone(),
+                timeout_ms: deadline.as_millis() as u64,
+            })
+        });
+        if sent.is_err() {
+            self.conn = None;
+        }
+        sent
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    async fn exchange(&mut self, id: u64, req: &Req, deadline: Duration) -> Result<Resp, NetError> {
+        let addr = self.addr.clone();
+        let conn = self.connected(deadline).await?;
+        conn.send(&Envelope { id, body: req })
+            .await
+            .map_err(|e| broken(&addr, e))?;
+        loop {
+            match conn.recv::<Resp>().await {
+                None => {
+                    return Err(NetError::Broken {
+                        addr,
+                        source: std::io::ErrorKind::UnexpectedEof.into(),
+                    });
+                }
+                Some(Err(e)) => return Err(broken(&addr, e)),
+                Some(Ok((envelope, checksum))) if envelope.id == id => {
+                    tracing::trace!(target: "replisim::net", peer = %addr, id, checksum, "response");
+                    return Ok(envelope.body);
+                }
+                Some(Ok((envelope, _))) => {
+                    tracing::debug!(target: "replisim::net", peer = %addr, id = envelope.id, "dropping a late response");
+                }
+            }
+        }
+    }
+
+    /// The open connection, or a new one (retrying with backoff until the
+    /// caller's deadline cancels this future).
+    async fn connected(&mut self, deadline: Duration) -> Result<&mut FramedConn, NetError> {
+        if self.conn.is_none() {
+            let started = Instant::now();
+            let mut backoff = self.config.min_backoff;
+            let stream = loop {
+                match self.net.connect(&self.addr).await {
+                    Ok(stream) => break stream,
+                    Err(e) if started.elapsed() + backoff >= deadline => {
+                        return Err(NetError::Unreachable {
+                            addr: self.addr.clone(),
+                            reason: e.to_string(),
+                        });
+                    }
+                    Err(e) => {
+                        tracing::trace!(target: "replisim::net", peer = %self.addr, error = %e, "connect failed");
+                        sleep(backoff).await;
+                        backoff = (backoff * 2).min(self.config.max_backoff);
+                    }
+                }
+            };
+            self.conn = Some(FramedConn::new(stream));
+        }
+        Ok(self.conn.as_mut().expect("connection was just set"))
+    }
+}
+
+fn broken(addr: &str, error: FrameError) -> NetError {
+    match error {
+        FrameError::Io(source) => NetError::Broken {
+            addr: addr.to_string(),
+            source,
+        },
+        decode @ FrameError::Decode(_) => NetError::BadFrame {
+            addr: addr.to_string(),
+            source: decode,
+        },
+    }
+}
+
+/// Answers one request; `None` for a one-way message (or to send nothing).
+pub type Handler<Req, Resp> = Rc<dyn Fn(Req) -> LocalBoxFuture<'static, Option<Resp>>>;
+
+/// Accepts connections on `listener` forever, answering each connection's
+/// requests in order with `handler`. Returns only if accepting fails.
+pub async fn serve<Req, Resp>(
+    listener: Box<dyn Listener>,
+    handler: Handler<Req, Resp>,
+) -> std::io::Result<()>
+where
+    Req: DeserializeOwned + 'static,
+    Resp: Serialize + 'static,
+{
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        tracing::trace!(target: "replisim::net", %peer, "accepted");
+        tokio::task::spawn_local(serve_connection(
+            FramedConn::new(stream),
+            peer,
+            handler.clone(),
+        ));
+    }
+}
+
+async fn serve_connection<Req, Resp>(
+    mut conn: FramedConn,
+    peer: String,
+    handler: Handler<Req, Resp>,
+) where
+    Req: DeserializeOwned,
+    Resp: Serialize,
+{
+    while let Some(received) = conn.recv::<Req>().await {
+        let (envelope, checksum) = match received {
+            Ok(received) => received,
+            Err(error) => {
+                tracing::error!(target: "replisim::net", %peer, %error, "closing connection after a bad frame");
+                return;
+            }
+        };
+        tracing::trace!(target: "replisim::net", %peer, id = envelope.id, checksum, "request");
+        let Some(body) = handler(envelope.body).await else {
+            continue;
+        };
+        if envelope.id == 0 {
+            continue;
+        }
+        let reply = Envelope {
+            id: envelope.id,
+            body,
+        };
+        if let Err(error) = conn.send(&reply).await {
+            tracing::debug!(target: "replisim::net", %peer, %error, "could not answer");
+            return;
+        }
+    }
+}

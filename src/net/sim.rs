@@ -1,0 +1,35 @@
+//! [`Network`] on turmoil's simulated TCP: usable only inside a turmoil host.
+
+use std::io;
+
+use super::{BoxStream, Listener, Network};
+
+/// The simulated network of the current turmoil host.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SimNetwork;
+
+#[async_trait::async_trait(?Send)]
+impl Network for SimNetwork {
+    async fn connect(&self, addr: &str) -> io::Result<BoxStream> {
+        let stream = turmoil::net::TcpStream::connect(addr).await?;
+        Ok(Box::new(stream))
+    }
+
+    async fn bind(&self, port: u16) -> io::Result<Box<dyn Listener>> {
+        let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
+        Ok(Box::new(SimListener(listener)))
+    }
+}
+
+struct SimListener(turmoil::net::TcpListener);
+
+#[async_trait::async_trait(?Send)]
+impl Listener for SimListener {
+    async fn accept(&self) -> io::Result<(BoxStream, String)> {
+        let (stream, peer) = self.0.accept().await?;
+        let peer = turmoil::reverse_lookup(peer.ip())
+            .map(|host| format!("{host}:{}", peer.port()))
+            .unwrap_or_else(|| peer.to_string());
+        Ok((Box::new(stream), peer))
+    }
+}

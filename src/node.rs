@@ -1,0 +1,162 @@
+//! The plug between the harness and replica code: what a node is given when
+//! it starts on a host, and what a [`System`] under test provides.
+//!
+//! The built-in protocols implement [`System`] exactly as a user's own code
+//! does; nothing here depends on turmoil, so the same node code runs inside
+//! a simulation (with [`crate::net::SimNetwork`] and
+//! [`crate::storage::SimDisk`]) and as a real server (with
+//! [`crate::net::TcpNetwork`] and [`crate::storage::RealDisk`]).
+//!
+//! ```
+//! use std::rc::Rc;
+//! use futures_util::future::LocalBoxFuture;
+//! use replisim::history::{Completion, Op};
+//! use replisim::node::{ClientContext, KvClient, NodeContext, NodeResult, System};
+//!
+//! /// A system whose "replicas" do nothing and whose client fails every call.
+//! struct Nothing;
+//! struct NoClient;
+//!
+//! #[async_trait::async_trait(?Send)]
+//! impl KvClient for NoClient {
+//!     async fn call(&mut self, _op: &Op) -> Completion {
+//!         Completion::Fail("nothing to talk to".into())
+//!     }
+//! }
+//!
+//! impl System for Nothing {
+//!     fn name(&self) -> String { "nothing".into() }
+//!     fn replica(&self, _node: NodeContext) -> LocalBoxFuture<'static, NodeResult> {
+//!         Box::pin(std::future::pending())
+//!     }
+//!     fn client(&self, _ctx: ClientContext) -> Box<dyn KvClient> { Box::new(NoClient) }
+//! }
+//! ```
+
+use std::{cell::RefCell, collections::BTreeMap, rc::Rc};
+
+use futures_util::future::LocalBoxFuture;
+
+use crate::{
+    history::{Completion, Op},
+    net::Network,
+    storage::Disk,
+};
+
+/// The key-value contents of one replica, as compared by the convergence check.
+pub type ReplicaState = BTreeMap<String, String>;
+
+/// What a replica's host future ends with; an error fails the run.
+pub type NodeResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The port replicas listen on inside a simulation.
+pub const REPLICA_PORT: u16 = 7000;
+
+/// Everything a replica gets when its host starts (and again on restart).
+pub struct NodeContext {
+    /// This replica's index into `replicas`.
+    pub id: usize,
+    /// Every replica's address (`host:port`), indexed by id.
+    pub replicas: Rc<[String]>,
+    /// This node's network.
+    pub net: Rc<dyn Network>,
+    /// This node's durable storage.
+    pub disk: Rc<dyn Disk>,
+    /// Where the node publishes how to read its state at the end of a run.
+    pub state: StateProbe,
+}
+
+impl NodeContext {
+    /// The port to listen on: the one in this replica's own address.
+    pub fn port(&self) -> u16 {
+        self.replicas[self.id]
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or(REPLICA_PORT)
+    }
+}
+
+/// A replica registers here a function that reads its current state; the
+/// harness calls it after the cluster quiesced. A crashed replica's
+/// registration dies with it.
+#[derive(Clone, Default)]
+pub struct StateProbe(Rc<RefCell<Option<StateReader>>>);
+
+type StateReader = Box<dyn Fn() -> ReplicaState>;
+
+impl StateProbe {
+    /// Registers (or replaces) the function that reads this replica's state.
+    pub fn publish(&self, read: impl Fn() -> ReplicaState + 'static) {
+        *self.0.borrow_mut() = Some(Box::new(read));
+    }
+
+    /// Reads the state, if a live replica published a reader.
+    pub fn read(&self) -> Option<ReplicaState> {
+        self.0.borrow().as_ref().map(|read| read())
+    }
+
+    /// Forgets the reader (the replica crashed).
+    pub fn clear(&self) {
+        self.0.borrow_mut().take();
+    }
+}
+
+/// Which replica the operator currently names as primary. Clients of
+/// primary-based protocols read it for every operation; leader-electing
+/// protocols may ignore it.
+#[derive(Clone, Debug, Default)]
+pub struct Directory(Rc<std::cell::Cell<usize>>);
+
+impl Directory {
+    pub fn primary(&self) -> usize {
+        self.0.get()
+    }
+
+    pub fn set_primary(&self, id: usize) {
+        self.0.set(id)
+    }
+}
+
+/// Everything a client (or the failover operator) gets.
+#[derive(Clone)]
+pub struct ClientContext {
+    /// The client's process number in the history.
+    pub process: u64,
+    pub replicas: Rc<[String]>,
+    pub net: Rc<dyn Network>,
+    pub directory: Directory,
+}
+
+/// One client's connection to the system: performs one operation at a time.
+#[async_trait::async_trait(?Send)]
+pub trait KvClient {
+    /// Performs `op` and says how it ended. Must return (the harness does not
+    /// time it out): give up with [`Completion::Info`] after a deadline.
+    async fn call(&mut self, op: &Op) -> Completion;
+}
+
+/// A replicated key-value system under test.
+pub trait System {
+    /// A short name for reports.
+    fn name(&self) -> String;
+
+    /// The replica's software: runs until the host crashes. Called again on
+    /// every restart, with the same disk.
+    fn replica(&self, node: NodeContext) -> LocalBoxFuture<'static, NodeResult>;
+
+    /// A client connection.
+    fn client(&self, ctx: ClientContext) -> Box<dyn KvClient>;
+
+    /// Called when the harness loses replicas for good: promote a survivor
+    /// and return its id (the harness then points the [`Directory`] at it).
+    /// The default does nothing, for systems that elect leaders themselves.
+    fn fail_over(
+        &self,
+        ctx: ClientContext,
+        lost: Vec<usize>,
+    ) -> LocalBoxFuture<'static, Option<usize>> {
+        let _ = (ctx, lost);
+        Box::pin(async { None })
+    }
+}

@@ -1,0 +1,136 @@
+//! Clients of the engine, and the operator that performs manual failover.
+
+use std::{collections::BTreeMap, rc::Rc};
+
+use super::{
+    EngineConfig,
+    messages::{Request, Response},
+};
+use crate::{
+    history::{Completion, Op},
+    net::{NetError, RpcClient, RpcConfig},
+    node::{ClientContext, KvClient},
+};
+
+/// A client: mutations (and reads, unless configured otherwise) go to the
+/// replica the [`crate::node::Directory`] names as primary.
+pub(super) struct Client {
+    ctx: ClientContext,
+    config: EngineConfig,
+    connections: BTreeMap<usize, RpcClient<Request, Response>>,
+}
+
+impl Client {
+    pub fn new(ctx: ClientContext, config: EngineConfig) -> Self {
+        Client {
+            ctx,
+            config,
+            connections: BTreeMap::new(),
+        }
+    }
+
+    fn target(&self, op: &Op) -> (usize, bool) {
+        let primary = self.ctx.directory.primary();
+        let replicas = self.ctx.replicas.len();
+        if self.config.read_from_backup && !op.is_mutation() && replicas > 1 {
+            let offset = 1 + (self.ctx.process as usize % (replicas - 1));
+            return ((primary + offset) % replicas, true);
+        }
+        (primary, false)
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl KvClient for Client {
+    async fn call(&mut self, op: &Op) -> Completion {
+        let (target, at_backup) = self.target(op);
+        let rpc = RpcConfig {
+            request_timeout: self.config.client_timeout,
+            ..self.config.rpc
+        };
+        let connection = self.connections.entry(target).or_insert_with(|| {
+            RpcClient::new(self.ctx.net.clone(), self.ctx.replicas[target].clone(), rpc)
+        });
+        let request = Request::Client {
+            op: op.clone(),
+            at_backup,
+        };
+        match connection.call(&request).await {
+            Ok(Response::Client(completion)) => completion,
+            Ok(Response::Refused(reason)) => Completion::Fail(reason),
+            Ok(other) => Completion::Info(format!("unexpected answer {other:?}")),
+            Err(error) => unsent_or_unknown(error),
+        }
+    }
+}
+
+fn unsent_or_unknown(error: NetError) -> Completion {
+    if error.never_sent() {
+        Completion::Fail(error.to_string())
+    } else {
+        Completion::Info(error.to_string())
+    }
+}
+
+/// How many rounds the operator asks survivors for their position before
+/// promoting the best of those that answered.
+const STATUS_ROUNDS: usize = 5;
+
+/// Manual failover: find the most up-to-date survivor, promote it under a
+/// new epoch with the survivors as members, and return it.
+pub(super) async fn fail_over(
+    ctx: ClientContext,
+    lost: Rc<[usize]>,
+    config: EngineConfig,
+) -> Option<usize> {
+    let survivors: Vec<usize> = (0..ctx.replicas.len())
+        .filter(|id| !lost.contains(id))
+        .collect();
+    let mut connections: BTreeMap<usize, RpcClient<Request, Response>> = survivors
+        .iter()
+        .map(|&id| {
+            (
+                id,
+                RpcClient::new(ctx.net.clone(), ctx.replicas[id].clone(), config.rpc),
+            )
+        })
+        .collect();
+    let mut positions = BTreeMap::new();
+    for _ in 0..STATUS_ROUNDS {
+        for (&id, connection) in connections.iter_mut() {
+            if positions.contains_key(&id) {
+                continue;
+            }
+            if let Ok(Response::Status {
+                epoch,
+                last_index,
+                last_epoch,
+                ..
+            }) = connection.call(&Request::Status).await
+            {
+                positions.insert(id, (epoch, last_epoch, last_index));
+            }
+        }
+        if positions.len() == survivors.len() {
+            break;
+        }
+    }
+    let (&best, _) = positions
+        .iter()
+        .max_by_key(|(id, (_, last_epoch, last_index))| {
+            (*last_epoch, *last_index, std::cmp::Reverse(**id))
+        })?;
+    let epoch = positions.values().map(|(epoch, ..)| epoch).max()? + 1;
+    tracing::info!(target: "replisim::engine", best, epoch, ?positions, "failing over");
+    let promote = Request::Promote {
+        epoch,
+        members: survivors,
+    };
+    let connection = connections.get_mut(&best)?;
+    for _ in 0..STATUS_ROUNDS {
+        if let Ok(Response::Done) = connection.call(&promote).await {
+            return Some(best);
+        }
+    }
+    None
+}

@@ -1,0 +1,58 @@
+//! The engine's wire protocol: one request enum for clients, peers and the
+//! operator, one response enum.
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::{Completion, Op};
+
+/// One entry of the replicated log. Indexes start at 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub index: u64,
+    /// The epoch of the primary that created it.
+    pub epoch: u64,
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// Request stage: a client operation. Mutations must reach the primary;
+    /// a read with `at_backup` is served by any replica from what it has.
+    Client { op: Op, at_backup: bool },
+    /// Sync/Async stage: primary `from` ships entries following
+    /// `(prev_index, prev_epoch)`, and its commit point.
+    Replicate {
+        from: usize,
+        epoch: u64,
+        prev_index: u64,
+        prev_epoch: u64,
+        entries: Vec<Entry>,
+        commit: u64,
+    },
+    /// Operator: where is your log?
+    Status,
+    /// Operator: become primary of `epoch` with these members.
+    Promote { epoch: u64, members: Vec<usize> },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    Client(Completion),
+    /// `ok`: the entries are durable and the log matches up to `last_index`.
+    /// Otherwise the primary should resend from `last_index + 1` (or step
+    /// aside if `epoch` is newer than its own).
+    Replicated {
+        ok: bool,
+        epoch: u64,
+        last_index: u64,
+    },
+    Status {
+        epoch: u64,
+        primary: usize,
+        last_index: u64,
+        last_epoch: u64,
+    },
+    Done,
+    /// The request could not be handled (disk failure, wrong role...).
+    Refused(String),
+}

@@ -1,0 +1,169 @@
+//! The four-stage replication engine (synchronous, semi-synchronous and
+//! asynchronous primary/backup replication) from the seed chapter.
+//!
+//! Every write goes through the seed's four stages:
+//!
+//! 1. **Request**: a client sends the write to the primary.
+//! 2. **Sync**: the primary appends it to its write-ahead log and fsyncs,
+//!    then waits until [`Mode::required_acks`] backups have durably appended
+//!    it too (backups persist before they ack).
+//! 3. **Response**: the write is applied to the primary's store and the
+//!    client is answered.
+//! 4. **Async**: a shipper per backup keeps pushing the log to backups that
+//!    did not take part in the Sync stage, retrying across broken
+//!    connections; its heartbeats also carry the commit point. With no
+//!    Sync stage at all, shipping is lazy: every
+//!    [`EngineConfig::async_ship_interval`].
+//!
+//! With [`Mode::Sync`] the Sync stage waits for every backup (N-of-N), with
+//! [`Mode::SemiSync`] for k, with [`Mode::Async`] for none. Reads go to the
+//! primary and see only committed writes; [`EngineConfig::read_from_backup`]
+//! sends them to a backup instead, which serves everything it has persisted
+//! (so stale and dirty reads can be shown).
+//!
+//! Failover is manual, as the seed describes for primary/backup systems: the
+//! operator ([`System::fail_over`]) asks every survivor for its log
+//! position, promotes the most up-to-date one under a new epoch and tells the
+//! rest to follow it. Log entries carry their epoch; a backup that finds its
+//! log disagreeing with the primary's at some index truncates from there
+//! (the check Raft's AppendEntries makes), and messages from an older epoch
+//! are refused.
+//!
+//! Files: [`messages`] (the wire protocol), `replica` (a node's state and
+//! request handlers), `shipper` (the Async stage), `client` (clients and the
+//! failover operator).
+
+mod client;
+pub mod messages;
+mod replica;
+mod shipper;
+
+use std::{fmt, rc::Rc, str::FromStr, time::Duration};
+
+use futures_util::future::LocalBoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    net::RpcConfig,
+    node::{ClientContext, KvClient, NodeContext, NodeResult, System},
+};
+
+/// How many backups the Sync stage waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Mode {
+    /// Every backup (N-of-N).
+    Sync,
+    /// `k` backups (capped at the number of backups).
+    SemiSync(usize),
+    /// None: the primary answers after its own durable write.
+    Async,
+}
+
+impl Mode {
+    /// Acks needed before the Response stage, given the number of backups.
+    pub fn required_acks(self, backups: usize) -> usize {
+        match self {
+            Mode::Sync => backups,
+            Mode::SemiSync(k) => k.min(backups),
+            Mode::Async => 0,
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mode::Sync => write!(f, "sync"),
+            Mode::SemiSync(k) => write!(f, "semi-sync:{k}"),
+            Mode::Async => write!(f, "async"),
+        }
+    }
+}
+
+/// A mode name that is not `sync`, `semi-sync:K` or `async`.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown replication mode {0:?}: expected sync, semi-sync:K or async")]
+pub struct BadMode(String);
+
+impl FromStr for Mode {
+    type Err = BadMode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sync" => Ok(Mode::Sync),
+            "async" => Ok(Mode::Async),
+            other => other
+                .strip_prefix("semi-sync:")
+                .and_then(|k| k.parse().ok())
+                .map(Mode::SemiSync)
+                .ok_or_else(|| BadMode(other.to_string())),
+        }
+    }
+}
+
+/// Timing and routing knobs of the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    /// Timeouts and backoff of every connection.
+    pub rpc: RpcConfig,
+    /// How long a client waits for one operation before recording `info`.
+    pub client_timeout: Duration,
+    /// A shipper with nothing to send still contacts its backup this often.
+    pub heartbeat: Duration,
+    /// Most log entries in one replicate message.
+    pub batch: usize,
+    /// With no backup to wait for (the asynchronous mode), the Async stage
+    /// ships what accumulated this often, as lazy replication does; writes
+    /// waiting in a Sync stage are shipped at once.
+    pub async_ship_interval: Duration,
+    /// Clients read from a backup (chosen by process number) instead of the primary.
+    pub read_from_backup: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            rpc: RpcConfig::default(),
+            client_timeout: Duration::from_millis(500),
+            heartbeat: Duration::from_millis(50),
+            batch: 64,
+            async_ship_interval: Duration::from_millis(25),
+            read_from_backup: false,
+        }
+    }
+}
+
+/// The engine as a [`System`] the harness (or `replisim serve`) runs.
+#[derive(Debug, Clone)]
+pub struct FourStage {
+    pub mode: Mode,
+    pub config: EngineConfig,
+}
+
+impl FourStage {
+    pub fn new(mode: Mode, config: EngineConfig) -> Self {
+        FourStage { mode, config }
+    }
+}
+
+impl System for FourStage {
+    fn name(&self) -> String {
+        self.mode.to_string()
+    }
+
+    fn replica(&self, node: NodeContext) -> LocalBoxFuture<'static, NodeResult> {
+        Box::pin(replica::run(node, self.mode, self.config))
+    }
+
+    fn client(&self, ctx: ClientContext) -> Box<dyn KvClient> {
+        Box::new(client::Client::new(ctx, self.config))
+    }
+
+    fn fail_over(
+        &self,
+        ctx: ClientContext,
+        lost: Vec<usize>,
+    ) -> LocalBoxFuture<'static, Option<usize>> {
+        Box::pin(client::fail_over(ctx, Rc::from(lost), self.config))
+    }
+}

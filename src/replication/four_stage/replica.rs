@@ -1,0 +1,401 @@
+//! One replica of the four-stage engine: recovery from its write-ahead log,
+//! its in-memory state, and the handlers for client, peer and operator
+//! requests. Disk updates are serialised by one async mutex around the WAL;
+//! the in-memory state sits in a `RefCell` that is never held across an
+//! `.await`.
+
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, BTreeSet},
+    rc::Rc,
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, watch};
+
+use super::{
+    EngineConfig, Mode,
+    messages::{Entry, Request, Response},
+    shipper,
+};
+use crate::{
+    history::{Completion, Op},
+    net::{Handler, Network, serve},
+    node::{NodeContext, NodeResult},
+    replication::kv::KvStore,
+    storage::{MetaFile, Wal},
+};
+
+const WAL_PATH: &str = "wal";
+const META_PATH: &str = "meta";
+
+/// Who leads, persisted before it is acted on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Meta {
+    pub epoch: u64,
+    pub primary: usize,
+    /// Replicas that take part in replication (the lost ones are dropped at failover).
+    pub members: Vec<usize>,
+}
+
+/// A replica's volatile state, rebuilt from disk on restart.
+pub(super) struct State {
+    pub meta: Meta,
+    pub log: Vec<Entry>,
+    store: KvStore,
+    applied: u64,
+    pub commit: u64,
+    /// Per backup, the highest index known to match the primary's log.
+    matched: BTreeMap<usize, u64>,
+    /// Indexes whose client waits for the result, and the results ready.
+    waiting: BTreeSet<u64>,
+    results: BTreeMap<u64, Completion>,
+}
+
+impl State {
+    pub fn last_index(&self) -> u64 {
+        self.log.len() as u64
+    }
+
+    pub fn epoch_at(&self, index: u64) -> u64 {
+        match index {
+            0 => 0,
+            i => self.log[i as usize - 1].epoch,
+        }
+    }
+
+    fn apply_to(&mut self, target: u64) {
+        while self.applied < target.min(self.last_index()) {
+            let entry = &self.log[self.applied as usize];
+            let result = self.store.apply(&entry.op);
+            if self.waiting.remove(&entry.index) {
+                self.results.insert(entry.index, result);
+            }
+            self.applied += 1;
+        }
+    }
+
+    /// Drops entries after `len`, rebuilding the store if applied ones go.
+    fn truncate(&mut self, len: u64) {
+        self.log.truncate(len as usize);
+        self.commit = self.commit.min(len);
+        if self.applied > len {
+            self.store = KvStore::default();
+            self.applied = 0;
+            self.apply_to(self.commit);
+        }
+    }
+}
+
+/// Everything the handlers and shippers of one replica share.
+pub(super) struct Replica {
+    pub id: usize,
+    pub mode: Mode,
+    pub config: EngineConfig,
+    pub peers: Rc<[String]>,
+    pub net: Rc<dyn Network>,
+    pub state: RefCell<State>,
+    wal: Mutex<Wal<Entry>>,
+    meta_file: MetaFile<Meta>,
+    commit_tx: watch::Sender<u64>,
+    /// The primary's last log index, watched by its shippers.
+    pub last_tx: watch::Sender<u64>,
+}
+
+/// The replica's software: recover, then serve until the host dies.
+pub(super) async fn run(node: NodeContext, mode: Mode, config: EngineConfig) -> NodeResult {
+    let (wal, entries) = Wal::open(node.disk.clone(), WAL_PATH).await?;
+    let meta_file = MetaFile::new(node.disk.clone(), META_PATH);
+    let meta = match meta_file.load().await? {
+        Some(meta) => meta,
+        None => Meta {
+            epoch: 1,
+            primary: 0,
+            members: (0..node.replicas.len()).collect(),
+        },
+    };
+    let mut state = State {
+        meta,
+        log: entries,
+        store: KvStore::default(),
+        applied: 0,
+        commit: 0,
+        matched: BTreeMap::new(),
+        waiting: BTreeSet::new(),
+        results: BTreeMap::new(),
+    };
+    // Everything persisted counts as committed locally: an entry the old
+    // incarnation had not committed was never acknowledged, so applying it
+    // is one of the outcomes its client was told to expect (`info`).
+    state.commit = state.last_index();
+    state.apply_to(state.commit);
+    tracing::info!(target: "replisim::engine", entries = state.log.len(), epoch = state.meta.epoch, primary = state.meta.primary, "recovered");
+    let last = state.last_index();
+    let replica = Rc::new(Replica {
+        id: node.id,
+        mode,
+        config,
+        peers: node.replicas.clone(),
+        net: node.net.clone(),
+        state: RefCell::new(state),
+        wal: Mutex::new(wal),
+        meta_file,
+        commit_tx: watch::Sender::new(last),
+        last_tx: watch::Sender::new(last),
+    });
+    let probe = Rc::downgrade(&replica);
+    node.state.publish(move || {
+        probe
+            .upgrade()
+            .map(|r| r.state.borrow().store.snapshot())
+            .unwrap_or_default()
+    });
+    replica.start_shippers_if_primary();
+    let listener = node.net.bind(node.port()).await?;
+    let handler_replica = replica.clone();
+    let handler: Handler<Request, Response> = Rc::new(move |request| {
+        let replica = handler_replica.clone();
+        Box::pin(async move { Some(replica.handle(request).await) })
+    });
+    serve(listener, handler).await?;
+    Ok(())
+}
+
+impl Replica {
+    async fn handle(self: &Rc<Self>, request: Request) -> Response {
+        match request {
+            Request::Client { op, at_backup } => {
+                Response::Client(self.client_op(op, at_backup).await)
+            }
+            Request::Replicate {
+                from,
+                epoch,
+                prev_index,
+                prev_epoch,
+                entries,
+                commit,
+            } => {
+                self.replicate(from, epoch, prev_index, prev_epoch, entries, commit)
+                    .await
+            }
+            Request::Status => {
+                let state = self.state.borrow();
+                Response::Status {
+                    epoch: state.meta.epoch,
+                    primary: state.meta.primary,
+                    last_index: state.last_index(),
+                    last_epoch: state.epoch_at(state.last_index()),
+                }
+            }
+            Request::Promote { epoch, members } => self.promote(epoch, members).await,
+        }
+    }
+
+    fn is_primary(&self) -> bool {
+        self.state.borrow().meta.primary == self.id
+    }
+
+    async fn client_op(self: &Rc<Self>, op: Op, at_backup: bool) -> Completion {
+        let backup_read = at_backup && !op.is_mutation();
+        if !self.is_primary() && !backup_read {
+            let primary = self.state.borrow().meta.primary;
+            return Completion::Fail(format!("not the primary (replica {primary} is)"));
+        }
+        if let Op::Read { key, .. } = &op {
+            return Completion::Ok(self.state.borrow().store.get(key).cloned());
+        }
+        // Request -> Sync: durable on the primary first.
+        let index = {
+            let mut wal = self.wal.lock().await;
+            let entry = {
+                let state = self.state.borrow();
+                if state.meta.primary != self.id {
+                    return Completion::Fail("no longer the primary".into());
+                }
+                Entry {
+                    index: state.last_index() + 1,
+                    epoch: state.meta.epoch,
+                    op,
+                }
+            };
+            if let Err(error) = wal.append_sync(&entry).await {
+                tracing::error!(target: "replisim::engine", %error, "could not persist a write");
+                return Completion::Info(format!("disk error: {error}"));
+            }
+            let mut state = self.state.borrow_mut();
+            state.waiting.insert(entry.index);
+            state.log.push(entry);
+            state.last_index()
+        };
+        self.last_tx.send_replace(index);
+        self.advance_commit();
+        // Sync -> Response: wait for the required backups.
+        let mut commit = self.commit_tx.subscribe();
+        if commit.wait_for(|&c| c >= index).await.is_err() {
+            return Completion::Info("replica shut down".into());
+        }
+        let result = self.state.borrow_mut().results.remove(&index);
+        result.unwrap_or_else(|| Completion::Info("entry was replaced by a newer primary".into()))
+    }
+
+    /// Records that `backup` holds the primary's log up to `index`.
+    pub fn record_match(&self, backup: usize, index: u64) {
+        self.state.borrow_mut().matched.insert(backup, index);
+        self.advance_commit();
+    }
+
+    /// Moves the commit point to the highest index that enough backups hold.
+    fn advance_commit(&self) {
+        let commit = {
+            let mut state = self.state.borrow_mut();
+            if state.meta.primary != self.id {
+                return;
+            }
+            let mut acked: Vec<u64> = state
+                .meta
+                .members
+                .iter()
+                .filter(|&&m| m != self.id)
+                .map(|m| state.matched.get(m).copied().unwrap_or(0))
+                .collect();
+            acked.sort_unstable_by(|a, b| b.cmp(a));
+            let need = self.mode.required_acks(acked.len());
+            let reached = match need {
+                0 => state.last_index(),
+                n => acked[n - 1],
+            };
+            let commit = reached.min(state.last_index()).max(state.commit);
+            state.commit = commit;
+            state.apply_to(commit);
+            commit
+        };
+        self.commit_tx.send_replace(commit);
+    }
+
+    async fn replicate(
+        &self,
+        from: usize,
+        epoch: u64,
+        prev_index: u64,
+        prev_epoch: u64,
+        entries: Vec<Entry>,
+        commit: u64,
+    ) -> Response {
+        let mut wal = self.wal.lock().await;
+        let (known_epoch, last) = {
+            let state = self.state.borrow();
+            (state.meta.epoch, state.last_index())
+        };
+        let refuse = |last_index| Response::Replicated {
+            ok: false,
+            epoch: known_epoch.max(epoch),
+            last_index,
+        };
+        if epoch < known_epoch {
+            return refuse(last);
+        }
+        let current = self.state.borrow().meta.clone();
+        if epoch > current.epoch || current.primary != from {
+            let meta = Meta {
+                epoch,
+                primary: from,
+                members: current.members,
+            };
+            if let Err(error) = self.meta_file.store(&meta).await {
+                return Response::Refused(format!("cannot persist epoch: {error}"));
+            }
+            tracing::info!(target: "replisim::engine", epoch, primary = from, "following a new primary");
+            self.state.borrow_mut().meta = meta;
+        }
+        if prev_index > last {
+            return refuse(last);
+        }
+        if self.state.borrow().epoch_at(prev_index) != prev_epoch {
+            let keep = prev_index - 1;
+            if let Err(error) = wal.truncate_to(keep as usize).await {
+                return Response::Refused(format!("cannot truncate log: {error}"));
+            }
+            self.state.borrow_mut().truncate(keep);
+            return refuse(keep);
+        }
+        let shipped = entries.len() as u64;
+        let mut fresh = Vec::new();
+        for entry in entries {
+            let (len, existing) = {
+                let state = self.state.borrow();
+                (
+                    state.last_index(),
+                    state.epoch_at(entry.index.min(state.last_index())),
+                )
+            };
+            if entry.index <= len {
+                if existing == entry.epoch {
+                    continue;
+                }
+                if let Err(error) = wal.truncate_to(entry.index as usize - 1).await {
+                    return Response::Refused(format!("cannot truncate log: {error}"));
+                }
+                self.state.borrow_mut().truncate(entry.index - 1);
+            }
+            if let Err(error) = wal.append(&entry).await {
+                return Response::Refused(format!("cannot append: {error}"));
+            }
+            fresh.push(entry);
+        }
+        if !fresh.is_empty() {
+            if let Err(error) = wal.sync().await {
+                return Response::Refused(format!("cannot sync: {error}"));
+            }
+            self.state.borrow_mut().log.extend(fresh);
+        }
+        let mut state = self.state.borrow_mut();
+        let matched = prev_index + shipped;
+        state.commit = state.commit.max(commit.min(matched));
+        let target = state.commit;
+        state.apply_to(target);
+        Response::Replicated {
+            ok: true,
+            epoch,
+            last_index: matched,
+        }
+    }
+
+    async fn promote(self: &Rc<Self>, epoch: u64, members: Vec<usize>) -> Response {
+        let _wal = self.wal.lock().await;
+        if epoch < self.state.borrow().meta.epoch {
+            return Response::Refused("stale epoch".into());
+        }
+        let meta = Meta {
+            epoch,
+            primary: self.id,
+            members,
+        };
+        if let Err(error) = self.meta_file.store(&meta).await {
+            return Response::Refused(format!("cannot persist epoch: {error}"));
+        }
+        let last = {
+            let mut state = self.state.borrow_mut();
+            state.meta = meta;
+            state.matched.clear();
+            state.commit = state.last_index();
+            let commit = state.commit;
+            state.apply_to(commit);
+            commit
+        };
+        tracing::info!(target: "replisim::engine", epoch, last, "promoted to primary");
+        self.commit_tx.send_replace(last);
+        self.last_tx.send_replace(last);
+        self.start_shippers_if_primary();
+        Response::Done
+    }
+
+    fn start_shippers_if_primary(self: &Rc<Self>) {
+        let state = self.state.borrow();
+        if state.meta.primary != self.id {
+            return;
+        }
+        for &backup in state.meta.members.iter().filter(|&&m| m != self.id) {
+            tokio::task::spawn_local(shipper::ship(self.clone(), backup, state.meta.epoch));
+        }
+    }
+}

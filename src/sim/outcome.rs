@@ -1,0 +1,107 @@
+//! [`Outcome`]: what a run produced, and the [`Verdicts`] the checkers
+//! reach on it.
+
+use std::{collections::BTreeMap, fmt};
+
+use serde::{Deserialize, Serialize};
+
+use super::scenario::Scenario;
+use crate::{
+    check::{Verdict, availability, convergence, durability},
+    history::{History, Operation},
+    node::ReplicaState,
+};
+
+/// A span of simulated time during which a fault was active.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultWindow {
+    pub label: String,
+    pub start_ns: u64,
+    /// `None` while still open (closed by the end-of-run heal).
+    pub end_ns: Option<u64>,
+}
+
+/// Counters of one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStats {
+    pub simulated_ms: u64,
+    pub faults_applied: usize,
+    /// Trace events folded into the digest.
+    pub trace_events: u64,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Outcome {
+    pub scenario: Scenario,
+    pub history: History,
+    /// Each surviving replica's state after quiescence (`None`: it never
+    /// came back up to report).
+    pub replica_states: BTreeMap<usize, Option<ReplicaState>>,
+    /// Replicas lost for good.
+    pub lost: Vec<usize>,
+    pub fault_windows: Vec<FaultWindow>,
+    /// Whether the final reads finished within their limit.
+    pub final_reads_done: bool,
+    pub stats: RunStats,
+    /// Digest of the ordered trace events: equal digests, equal runs.
+    pub digest: u64,
+}
+
+impl Outcome {
+    /// The digest as 16 hex digits.
+    pub fn digest_hex(&self) -> String {
+        format!("{:016x}", self.digest)
+    }
+
+    /// The values the final reads saw, by key (keys whose read failed are absent).
+    pub fn final_reads(&self) -> BTreeMap<String, Option<String>> {
+        let reader = self.scenario.clients as u64;
+        self.history
+            .operations()
+            .into_iter()
+            .filter(|op| op.process == reader && op.is_ok())
+            .map(|op| (op.op.key().to_string(), op.result))
+            .collect()
+    }
+
+    /// The clients' operations, without the final reads.
+    pub fn workload_operations(&self) -> Vec<Operation> {
+        let reader = self.scenario.clients as u64;
+        let mut operations = self.history.operations();
+        operations.retain(|op| op.process != reader);
+        operations
+    }
+
+    /// Runs the checkers.
+    pub fn verdicts(&self) -> Verdicts {
+        Verdicts {
+            durability: durability::check(&self.history, &self.final_reads()),
+            convergence: convergence::check(&self.replica_states),
+            availability: availability::measure(&self.workload_operations(), &self.fault_windows),
+        }
+    }
+}
+
+/// The checkers' findings on one outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verdicts {
+    pub durability: Verdict<durability::Evidence>,
+    pub convergence: Verdict<convergence::Evidence>,
+    pub availability: availability::Availability,
+}
+
+impl Verdicts {
+    /// Whether every safety check holds (availability is measured, not judged).
+    pub fn passed(&self) -> bool {
+        self.durability.is_ok() && self.convergence.is_ok()
+    }
+}
+
+impl fmt::Display for Verdicts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "durability:   {}", self.durability)?;
+        writeln!(f, "convergence:  {}", self.convergence)?;
+        write!(f, "availability: {}", self.availability)
+    }
+}

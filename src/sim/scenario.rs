@@ -1,0 +1,200 @@
+//! [`Scenario`]: everything a run depends on, as one serialisable value.
+//! A run is a pure function of its scenario; the same scenario gives the
+//! same trace digest.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{fault::ScheduledFault, workload::WorkloadSpec};
+use crate::replication::four_stage::{EngineConfig, Mode};
+
+/// One simulation run, completely described.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Seeds turmoil (network latencies, host scheduling) and the workload.
+    pub seed: u64,
+    /// The system under test: a built-in protocol (`sync`, `semi-sync:K`,
+    /// `async`) or the name of a user's system.
+    pub protocol: String,
+    pub replicas: usize,
+    pub clients: usize,
+    #[serde(default)]
+    pub network: NetworkSpec,
+    #[serde(default)]
+    pub workload: WorkloadSpec,
+    /// Faults, applied in order of their times.
+    #[serde(default)]
+    pub faults: Vec<ScheduledFault>,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Knobs of the built-in engine (ignored by user systems).
+    #[serde(default)]
+    pub engine: EngineConfig,
+}
+
+/// Link latency and the simulation's tick. Every message takes a latency
+/// drawn between `min_latency` and `max_latency`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    #[serde(with = "millis")]
+    pub min_latency: Duration,
+    #[serde(with = "millis")]
+    pub max_latency: Duration,
+    #[serde(with = "millis")]
+    pub tick: Duration,
+}
+
+impl Default for NetworkSpec {
+    fn default() -> Self {
+        NetworkSpec {
+            min_latency: Duration::from_millis(1),
+            max_latency: Duration::from_millis(5),
+            tick: Duration::from_millis(1),
+        }
+    }
+}
+
+/// How long each phase of a run may take, in simulated time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// The workload phase ends when every client finished or after this long.
+    #[serde(with = "millis")]
+    pub workload: Duration,
+    /// After the workload every fault is healed and the cluster gets this
+    /// long to settle before the final reads.
+    #[serde(with = "millis")]
+    pub quiesce: Duration,
+    /// The final reads must finish within this long.
+    #[serde(with = "millis")]
+    pub final_reads: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            workload: Duration::from_secs(30),
+            quiesce: Duration::from_millis(1000),
+            final_reads: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Scenario {
+    /// A scenario for a built-in engine mode with defaults for everything else:
+    /// 3 replicas, 2 clients, no faults.
+    ///
+    /// ```
+    /// use replisim::replication::four_stage::Mode;
+    /// use replisim::sim::Scenario;
+    /// let scenario = Scenario::new(Mode::Sync, 7);
+    /// assert_eq!(scenario.protocol, "sync");
+    /// ```
+    pub fn new(mode: Mode, seed: u64) -> Self {
+        Scenario::for_system(&mode.to_string(), seed)
+    }
+
+    /// A scenario for a system known by `name` (a user's own).
+    pub fn for_system(name: &str, seed: u64) -> Self {
+        Scenario {
+            seed,
+            protocol: name.to_string(),
+            replicas: 3,
+            clients: 2,
+            network: NetworkSpec::default(),
+            workload: WorkloadSpec::default(),
+            faults: Vec::new(),
+            limits: Limits::default(),
+            engine: EngineConfig::default(),
+        }
+    }
+
+    /// Reads a scenario from JSON, naming the field and the problem on error.
+    pub fn from_json(text: &str) -> Result<Self, ScenarioError> {
+        let scenario: Scenario =
+            serde_json::from_str(text).map_err(|e| ScenarioError::Parse(e.to_string()))?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// Pretty JSON, as saved in fixtures and accepted by `replisim replay`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a scenario always serialises")
+    }
+
+    /// Checks the values that JSON types cannot.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let bad = |field: &str, problem: String| {
+            Err(ScenarioError::Invalid {
+                field: field.to_string(),
+                problem,
+            })
+        };
+        if self.replicas == 0 || self.replicas > 64 {
+            return bad(
+                "replicas",
+                format!("{} is not between 1 and 64", self.replicas),
+            );
+        }
+        if self.clients == 0 || self.clients > 64 {
+            return bad(
+                "clients",
+                format!("{} is not between 1 and 64", self.clients),
+            );
+        }
+        if self.network.tick.is_zero() {
+            return bad("network.tick", "must be at least 1 ms".into());
+        }
+        if self.network.min_latency > self.network.max_latency {
+            return bad(
+                "network.min_latency",
+                "is greater than network.max_latency".into(),
+            );
+        }
+        self.workload.validate()?;
+        for (i, fault) in self.faults.iter().enumerate() {
+            fault
+                .fault
+                .validate(self.replicas)
+                .map_err(|problem| ScenarioError::Invalid {
+                    field: format!("faults[{i}]"),
+                    problem,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The built-in engine mode this scenario names, if any.
+    pub fn mode(&self) -> Option<Mode> {
+        self.protocol.parse().ok()
+    }
+}
+
+/// A scenario that cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("malformed scenario: {0}")]
+    Parse(String),
+    #[error("invalid scenario: {field}: {problem}")]
+    Invalid { field: String, problem: String },
+    #[error("unknown protocol {0:?}: expected sync, semi-sync:K or async")]
+    UnknownProtocol(String),
+}
+
+/// Durations as whole milliseconds in JSON.
+pub(crate) mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(value.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}

@@ -1,0 +1,209 @@
+//! Tracing for simulations: every event is stamped with the simulated time
+//! and the name of the host that emitted it, folded into the run's digest,
+//! and printed when `RUST_LOG` asks for it (or kept in memory when a failing
+//! run's trace is being recorded).
+//!
+//! The digest covers every event except turmoil's own per-tick ones,
+//! whatever the log level: message deliveries and client events are `trace`
+//! and `debug` events that the digest layer always enables. Hashing is
+//! streaming (xxh3, no allocation per event), so the digest stays cheap.
+//! The state lives in a thread local: one simulation runs on one thread,
+//! and simulations on other threads keep their own.
+
+use std::{cell::RefCell, collections::HashMap, fmt::Write as _, rc::Rc, time::Duration};
+
+use tracing::{Event, Level, Subscriber, field::Field};
+use tracing_subscriber::{
+    Layer, Registry,
+    filter::{EnvFilter, filter_fn},
+    layer::{Context, SubscriberExt},
+};
+use xxhash_rust::xxh3::Xxh3;
+
+/// The trace state of the simulation running on this thread.
+struct TraceState {
+    hasher: Xxh3,
+    events: u64,
+    /// Looked up by the current runtime's id, never iterated.
+    hosts: HashMap<tokio::runtime::Id, Rc<str>>,
+    harness_time: Duration,
+    recorded: Option<Vec<String>>,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<TraceState>> = const { RefCell::new(None) };
+}
+
+/// The digest of a finished run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digest {
+    pub hash: u64,
+    pub events: u64,
+}
+
+/// Starts collecting for a run on this thread; `record` keeps every line.
+pub(crate) fn begin(record: bool) {
+    STATE.with(|state| {
+        *state.borrow_mut() = Some(TraceState {
+            hasher: Xxh3::new(),
+            events: 0,
+            hosts: HashMap::new(),
+            harness_time: Duration::ZERO,
+            recorded: record.then(Vec::new),
+        })
+    });
+}
+
+/// Ends the run on this thread: its digest and, if recording, its lines.
+pub(crate) fn finish() -> (Digest, Vec<String>) {
+    STATE.with(|state| {
+        let state = state.borrow_mut().take().expect("trace::begin was called");
+        let digest = Digest {
+            hash: state.hasher.digest(),
+            events: state.events,
+        };
+        (digest, state.recorded.unwrap_or_default())
+    })
+}
+
+/// Names the host whose tokio runtime is current (call from the host's
+/// software as it starts; a restart makes a new runtime).
+pub(crate) fn register_host(name: &str) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    STATE.with(|state| {
+        if let Some(state) = state.borrow_mut().as_mut() {
+            state.hosts.insert(handle.id(), Rc::from(name));
+        }
+    });
+}
+
+/// Sets the time stamped on events the harness itself emits.
+pub(crate) fn set_harness_time(now: Duration) {
+    STATE.with(|state| {
+        if let Some(state) = state.borrow_mut().as_mut() {
+            state.harness_time = now;
+        }
+    });
+}
+
+/// The subscriber for one run: digest always, log lines as `RUST_LOG` says
+/// (everything from replisim when recording).
+pub(crate) fn subscriber(record: bool) -> impl Subscriber + Send + Sync {
+    let log_filter = if record {
+        EnvFilter::new("trace,turmoil=off")
+    } else {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"))
+    };
+    Registry::default()
+        .with(DigestLayer.with_filter(filter_fn(|meta| {
+            meta.is_event() && !meta.target().starts_with("turmoil")
+        })))
+        .with(LogLayer.with_filter(log_filter))
+}
+
+fn stamp(state: &TraceState) -> (Duration, Rc<str>) {
+    let host = tokio::runtime::Handle::try_current()
+        .ok()
+        .and_then(|handle| state.hosts.get(&handle.id()).cloned());
+    match host {
+        Some(host) => (turmoil::sim_elapsed().unwrap_or(state.harness_time), host),
+        None => (state.harness_time, Rc::from("harness")),
+    }
+}
+
+struct DigestLayer;
+
+impl<S: Subscriber> Layer<S> for DigestLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        STATE.with(|state| {
+            let mut state = state.borrow_mut();
+            let Some(state) = state.as_mut() else { return };
+            let (time, host) = stamp(state);
+            let hasher = &mut state.hasher;
+            hasher.update(&(time.as_nanos() as u64).to_le_bytes());
+            hasher.update(host.as_bytes());
+            hasher.update(event.metadata().target().as_bytes());
+            event.record(&mut HashVisitor(hasher));
+            state.events += 1;
+        });
+    }
+}
+
+struct HashVisitor<'a>(&'a mut Xxh3);
+
+impl std::fmt::Write for HashVisitor<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
+    }
+}
+
+impl tracing::field::Visit for HashVisitor<'_> {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.update(field.name().as_bytes());
+        self.0.update(&value.to_le_bytes());
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.update(field.name().as_bytes());
+        self.0.update(value.as_bytes());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.update(field.name().as_bytes());
+        let _ = write!(self, "{value:?}");
+    }
+}
+
+struct LogLayer;
+
+impl<S: Subscriber> Layer<S> for LogLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        STATE.with(|state| {
+            let mut state = state.borrow_mut();
+            let Some(state) = state.as_mut() else { return };
+            let (time, host) = stamp(state);
+            let line = format_line(time, &host, event);
+            match state.recorded.as_mut() {
+                Some(lines) => lines.push(line),
+                None => eprintln!("{line}"),
+            }
+        });
+    }
+}
+
+fn format_line(time: Duration, host: &str, event: &Event<'_>) -> String {
+    let meta = event.metadata();
+    let mut line = format!(
+        "{:>12.3}ms {host:<10} {:<5} {}:",
+        time.as_secs_f64() * 1000.0,
+        level_name(*meta.level()),
+        meta.target()
+    );
+    event.record(&mut LineVisitor(&mut line));
+    line
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARN",
+        Level::INFO => "INFO",
+        Level::DEBUG => "DEBUG",
+        Level::TRACE => "TRACE",
+    }
+}
+
+struct LineVisitor<'a>(&'a mut String);
+
+impl tracing::field::Visit for LineVisitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.0, " {value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+}
