@@ -70,14 +70,14 @@ fn main() -> ExitCode {
                     },
                 });
             }
-            if let Some(path) = save {
-                if let Err(error) = std::fs::write(&path, scenario.to_json()) {
-                    eprintln!(
-                        "error: cannot save the scenario to {}: {error}",
-                        path.display()
-                    );
-                    return ExitCode::from(3);
-                }
+            if let Some(path) = save
+                && let Err(error) = std::fs::write(&path, scenario.to_json())
+            {
+                eprintln!(
+                    "error: cannot save the scenario to {}: {error}",
+                    path.display()
+                );
+                return ExitCode::from(3);
             }
             let mut line = format!(
                 "replisim run --protocol {protocol} --seed {seed} --replicas {replicas} --clients {clients} --ops {ops}"

@@ -46,6 +46,8 @@ pub trait Network {
 pub trait Listener {
     /// Waits for the next connection; returns it with the peer's address.
     async fn accept(&self) -> io::Result<(BoxStream, String)>;
+    /// The port it listens on (useful after binding port 0).
+    fn local_port(&self) -> io::Result<u16>;
 }
 
 /// Why a message exchange failed.

@@ -41,4 +41,8 @@ impl Listener for TcpListener {
         stream.set_nodelay(true)?;
         Ok((Box::new(stream), peer.to_string()))
     }
+
+    fn local_port(&self) -> io::Result<u16> {
+        Ok(self.0.local_addr()?.port())
+    }
 }

@@ -246,3 +246,79 @@ async fn serve_connection<Req, Resp>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::net::TcpNetwork;
+
+    async fn expect_closed(mut stream: tokio::net::TcpStream) {
+        let mut buf = [0u8; 64];
+        let read = timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "the server should close a connection that sent a bad frame, got {read:?}"
+        );
+    }
+
+    /// Garbage and oversized frames on a real socket close only the
+    /// offending connection; the server keeps answering everyone else.
+    #[test]
+    fn bad_frames_close_only_their_connection() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&runtime, async {
+            let net: Rc<dyn Network> = Rc::new(TcpNetwork::default());
+            let listener = net.bind(0).await.unwrap();
+            let addr = format!("127.0.0.1:{}", listener.local_port().unwrap());
+            let echo: Handler<String, String> =
+                Rc::new(|s: String| Box::pin(async move { Some(s.to_uppercase()) }));
+            tokio::task::spawn_local(serve(listener, echo));
+
+            let config = RpcConfig {
+                request_timeout: Duration::from_secs(5),
+                ..RpcConfig::default()
+            };
+            let mut good = RpcClient::<String, String>::new(net.clone(), addr.clone(), config);
+            assert_eq!(good.call(&"before".into()).await.unwrap(), "BEFORE");
+
+            let mut garbage = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            garbage.write_all(&9u32.to_be_bytes()).await.unwrap();
+            garbage.write_all(b"not json!").await.unwrap();
+            expect_closed(garbage).await;
+
+            let mut oversized = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            oversized.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+            oversized.write_all(&[0u8; 1024]).await.unwrap();
+            expect_closed(oversized).await;
+
+            assert_eq!(good.call(&"after".into()).await.unwrap(), "AFTER");
+            let mut fresh = RpcClient::<String, String>::new(net, addr, config);
+            assert_eq!(fresh.call(&"fresh".into()).await.unwrap(), "FRESH");
+        });
+    }
+
+    #[test]
+    fn unreachable_peer_is_reported_as_never_sent() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&runtime, async {
+            let net: Rc<dyn Network> = Rc::new(TcpNetwork::default());
+            let port = net.bind(0).await.unwrap().local_port().unwrap();
+            let config = RpcConfig {
+                request_timeout: Duration::from_millis(300),
+                ..RpcConfig::default()
+            };
+            let mut client =
+                RpcClient::<String, String>::new(net, format!("127.0.0.1:{port}"), config);
+            let error = client.call(&"anyone?".into()).await.unwrap_err();
+            assert!(error.never_sent(), "{error}");
+        });
+    }
+}

@@ -32,4 +32,8 @@ impl Listener for SimListener {
             .unwrap_or_else(|| peer.to_string());
         Ok((Box::new(stream), peer))
     }
+
+    fn local_port(&self) -> io::Result<u16> {
+        Ok(self.0.local_addr()?.port())
+    }
 }
