@@ -48,9 +48,13 @@ impl System for NaiveStore {
                 .collect();
             let handler: Handler<Op, Completion> = Rc::new(move |op: Op| {
                 let result = store.borrow_mut().apply(&op);
-                for peer in peers.iter().filter(|_| op.is_mutation()).cloned() {
-                    let op = op.clone();
-                    tokio::task::spawn_local(async move { peer.lock().await.notify(&op).await });
+                if op.is_mutation() {
+                    for peer in &peers {
+                        let (peer, op) = (peer.clone(), op.clone());
+                        tokio::task::spawn_local(
+                            async move { peer.lock().await.notify(&op).await },
+                        );
+                    }
                 }
                 Box::pin(async move { Some(result) })
             });
