@@ -100,6 +100,7 @@ struct Harness<'a> {
     partitioned: Vec<(usize, usize)>,
     windows: Vec<FaultWindow>,
     faults_applied: usize,
+    operator: Option<mpsc::UnboundedSender<Command>>,
 }
 
 impl<'a> Harness<'a> {
@@ -124,6 +125,7 @@ impl<'a> Harness<'a> {
             partitioned: Vec::new(),
             windows: Vec::new(),
             faults_applied: 0,
+            operator: None,
         }
     }
 
@@ -145,7 +147,6 @@ impl<'a> Harness<'a> {
         for process in 0..scenario.clients as u64 {
             self.add_client(&mut sim, process);
         }
-        let commands = self.add_operator(&mut sim);
 
         let mut faults = scenario.faults.clone();
         faults.sort_by_key(|f| f.at_ms);
@@ -154,7 +155,7 @@ impl<'a> Harness<'a> {
             let now = sim.elapsed();
             trace::set_harness_time(now);
             while let Some(fault) = pending.next_if(|f| Duration::from_millis(f.at_ms) <= now) {
-                self.apply(&mut sim, &fault.fault, now, &commands);
+                self.apply(&mut sim, &fault.fault, now);
             }
             if self.clients_done.get() == scenario.clients || now >= limits.workload {
                 break now;
@@ -170,7 +171,7 @@ impl<'a> Harness<'a> {
         let keys = (0..scenario.workload.keys)
             .map(|k| format!("k{k}"))
             .collect();
-        let _ = commands.send(Command::FinalReads { keys });
+        self.command(&mut sim, Command::FinalReads { keys });
         let reads_deadline = quiet_until + limits.final_reads;
         while !self.final_reads_done.get() && sim.elapsed() < reads_deadline {
             self.step(&mut sim)?;
@@ -239,6 +240,17 @@ impl<'a> Harness<'a> {
         });
     }
 
+    /// Hands `command` to the operator, starting its host on first use (an
+    /// idle host would cost a tick per step for nothing).
+    fn command(&mut self, sim: &mut turmoil::Sim<'a>, command: Command) {
+        if self.operator.is_none() {
+            self.operator = Some(self.add_operator(sim));
+        }
+        if let Some(operator) = &self.operator {
+            let _ = operator.send(command);
+        }
+    }
+
     fn add_operator(&self, sim: &mut turmoil::Sim<'a>) -> mpsc::UnboundedSender<Command> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let system = self.system.clone();
@@ -281,13 +293,7 @@ impl<'a> Harness<'a> {
         }
     }
 
-    fn apply(
-        &mut self,
-        sim: &mut turmoil::Sim,
-        fault: &Fault,
-        now: Duration,
-        commands: &mpsc::UnboundedSender<Command>,
-    ) {
+    fn apply(&mut self, sim: &mut turmoil::Sim<'a>, fault: &Fault, now: Duration) {
         tracing::info!(target: "replisim::nemesis", %fault, "fault");
         self.faults_applied += 1;
         match *fault {
@@ -319,7 +325,7 @@ impl<'a> Harness<'a> {
                 self.open_window(format!("replica-{id} lost"), now);
                 if id == self.directory.primary() {
                     let lost = self.lost.iter().copied().collect();
-                    let _ = commands.send(Command::FailOver { lost });
+                    self.command(sim, Command::FailOver { lost });
                 }
             }
             Fault::Partition { ref groups } => {

@@ -1,0 +1,119 @@
+//! Harness overhead: runs per second and simulated-to-wall time for the
+//! standard scenario (3 replicas, `sync`, one client doing 200 writes,
+//! 1–5 ms link latency, 1 ms tick), next to a bare turmoil program that
+//! exchanges the same messages with no storage, history or checks.
+//!
+//! `cargo bench --bench harness` (set `BENCH_RUNS` to change the count).
+//! Prints ratios; nothing here is asserted, because these machines are
+//! shared and noisy.
+
+use std::{
+    hint::black_box,
+    time::{Duration, Instant},
+};
+
+use replisim::{
+    replication::four_stage::Mode,
+    sim::{self, Mix, Scenario},
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WRITES: usize = 200;
+
+fn standard_scenario(seed: u64) -> Scenario {
+    let mut scenario = Scenario::new(Mode::Sync, seed);
+    scenario.clients = 1;
+    scenario.workload.ops_per_client = WRITES;
+    scenario.workload.think_time = Duration::ZERO;
+    scenario.workload.mix = Mix {
+        read: 0,
+        write: 1,
+        append: 0,
+        cas: 0,
+    };
+    scenario.limits.quiesce = Duration::from_millis(100);
+    scenario
+}
+
+/// One bare simulation: client -> primary -> both backups -> primary ->
+/// client for every write, over turmoil TCP with 4-byte length framing.
+fn bare_run(seed: u64) -> Duration {
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(5))
+        .build();
+    for backup in ["backup-1", "backup-2"] {
+        sim.host(backup, || async {
+            let listener = turmoil::net::TcpListener::bind("0.0.0.0:7000").await?;
+            let (mut stream, _) = listener.accept().await?;
+            while let Ok(frame) = read_frame(&mut stream).await {
+                write_frame(&mut stream, &frame[..8.min(frame.len())]).await?;
+            }
+            Ok(())
+        });
+    }
+    sim.host("primary", || async {
+        let listener = turmoil::net::TcpListener::bind("0.0.0.0:7000").await?;
+        let mut b1 = turmoil::net::TcpStream::connect("backup-1:7000").await?;
+        let mut b2 = turmoil::net::TcpStream::connect("backup-2:7000").await?;
+        let (mut client, _) = listener.accept().await?;
+        while let Ok(frame) = read_frame(&mut client).await {
+            write_frame(&mut b1, &frame).await?;
+            write_frame(&mut b2, &frame).await?;
+            read_frame(&mut b1).await?;
+            read_frame(&mut b2).await?;
+            write_frame(&mut client, b"ok").await?;
+        }
+        Ok(())
+    });
+    sim.client("client", async {
+        let mut primary = turmoil::net::TcpStream::connect("primary:7000").await?;
+        for i in 0..WRITES {
+            let request = format!(r#"{{"id":{i},"body":{{"Client":{{"op":{{"f":"write","key":"k0","value":"c0-{i}"}}}}}}}}"#);
+            write_frame(&mut primary, request.as_bytes()).await?;
+            read_frame(&mut primary).await?;
+        }
+        Ok(())
+    });
+    sim.run().expect("bare simulation");
+    sim.elapsed()
+}
+
+async fn read_frame(stream: &mut turmoil::net::TcpStream) -> std::io::Result<Vec<u8>> {
+    let len = stream.read_u32().await? as usize;
+    let mut frame = vec![0; len];
+    stream.read_exact(&mut frame).await?;
+    Ok(frame)
+}
+
+async fn write_frame(stream: &mut turmoil::net::TcpStream, frame: &[u8]) -> std::io::Result<()> {
+    stream.write_u32(frame.len() as u32).await?;
+    stream.write_all(frame).await
+}
+
+/// Runs `f` for `runs` seeds; returns runs per second and simulated / wall time.
+fn measure(runs: u64, mut f: impl FnMut(u64) -> Duration) -> (f64, f64) {
+    let started = Instant::now();
+    let simulated: Duration = (0..runs).map(|seed| black_box(f(seed))).sum();
+    let wall = started.elapsed();
+    (runs as f64 / wall.as_secs_f64(), simulated.as_secs_f64() / wall.as_secs_f64())
+}
+
+fn main() {
+    let runs = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100);
+    let (bare_rate, bare_speed) = measure(runs, bare_run);
+    let (rate, speed) = measure(runs, |seed| {
+        let outcome = sim::run(&standard_scenario(seed)).expect("standard scenario runs");
+        assert!(outcome.verdicts().passed(), "{}", outcome.verdicts());
+        Duration::from_millis(outcome.stats.simulated_ms)
+    });
+    println!("standard scenario: 3 replicas, sync, 1 client x {WRITES} writes, 1-5 ms latency, 1 ms tick; {runs} runs each");
+    println!("bare turmoil:      {bare_rate:8.1} runs/s  simulated/wall {bare_speed:6.1}x");
+    println!("replisim harness:  {rate:8.1} runs/s  simulated/wall {speed:6.1}x");
+    println!("harness cost:      {:8.2}x the bare program's wall time per run", bare_rate / rate);
+}
