@@ -12,7 +12,10 @@ fn main() {
     let dir = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/histories"), PathBuf::from);
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/histories"),
+            PathBuf::from,
+        );
     let limits = SearchLimits {
         time_limit: Some(Duration::from_secs(10)),
         ..SearchLimits::default()

@@ -36,12 +36,19 @@ pub fn bench_checker(fixtures: &Path, limits: &SearchLimits) -> Result<String, C
         for path in &files {
             let (report, median) = bench_file(path, limits)?;
             total += median;
-            let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let name = path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
             let verdict = report.to_string();
             let verdict = verdict.lines().next().unwrap_or("");
             let _ = writeln!(out, "{group}/{name}: {:>9.3} ms  {verdict}", ms(median));
         }
-        let _ = writeln!(out, "{group} total ({} files): {:.3} ms", files.len(), ms(total));
+        let _ = writeln!(
+            out,
+            "{group} total ({} files): {:.3} ms",
+            files.len(),
+            ms(total)
+        );
     }
     for keys in [100, 1] {
         let history = generate_history(100_000, keys, 10, 1);
@@ -107,8 +114,9 @@ fn bench_file(path: &Path, limits: &SearchLimits) -> Result<(CheckReport, Durati
 pub fn generate_history(ops: usize, keys: usize, clients: usize, seed: u64) -> History {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let keys = keys.max(1);
-    let mut free: BinaryHeap<Reverse<(u64, u64)>> =
-        (0..clients.max(1) as u64).map(|c| Reverse((0, c))).collect();
+    let mut free: BinaryHeap<Reverse<(u64, u64)>> = (0..clients.max(1) as u64)
+        .map(|c| Reverse((0, c)))
+        .collect();
     // (invoke, effect point, complete, client, op, takes effect, times out)
     let mut planned = Vec::with_capacity(ops);
     for n in 0..ops {
@@ -121,7 +129,10 @@ pub fn generate_history(ops: usize, keys: usize, clients: usize, seed: u64) -> H
         let key = format!("k{}", rng.random_range(0..keys));
         let op = match rng.random_range(0..10) {
             0..5 => Op::Read { key, value: None },
-            5..8 => Op::Write { key, value: format!("v{n}") },
+            5..8 => Op::Write {
+                key,
+                value: format!("v{n}"),
+            },
             _ => Op::Cas {
                 key,
                 from: format!("v{}", n.saturating_sub(rng.random_range(1..50))),

@@ -52,7 +52,7 @@ pub struct CheckReport {
     /// Operations in the history (invocations).
     pub operations: usize,
     pub verdict: Verdict<NonLinearizable>,
-    /// Time spent checking, parsing excluded.
+    /// Time spent checking, parsing and pairing events excluded.
     pub elapsed: Duration,
 }
 
@@ -96,8 +96,8 @@ pub fn check_imported(path: &Path, imported: &Imported, opts: &CheckOptions) -> 
     if let Some(initial) = &opts.initial {
         conventions.initial = Some(initial.clone());
     }
-    let start = Instant::now();
     let ops = imported.history.operations();
+    let start = Instant::now();
     let verdict = check_operations(&ops, &conventions, &opts.limits);
     CheckReport {
         path: path.to_path_buf(),
@@ -118,7 +118,10 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/histories");
         let expected = std::fs::read_to_string(dir.join("EXPECTED.md")).unwrap();
         let mut checked = 0;
-        for row in expected.lines().filter(|l| l.starts_with("| ") && l.contains('/')) {
+        for row in expected
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.contains('/'))
+        {
             let cells: Vec<&str> = row.split('|').map(str::trim).collect();
             let (file, verdict) = (cells[1], cells[2]);
             let report = check_file(&dir.join(file), &CheckOptions::default()).unwrap();

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use super::Verdict;
 use super::explain::{NonLinearizable, explain};
 use super::model::{CellOp, Model, Register, StringCell, Values};
-use super::search::{self, Limit, Outcome};
 pub use super::search::Timed;
+use super::search::{self, Limit, Outcome};
 use crate::history::{Conventions, EventType, FailedCas, History, NilRead, Op, Operation};
 
 /// The default bound on one key's memo.
@@ -184,7 +184,11 @@ impl KeyOps {
 
     /// The search operation and its completion time, or `None` when the
     /// operation constrains nothing.
-    fn translate(&mut self, o: &Operation, conventions: &Conventions) -> Option<(CellOp, Option<u64>)> {
+    fn translate(
+        &mut self,
+        o: &Operation,
+        conventions: &Conventions,
+    ) -> Option<(CellOp, Option<u64>)> {
         let values = &mut self.values;
         let done = o.complete_time;
         match (&o.op, o.kind) {
@@ -194,8 +198,16 @@ impl KeyOps {
                 (Some(v), _) => Some((CellOp::Read(Some(values.intern(v))), done)),
             },
             (Op::Read { .. }, _) => None,
-            (Op::Cas { from, .. }, EventType::Fail) => (conventions.failed_cas == FailedCas::CompareFailed)
-                .then(|| (CellOp::CasFailed { from: values.intern(from) }, done)),
+            (Op::Cas { from, .. }, EventType::Fail) => {
+                (conventions.failed_cas == FailedCas::CompareFailed).then(|| {
+                    (
+                        CellOp::CasFailed {
+                            from: values.intern(from),
+                        },
+                        done,
+                    )
+                })
+            }
             (_, EventType::Fail) => None,
             (op, kind) => {
                 let ret = if kind == EventType::Ok { done } else { None };

@@ -135,8 +135,15 @@ mod tests {
             ),
         ];
         for (committed, expected) in cases {
-            assert_eq!(check_log_agreement(&logs, committed), expected, "{committed:?}");
+            assert_eq!(
+                check_log_agreement(&logs, committed),
+                expected,
+                "{committed:?}"
+            );
         }
-        assert!(matches!(check_log_agreement(&logs, &[1]), Verdict::Unknown(_)));
+        assert!(matches!(
+            check_log_agreement(&logs, &[1]),
+            Verdict::Unknown(_)
+        ));
     }
 }

@@ -88,6 +88,9 @@ mod tests {
         assert_eq!(serde_json::from_str::<Verdict<String>>(&json).unwrap(), v);
         let ok: Verdict<String> = Verdict::Ok;
         assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"verdict":"ok"}"#);
-        assert_eq!(Verdict::<String>::Unknown("timeout".into()).to_string(), "unknown: timeout");
+        assert_eq!(
+            Verdict::<String>::Unknown("timeout".into()).to_string(),
+            "unknown: timeout"
+        );
     }
 }

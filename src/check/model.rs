@@ -17,7 +17,10 @@
 //! Other data types plug in by implementing [`Model`] and calling
 //! [`super::linearizable::check_model`].
 
-use std::hash::Hash;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash};
+
+use super::search::Fx;
 
 /// A sequential specification.
 pub trait Model {
@@ -51,19 +54,27 @@ pub enum CellOp {
     /// Concatenates to the current value (unset counts as "").
     Append(u32),
     /// A compare-and-set that succeeded: the value was `from`, became `to`.
-    Cas { from: u32, to: u32 },
+    Cas {
+        from: u32,
+        to: u32,
+    },
     /// A compare-and-set of unknown outcome: sets `to` if the value is
     /// `from`, else changes nothing.
-    MaybeCas { from: u32, to: u32 },
+    MaybeCas {
+        from: u32,
+        to: u32,
+    },
     /// A compare-and-set whose comparison failed: the value was not `from`.
-    CasFailed { from: u32 },
+    CasFailed {
+        from: u32,
+    },
 }
 
 /// Interned values of one key.
 #[derive(Debug, Clone, Default)]
 pub struct Values {
     strings: Vec<String>,
-    index: std::collections::HashMap<String, u32>,
+    index: HashMap<String, u32, BuildHasherDefault<Fx>>,
 }
 
 impl Values {
@@ -83,14 +94,20 @@ impl Values {
     }
 
     fn describe(&self, op: &CellOp) -> String {
-        let show = |v: Option<u32>| v.map_or_else(|| "unset".to_string(), |v| format!("{:?}", self.get(v)));
+        let show = |v: Option<u32>| {
+            v.map_or_else(|| "unset".to_string(), |v| format!("{:?}", self.get(v)))
+        };
         match *op {
             CellOp::Read(v) => format!("read -> {}", show(v)),
             CellOp::Write(v) => format!("write {}", show(Some(v))),
             CellOp::Append(v) => format!("append {}", show(Some(v))),
             CellOp::Cas { from, to } => format!("cas {} -> {}", show(Some(from)), show(Some(to))),
             CellOp::MaybeCas { from, to } => {
-                format!("cas {} -> {} (outcome unknown)", show(Some(from)), show(Some(to)))
+                format!(
+                    "cas {} -> {} (outcome unknown)",
+                    show(Some(from)),
+                    show(Some(to))
+                )
             }
             CellOp::CasFailed { from } => format!("cas from {} failed", show(Some(from))),
         }
@@ -122,7 +139,9 @@ impl Model for Register {
             CellOp::Write(v) => Some(Some(v)),
             CellOp::Append(_) => None,
             CellOp::Cas { from, to } => (state == Some(from)).then_some(Some(to)),
-            CellOp::MaybeCas { from, to } => Some(if state == Some(from) { Some(to) } else { state }),
+            CellOp::MaybeCas { from, to } => {
+                Some(if state == Some(from) { Some(to) } else { state })
+            }
             CellOp::CasFailed { from } => (state != Some(from)).then_some(state),
         }
     }
@@ -132,7 +151,10 @@ impl Model for Register {
     }
 
     fn describe_state(&self, state: &Self::State) -> String {
-        state.map_or_else(|| "unset".to_string(), |v| format!("{:?}", self.values.get(v)))
+        state.map_or_else(
+            || "unset".to_string(),
+            |v| format!("{:?}", self.values.get(v)),
+        )
     }
 }
 
@@ -159,7 +181,11 @@ impl Model for StringCell {
             CellOp::Read(None) => current.is_none().then(|| state.clone()),
             CellOp::Read(Some(v)) => is(v).then(|| state.clone()),
             CellOp::Write(v) => Some(Some(self.values.get(v).to_string())),
-            CellOp::Append(v) => Some(Some(format!("{}{}", current.unwrap_or(""), self.values.get(v)))),
+            CellOp::Append(v) => Some(Some(format!(
+                "{}{}",
+                current.unwrap_or(""),
+                self.values.get(v)
+            ))),
             CellOp::Cas { from, to } => is(from).then(|| Some(self.values.get(to).to_string())),
             CellOp::MaybeCas { from, to } => Some(if is(from) {
                 Some(self.values.get(to).to_string())
@@ -175,7 +201,9 @@ impl Model for StringCell {
     }
 
     fn describe_state(&self, state: &Self::State) -> String {
-        state.as_ref().map_or_else(|| "unset".to_string(), |s| format!("{s:?}"))
+        state
+            .as_ref()
+            .map_or_else(|| "unset".to_string(), |s| format!("{s:?}"))
     }
 
     fn heap_bytes(&self, state: &Self::State) -> usize {
@@ -191,8 +219,14 @@ mod tests {
     fn register_and_string_cell_agree_without_appends() {
         let mut values = Values::default();
         let (a, b) = (values.intern("a"), values.intern("b"));
-        let register = Register { values: values.clone(), initial: None };
-        let cell = StringCell { values, initial: None };
+        let register = Register {
+            values: values.clone(),
+            initial: None,
+        };
+        let cell = StringCell {
+            values,
+            initial: None,
+        };
         let ops = [
             CellOp::Read(None),
             CellOp::CasFailed { from: a },
@@ -211,6 +245,9 @@ mod tests {
         assert_eq!(register.step(&r, &CellOp::Read(Some(a))), None);
         assert_eq!(cell.step(&c, &CellOp::Cas { from: a, to: b }), None);
         assert_eq!(cell.step(&c, &CellOp::Append(a)), Some(Some("ba".into())));
-        assert_eq!(register.describe_op(&CellOp::Cas { from: a, to: b }), "cas \"a\" -> \"b\"");
+        assert_eq!(
+            register.describe_op(&CellOp::Cas { from: a, to: b }),
+            "cas \"a\" -> \"b\""
+        );
     }
 }

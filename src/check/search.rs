@@ -20,8 +20,7 @@
 //! [`CHECK_EVERY`] steps, and so is the memo's size against the memory
 //! limit.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
 use super::model::Model;
@@ -55,7 +54,9 @@ pub(crate) enum Outcome {
     Linearizable,
     /// Not linearizable; `longest` is the longest linearizable prefix found
     /// (indexes into the operations, in linearization order).
-    Illegal { longest: Vec<u32> },
+    Illegal {
+        longest: Vec<u32>,
+    },
     Stopped(Limit),
 }
 
@@ -63,16 +64,19 @@ pub(crate) enum Outcome {
 const CHECK_EVERY: u64 = 1024;
 const NIL: u32 = u32::MAX;
 const HEAD: u32 = 0;
+/// An empty memo table cell, and the hash bits a cell keeps.
+const EMPTY: u64 = u64::MAX;
+const TAG: u64 = 0xffff_ffff_0000_0000;
 
 /// One list entry: the call or the return of operation `op`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Entry {
+pub(crate) struct ListEntry {
     pub(crate) op: u32,
     pub(crate) is_return: bool,
 }
 
 /// The entries in list order.
-pub(crate) fn entries<O>(ops: &[Timed<O>]) -> Vec<Entry> {
+pub(crate) fn entries<O>(ops: &[Timed<O>]) -> Vec<ListEntry> {
     let mut timed: Vec<(u64, bool, u32)> = Vec::with_capacity(ops.len() * 2);
     let mut open_ended = Vec::new();
     for (i, op) in ops.iter().enumerate() {
@@ -84,8 +88,13 @@ pub(crate) fn entries<O>(ops: &[Timed<O>]) -> Vec<Entry> {
         }
     }
     timed.sort_unstable();
-    let closed = timed.into_iter().map(|(_, is_return, op)| Entry { op, is_return });
-    let open = open_ended.into_iter().map(|op| Entry { op, is_return: true });
+    let closed = timed
+        .into_iter()
+        .map(|(_, is_return, op)| ListEntry { op, is_return });
+    let open = open_ended.into_iter().map(|op| ListEntry {
+        op,
+        is_return: true,
+    });
     closed.chain(open).collect()
 }
 
@@ -165,14 +174,14 @@ impl List {
 pub(crate) fn search<M: Model>(model: &M, ops: &[Timed<M::Op>], limits: Limits) -> Outcome {
     let mut list = List::new(ops);
     let mut linearized = Bitset::new(ops.len());
-    let mut memo = Memo::new(std::mem::size_of::<M::State>());
+    let mut memo = Memo::new();
     let mut calls: Vec<(u32, M::State)> = Vec::new();
     let mut longest = Longest::default();
     let mut state = model.init();
     let mut node = list.first();
     let mut steps = 0u64;
     while list.first() != NIL {
-        if steps % CHECK_EVERY == 0 {
+        if steps.is_multiple_of(CHECK_EVERY) {
             if limits.deadline.is_some_and(|d| Instant::now() >= d) {
                 return Outcome::Stopped(Limit::Time);
             }
@@ -239,7 +248,8 @@ impl Longest {
         if calls.len() > self.ops.len() {
             self.ops.truncate(self.agree);
             let tail = calls[self.agree..].iter();
-            self.ops.extend(tail.map(|&(n, _)| list.nodes[n as usize].op));
+            self.ops
+                .extend(tail.map(|&(n, _)| list.nodes[n as usize].op));
             self.agree = calls.len();
         }
     }
@@ -289,92 +299,121 @@ impl Bitset {
     }
 }
 
-/// Where one memo entry's bitset span lives in the arena.
-struct Slot {
+/// One memo entry: the pair's hash, the linearized set's span (inline
+/// when it is one word or none, else in the arena) and the state, side by
+/// side so that a probe touches one cache line.
+struct Slot<S> {
+    key: u64,
     low: u32,
-    start: usize,
     len: u32,
-    /// The previous entry with the same hash (`NIL`: none).
-    prev: u32,
+    /// The span's only word, or its start in the arena.
+    word: u64,
+    state: S,
 }
 
-/// The memo of visited (linearized set, state) pairs: bitset spans in one
-/// arena, states in one vector, and a hash table from the pair's hash to
-/// the newest entry with that hash.
+impl<S> Slot<S> {
+    fn span<'a>(&'a self, arena: &'a [u64]) -> &'a [u64] {
+        match self.len {
+            0 => &[],
+            1 => std::slice::from_ref(&self.word),
+            len => &arena[self.word as usize..self.word as usize + len as usize],
+        }
+    }
+}
+
+/// The memo of visited (linearized set, state) pairs: slots in insertion
+/// order, and an open-addressing table (linear probing, at most half
+/// full) whose cells hold a slot index and the top half of its hash, so
+/// that most probes of other entries never touch their slot.
 struct Memo<S> {
-    heads: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
-    slots: Vec<Slot>,
+    table: Vec<u64>,
+    slots: Vec<Slot<S>>,
     arena: Vec<u64>,
-    states: Vec<S>,
     entry_bytes: usize,
     bytes: usize,
 }
 
 impl<S: Eq + Clone> Memo<S> {
-    fn new(state_size: usize) -> Self {
+    fn new() -> Self {
         Memo {
-            heads: HashMap::default(),
+            table: vec![EMPTY; 1 << 12],
             slots: Vec::new(),
             arena: Vec::new(),
-            states: Vec::new(),
-            // slot + state + hash table entry (key, value, control byte)
-            entry_bytes: std::mem::size_of::<Slot>() + state_size + 16,
+            // the slot and two table cells
+            entry_bytes: std::mem::size_of::<Slot<S>>() + 16,
             bytes: 0,
         }
     }
 
     /// Adds the pair unless present; returns whether it was new.
+    #[inline]
     fn insert(&mut self, key: u64, set: &Bitset, state: &S, state_heap: usize) -> bool {
         let span = set.span();
-        let head = self.heads.get(&key).copied().unwrap_or(NIL);
-        let mut i = head;
-        while i != NIL {
-            let slot = &self.slots[i as usize];
-            if slot.low as usize == set.low
-                && self.arena[slot.start..slot.start + slot.len as usize] == *span
-                && self.states[i as usize] == *state
+        let mask = self.table.len() - 1;
+        let tag = key & TAG;
+        let mut pos = key as usize & mask;
+        loop {
+            let cell = self.table[pos];
+            if cell == EMPTY {
+                break;
+            }
+            let slot = &self.slots[(cell & !TAG) as usize];
+            if cell & TAG == tag
+                && slot.key == key
+                && slot.low as usize == set.low
+                && slot.state == *state
+                && same(slot.span(&self.arena), span)
             {
                 return false;
             }
-            i = slot.prev;
+            pos = (pos + 1) & mask;
         }
-        self.heads.insert(key, self.slots.len() as u32);
+        self.table[pos] = tag | self.slots.len() as u64;
+        let word = match span {
+            [] => 0,
+            [only] => *only,
+            _ => {
+                self.arena.extend_from_slice(span);
+                (self.arena.len() - span.len()) as u64
+            }
+        };
         self.slots.push(Slot {
+            key,
             low: set.low as u32,
-            start: self.arena.len(),
             len: span.len() as u32,
-            prev: head,
+            word,
+            state: state.clone(),
         });
-        self.arena.extend_from_slice(span);
-        self.states.push(state.clone());
         self.bytes += self.entry_bytes + span.len() * 8 + state_heap;
+        if self.slots.len() * 2 > self.table.len() {
+            self.grow();
+        }
         true
+    }
+
+    fn grow(&mut self) {
+        let mut table = vec![EMPTY; self.table.len() * 2];
+        let mask = table.len() - 1;
+        for (i, slot) in self.slots.iter().enumerate() {
+            let mut pos = slot.key as usize & mask;
+            while table[pos] != EMPTY {
+                pos = (pos + 1) & mask;
+            }
+            table[pos] = (slot.key & TAG) | i as u64;
+        }
+        self.table = table;
     }
 }
 
-/// A hasher for keys that are already well mixed.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
+/// Slice equality without a `memcmp` call: spans are a few words long.
+#[inline]
+fn same(a: &[u64], b: &[u64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// The FxHash function (rustc's): fast, deterministic, fine for states.
 #[derive(Default)]
-struct Fx(u64);
+pub(crate) struct Fx(u64);
 
 impl Fx {
     #[inline]
@@ -437,12 +476,20 @@ mod tests {
     use crate::check::model::{CellOp, Register, Values};
 
     fn timed(op: CellOp, call: u64, ret: Option<u64>) -> Timed<CellOp> {
-        Timed { op, client: 0, call, ret }
+        Timed {
+            op,
+            client: 0,
+            call,
+            ret,
+        }
     }
 
     #[test]
     fn lift_and_unlift_restore_the_list() {
-        let ops = [timed(CellOp::Write(0), 0, Some(2)), timed(CellOp::Read(Some(0)), 1, None)];
+        let ops = [
+            timed(CellOp::Write(0), 0, Some(2)),
+            timed(CellOp::Read(Some(0)), 1, None),
+        ];
         let mut list = List::new(&ops);
         let before: Vec<_> = list.nodes.iter().map(|n| (n.prev, n.next)).collect();
         let first = list.first();
@@ -457,9 +504,18 @@ mod tests {
     fn limits_stop_the_search() {
         let mut values = Values::default();
         let v = values.intern("1");
-        let model = Register { values, initial: None };
+        let model = Register {
+            values,
+            initial: None,
+        };
         let ops = vec![timed(CellOp::Write(v), 0, Some(1))];
-        let past = Limits { deadline: Some(Instant::now()), memory_bytes: usize::MAX };
-        assert!(matches!(search(&model, &ops, past), Outcome::Stopped(Limit::Time)));
+        let past = Limits {
+            deadline: Some(Instant::now()),
+            memory_bytes: usize::MAX,
+        };
+        assert!(matches!(
+            search(&model, &ops, past),
+            Outcome::Stopped(Limit::Time)
+        ));
     }
 }

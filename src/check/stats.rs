@@ -131,14 +131,20 @@ fn percentiles(mut v: Vec<u64>) -> Option<Latency> {
 
 impl fmt::Display for PhaseStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let end = self.end.map_or_else(|| "end".to_string(), |e| e.to_string());
+        let end = self
+            .end
+            .map_or_else(|| "end".to_string(), |e| e.to_string());
         write!(
             f,
             "{} [{}, {}): ok {} fail {} info {}",
             self.label, self.start, end, self.ok, self.fail, self.info
         )?;
         if let Some(l) = self.latency {
-            write!(f, ", latency p50 {} p90 {} p99 {} max {} ns", l.p50, l.p90, l.p99, l.max)?;
+            write!(
+                f,
+                ", latency p50 {} p90 {} p99 {} max {} ns",
+                l.p50, l.p90, l.p99, l.max
+            )?;
         }
         if let Some(m) = self.messages_per_op {
             write!(f, ", {m:.1} messages/op")?;
@@ -155,7 +161,10 @@ mod tests {
     fn op(invoke: u64, complete: Option<u64>, kind: EventType) -> Operation {
         Operation {
             process: 0,
-            op: Op::Read { key: "k".into(), value: None },
+            op: Op::Read {
+                key: "k".into(),
+                value: None,
+            },
             invoke_time: invoke,
             complete_time: complete,
             kind,
@@ -174,8 +183,16 @@ mod tests {
             op(300, Some(301), EventType::Ok),
         ];
         let faults = [
-            FaultWindow { start: 100, end: 200, label: "partition".into() },
-            FaultWindow { start: 150, end: 250, label: "crash n1".into() },
+            FaultWindow {
+                start: 100,
+                end: 200,
+                label: "partition".into(),
+            },
+            FaultWindow {
+                start: 150,
+                end: 250,
+                label: "crash n1".into(),
+            },
         ];
         let phases = phase_stats(&ops, &faults, &[5, 15, 25, 105]);
         let summary: Vec<_> = phases
@@ -192,12 +209,17 @@ mod tests {
                 ("after crash n1", 250, None, 1, 0, 0),
             ]
         );
-        assert_eq!(phases[0].latency, Some(Latency { p50: 10, p90: 40, p99: 40, max: 40 }));
+        assert_eq!(
+            phases[0].latency,
+            Some(Latency {
+                p50: 10,
+                p90: 40,
+                p99: 40,
+                max: 40
+            })
+        );
         assert_eq!(phases[0].messages_per_op, Some(1.5));
         assert_eq!(phases[2].messages_per_op, None);
-        assert_eq!(
-            phase_stats(&ops, &[], &[])[0].label,
-            "whole run"
-        );
+        assert_eq!(phase_stats(&ops, &[], &[])[0].label, "whole run");
     }
 }

@@ -232,7 +232,11 @@ impl<'a> Reader<'a> {
     fn token(&mut self) -> Result<&'a str, EdnError> {
         let start = self.pos;
         while self.peek().is_some_and(|c| {
-            !(c.is_ascii_whitespace() || matches!(c, b',' | b'{' | b'}' | b'[' | b']' | b'(' | b')' | b'"' | b';'))
+            !(c.is_ascii_whitespace()
+                || matches!(
+                    c,
+                    b',' | b'{' | b'}' | b'[' | b']' | b'(' | b')' | b'"' | b';'
+                ))
         }) {
             self.bump();
         }
@@ -268,12 +272,20 @@ mod tests {
 
     #[test]
     fn reads_history_forms_and_reports_lines() {
-        let mut r = Reader::new("[{:process 0, :type :invoke, :f :cas, :value [1 2]}\n#{1}] \"a\\\"b\"\n{:x");
+        let mut r = Reader::new(
+            "[{:process 0, :type :invoke, :f :cas, :value [1 2]}\n#{1}] \"a\\\"b\"\n{:x",
+        );
         let (line, m) = r.next_form().unwrap().unwrap();
         assert_eq!(line, 1);
         assert_eq!(m.get("process"), Some(&Edn::Int(0)));
-        assert_eq!(m.get("value"), Some(&Edn::Seq(vec![Edn::Int(1), Edn::Int(2)])));
-        assert_eq!(r.next_form().unwrap(), Some((2, Edn::Seq(vec![Edn::Int(1)]))));
+        assert_eq!(
+            m.get("value"),
+            Some(&Edn::Seq(vec![Edn::Int(1), Edn::Int(2)]))
+        );
+        assert_eq!(
+            r.next_form().unwrap(),
+            Some((2, Edn::Seq(vec![Edn::Int(1)])))
+        );
         assert_eq!(r.next_form().unwrap(), Some((2, Edn::Str("a\"b".into()))));
         let err = r.next_form().unwrap_err();
         assert_eq!(err.line, 3);

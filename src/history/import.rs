@@ -109,7 +109,10 @@ impl std::str::FromStr for Format {
             .find(|f| f.name() == s)
             .ok_or_else(|| {
                 let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
-                format!("unknown format `{s}` (expected one of {})", names.join(", "))
+                format!(
+                    "unknown format `{s}` (expected one of {})",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -265,9 +268,18 @@ mod tests {
     fn detects_every_format() {
         let cases = [
             ("{\"events\": []}", Some(Format::Json)),
-            ("INFO  jepsen.util - 0\t:invoke\t:read\tnil", Some(Format::PorcupineEtcd)),
-            ("{:process 1, :type :invoke, :f :get, :key \"9\", :value nil}", Some(Format::PorcupineKv)),
-            ("{:type :invoke, :f :read, :process 0, :value nil}", Some(Format::JepsenEdn)),
+            (
+                "INFO  jepsen.util - 0\t:invoke\t:read\tnil",
+                Some(Format::PorcupineEtcd),
+            ),
+            (
+                "{:process 1, :type :invoke, :f :get, :key \"9\", :value nil}",
+                Some(Format::PorcupineKv),
+            ),
+            (
+                "{:type :invoke, :f :read, :process 0, :value nil}",
+                Some(Format::JepsenEdn),
+            ),
             ("hello", None),
         ];
         for (text, expected) in cases {
@@ -280,10 +292,16 @@ mod tests {
         let etcd = "INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:invoke\t:read\tnil\n";
         assert_eq!(
             parse(etcd, None).unwrap_err(),
-            ImportError::at(2, "process 0 invokes while its previous operation is still open")
+            ImportError::at(
+                2,
+                "process 0 invokes while its previous operation is still open"
+            )
         );
         let json = "{\"events\": [\n{\"process\": 0}]}";
-        assert!(matches!(parse(json, None), Err(ImportError::Syntax { line: 2, .. })));
+        assert!(matches!(
+            parse(json, None),
+            Err(ImportError::Syntax { line: 2, .. })
+        ));
         assert_eq!(parse("", Some(Format::JepsenEdn)), Err(ImportError::Empty));
         assert_eq!(parse("nonsense", None), Err(ImportError::UnknownFormat));
     }

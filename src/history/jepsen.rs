@@ -42,7 +42,10 @@ pub(crate) fn parse_edn(text: &str) -> Result<History, ImportError> {
 
 fn record(recorder: &mut Recorder, line: usize, time: u64, map: &Edn) -> Result<(), ImportError> {
     if !matches!(map, Edn::Map(_)) {
-        return Err(ImportError::at(line, format!("expected an operation map, found `{map}`")));
+        return Err(ImportError::at(
+            line,
+            format!("expected an operation map, found `{map}`"),
+        ));
     }
     let process = match map.get("process") {
         Some(Edn::Int(p)) if *p >= 0 => *p as u64,
@@ -121,7 +124,10 @@ fn field_error(line: usize, map: &Edn, field: &str) -> ImportError {
     let found = map
         .get(field)
         .map_or_else(|| "nothing".to_string(), |v| format!("`{v}`"));
-    ImportError::at(line, format!("unexpected :{field}: found {found} in `{map}`"))
+    ImportError::at(
+        line,
+        format!("unexpected :{field}: found {found} in `{map}`"),
+    )
 }
 
 #[cfg(test)]

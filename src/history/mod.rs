@@ -55,7 +55,11 @@ pub enum Op {
     /// Concatenate `value` to the end of the key's current value (unset reads as "").
     Append { key: String, value: String },
     /// Set the key to `to` if its current value is `from` (unset never matches).
-    Cas { key: String, from: String, to: String },
+    Cas {
+        key: String,
+        from: String,
+        to: String,
+    },
 }
 
 impl Op {
@@ -141,7 +145,10 @@ impl Operation {
 
     /// Whether the operation may have taken effect (`ok` or indeterminate).
     pub fn may_have_happened(&self) -> bool {
-        matches!(self.kind, EventType::Ok | EventType::Info | EventType::Invoke)
+        matches!(
+            self.kind,
+            EventType::Ok | EventType::Info | EventType::Invoke
+        )
     }
 }
 

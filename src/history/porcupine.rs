@@ -2,7 +2,7 @@
 //! (`porcupine-etcd`).
 //!
 //! Each operation line looks like
-//! `INFO  jepsen.util - 3	:ok	:cas	[3 0]`: a process number, the
+//! `INFO  jepsen.util - 3 :ok :cas [3 0]` (tab-separated): a process number, the
 //! completion type (`:invoke`, `:ok`, `:fail`, `:info`), the function
 //! (`:read`, `:write`, `:cas`) and a value (`nil`, an integer, `[from to]`
 //! or `:timed-out`); fields are separated by tabs or spaces. Other log lines
