@@ -98,21 +98,24 @@ pub(crate) fn explain<M: Model>(
             state_after: model.describe_state(&state),
         });
     }
-    let mut blocked = Vec::new();
+    let mut blocked: Vec<Blocked> = Vec::new();
     for entry in entries(ops) {
         let i = entry.op as usize;
         if in_prefix[i] {
             continue;
         }
-        let legal_next = model.step(&state, &ops[i].op).is_some();
-        blocked.push(Blocked {
-            op: info(i),
-            legal_next,
-            completed_first: entry.is_return,
-        });
         if entry.is_return {
+            let first = blocked.iter_mut().find(|b| b.op.index == index(i));
+            if let Some(first) = first {
+                first.completed_first = true;
+            }
             break;
         }
+        blocked.push(Blocked {
+            op: info(i),
+            legal_next: model.step(&state, &ops[i].op).is_some(),
+            completed_first: false,
+        });
     }
     NonLinearizable {
         key: None,
@@ -147,7 +150,7 @@ impl fmt::Display for NonLinearizable {
             .map_or(&self.initial_state, |s| &s.state_after);
         writeln!(
             f,
-            "{} of {} operations linearize (initial state {}, then {}); none of these can come next:",
+            "only {} of {} operations linearize (state {} -> {}); none of the operations that could come next can:",
             self.prefix.len(),
             self.operations,
             self.initial_state,

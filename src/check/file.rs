@@ -131,4 +131,65 @@ mod tests {
         }
         assert_eq!(checked, 84);
     }
+
+    fn report(text: &str, format: Option<Format>, initial: Option<&str>) -> CheckReport {
+        let imported = parse(text, format).unwrap();
+        let opts = CheckOptions {
+            initial: initial.map(String::from),
+            ..CheckOptions::default()
+        };
+        check_imported(Path::new("h"), &imported, &opts)
+    }
+
+    #[test]
+    fn conventions_initial_values_and_exit_codes() {
+        let edn = "{:process 0, :type :invoke, :f :write, :value 1}\n\
+                   {:process 0, :type :ok, :f :write, :value 1}\n\
+                   {:process 1, :type :invoke, :f :read, :value nil}\n\
+                   {:process 1, :type :ok, :f :read, :value nil}\n";
+        let jepsen = report(edn, None, None);
+        assert_eq!((jepsen.format, jepsen.exit_code()), (Format::JepsenEdn, 0));
+        assert_eq!(jepsen.to_string(), "linearizable");
+        let strict = report(edn, Some(Format::PorcupineKv), None);
+        assert_eq!(strict.exit_code(), 1);
+        assert!(
+            strict
+                .to_string()
+                .starts_with("not linearizable\nkey \"register\"")
+        );
+        let zero = "{:process 0, :type :invoke, :f :read, :value nil}\n{:process 0, :type :ok, :f :read, :value 0}";
+        assert_eq!(report(zero, None, None).exit_code(), 1);
+        assert_eq!(report(zero, None, Some("0")).exit_code(), 0);
+    }
+
+    #[test]
+    fn own_histories_round_trip_through_json() {
+        let history = crate::check::bench::generate_history(200, 2, 3, 5);
+        let json = serde_json::to_string(&history).unwrap();
+        let imported = parse(&json, None).unwrap();
+        assert_eq!(
+            (imported.format, &imported.history),
+            (Format::Json, &history)
+        );
+        assert_eq!(report(&json, None, None).exit_code(), 0);
+    }
+
+    #[test]
+    fn unreadable_and_malformed_files_are_errors() {
+        let missing = check_file(Path::new("/nonexistent/h.log"), &CheckOptions::default());
+        assert!(matches!(missing, Err(CheckError::Io { .. })));
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/histories");
+        let wrong = CheckOptions {
+            format: Some(Format::PorcupineEtcd),
+            ..CheckOptions::default()
+        };
+        let err = check_file(&dir.join("kv/c01-ok.txt"), &wrong).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("kv/c01-ok.txt: the file holds no operations"),
+            "{err}"
+        );
+        let err = check_file(&dir.join("EXPECTED.md"), &CheckOptions::default()).unwrap_err();
+        assert!(matches!(err, CheckError::Malformed { .. }), "{err}");
+    }
 }
