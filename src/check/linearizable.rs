@@ -93,17 +93,18 @@ pub fn check_operations(
     let bounds = limits.start();
     let mut unknown = None;
     for (key, indexes) in by_key {
-        let cell = KeyOps::new(ops, &indexes, conventions);
-        let (outcome, evidence) = if cell.appends {
-            let model = StringCell {
-                initial: conventions.initial.clone(),
-                values: cell.values.clone(),
-            };
-            run(&model, &cell, bounds)
+        let KeyOps {
+            mut values,
+            timed,
+            source,
+            appends,
+        } = KeyOps::new(ops, &indexes, conventions);
+        let (outcome, evidence) = if appends {
+            let initial = conventions.initial.clone();
+            run(&StringCell { values, initial }, &timed, &source, bounds)
         } else {
-            let mut values = cell.values.clone();
             let initial = conventions.initial.as_deref().map(|v| values.intern(v));
-            run(&Register { values, initial }, &cell, bounds)
+            run(&Register { values, initial }, &timed, &source, bounds)
         };
         match (outcome, evidence) {
             (_, Some(mut evidence)) => {
@@ -133,15 +134,17 @@ pub fn check_model<M: Model>(
 }
 
 /// Runs one key's search: the limit that stopped it, or the evidence.
+/// `source` maps a position in `timed` to the history operation's index.
 fn run<M: Model<Op = CellOp>>(
     model: &M,
-    cell: &KeyOps,
+    timed: &[Timed<CellOp>],
+    source: &[usize],
     bounds: search::Limits,
 ) -> (Option<Limit>, Option<NonLinearizable>) {
-    match search::search(model, &cell.timed, bounds) {
+    match search::search(model, timed, bounds) {
         Outcome::Linearizable => (None, None),
         Outcome::Illegal { longest } => {
-            let evidence = explain(model, &cell.timed, &longest, |i| cell.source[i]);
+            let evidence = explain(model, timed, &longest, |i| source[i]);
             (None, Some(evidence))
         }
         Outcome::Stopped(limit) => (Some(limit), None),

@@ -9,7 +9,8 @@
 //! - `:type`: `:invoke`, `:ok`, `:fail` or `:info`;
 //! - `:f`: `:read`/`:get`, `:write`/`:put`, `:append` or `:cas`;
 //! - `:key`: the key (Porcupine's key-value logs); without it every
-//!   operation acts on one register, [`REGISTER_KEY`];
+//!   operation acts on one register, [`REGISTER_KEY`] (`jepsen.independent`
+//!   `[key value]` tuples are not read: such a file is rejected);
 //! - `:value`: the written value, `[from to]` for a cas, the value read in
 //!   an `:ok` read (`nil`: see [`super::NilRead`]).
 //!
@@ -70,7 +71,9 @@ fn record(recorder: &mut Recorder, line: usize, time: u64, map: &Edn) -> Result<
     let f = keyword(map, "f");
     if kind != EventType::Invoke {
         let read = match (kind, f) {
-            (EventType::Ok, Some("read" | "get")) => scalar(value),
+            (EventType::Ok, Some("read" | "get")) if *value != Edn::Nil => {
+                Some(scalar(value).ok_or_else(|| field_error(line, map, "value"))?)
+            }
             _ => None,
         };
         return recorder.complete(line, process, time, kind, read);
