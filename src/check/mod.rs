@@ -5,7 +5,8 @@
 //! - [`model`]: the sequential specifications a history is checked
 //!   against ([`model::Model`]; a register, a string cell with append);
 //! - `search` (private): the Wing & Gong / Lowe linearizability search with
-//!   Porcupine's memoisation, generic over a model;
+//!   Porcupine's memoisation, generic over a model; `memo` (private): its
+//!   linearized-set bitset and memo table;
 //! - [`linearizable`]: linearizability of key-value histories, one key at a
 //!   time, under a format's [`crate::history::Conventions`];
 //! - [`explain`]: the evidence of a violation (longest linearizable prefix
@@ -23,6 +24,7 @@ pub mod explain;
 pub mod file;
 pub mod linearizable;
 pub mod log_agreement;
+mod memo;
 pub mod model;
 mod search;
 pub mod stats;

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash};
 
-use super::search::Fx;
+use super::memo::Fx;
 
 /// A sequential specification.
 pub trait Model {
