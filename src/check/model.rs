@@ -38,6 +38,14 @@ pub trait Model {
 
     fn describe_state(&self, state: &Self::State) -> String;
 
+    /// Whether `op` never changes any state (a read): the search then
+    /// linearizes it as soon as it is legal, without trying alternatives.
+    /// Answer `true` only if `step` returns the state unchanged whenever
+    /// it accepts `op`, in every state.
+    fn is_read_only(&self, _op: &Self::Op) -> bool {
+        false
+    }
+
     /// Heap bytes a state owns, counted against the search's memory limit.
     fn heap_bytes(&self, _state: &Self::State) -> usize {
         0
@@ -68,6 +76,13 @@ pub enum CellOp {
     CasFailed {
         from: u32,
     },
+}
+
+impl CellOp {
+    /// Reads and failed comparisons observe the value without changing it.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, CellOp::Read(_) | CellOp::CasFailed { .. })
+    }
 }
 
 /// Interned values of one key.
@@ -146,6 +161,10 @@ impl Model for Register {
         }
     }
 
+    fn is_read_only(&self, op: &CellOp) -> bool {
+        op.is_read_only()
+    }
+
     fn describe_op(&self, op: &CellOp) -> String {
         self.values.describe(op)
     }
@@ -194,6 +213,10 @@ impl Model for StringCell {
             }),
             CellOp::CasFailed { from } => (!is(from)).then(|| state.clone()),
         }
+    }
+
+    fn is_read_only(&self, op: &CellOp) -> bool {
+        op.is_read_only()
     }
 
     fn describe_op(&self, op: &CellOp) -> String {

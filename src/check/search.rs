@@ -4,15 +4,18 @@
 //! Every operation becomes a call entry and a return entry in one doubly
 //! linked list ordered by time (calls before returns at equal times, so
 //! operations that touch are concurrent). An operation whose return is
-//! unknown (`ret: None`) gets its return entry after every other entry: it
-//! may take effect at any time after its call, and placing it last is the
-//! same as "never" for the operations that matter. The search walks the
-//! list from the head: at a call entry it tries to linearize that
-//! operation next (the model accepts it and the pair (linearized set,
-//! state) is new), lifting both entries out of the list; at a return entry
-//! it backtracks, since that operation should already have been
-//! linearized. It succeeds when the list is empty and fails when it must
-//! backtrack with nothing linearized.
+//! unknown (`ret: None`) gets an open return entry after every other
+//! entry: it may take effect at any time after its call, or never. The
+//! search walks the list from the head: at a call entry it tries to
+//! linearize that operation next (the model accepts it and the pair
+//! (linearized set, state) is new), lifting both entries out of the list;
+//! at a return entry it backtracks, since that operation should already
+//! have been linearized. It succeeds when it reaches an open return entry
+//! or the end of the list (every completed operation is linearized; the
+//! open ones left never took effect) and fails when it must backtrack with
+//! nothing linearized. One pruning beyond Porcupine's: a
+//! legal read-only operation is never followed by alternatives (see the
+//! comment in [`search`]).
 //!
 //! The linearized set and the memo of visited (set, state) pairs live in
 //! `memo`. The time limit is checked every [`CHECK_EVERY`] steps, and so
@@ -61,6 +64,7 @@ pub(crate) enum Outcome {
 /// How often (in search steps) the limits are checked.
 const CHECK_EVERY: u64 = 1024;
 const NIL: u32 = u32::MAX;
+const OPEN: u32 = u32::MAX - 1;
 const HEAD: u32 = 0;
 
 /// One list entry: the call or the return of operation `op`.
@@ -96,7 +100,8 @@ pub(crate) fn entries<O>(ops: &[Timed<O>]) -> Vec<ListEntry> {
 #[derive(Debug, Clone, Copy)]
 struct Node {
     op: u32,
-    /// For a call, its return's node; `NIL` for a return.
+    /// For a call, its return's node; `NIL` for a return, `OPEN` for the
+    /// return of an operation that may never have taken effect.
     partner: u32,
     prev: u32,
     next: u32,
@@ -126,6 +131,9 @@ impl List {
             });
             if entry.is_return {
                 nodes[call_node[entry.op as usize] as usize].partner = index as u32;
+                if ops[entry.op as usize].ret.is_none() {
+                    nodes[index].partner = OPEN;
+                }
             } else {
                 call_node[entry.op as usize] = index as u32;
             }
@@ -170,7 +178,8 @@ pub(crate) fn search<M: Model>(model: &M, ops: &[Timed<M::Op>], limits: Limits) 
     let mut list = List::new(ops);
     let mut linearized = Bitset::new(ops.len());
     let mut memo = Memo::new();
-    let mut calls: Vec<(u32, M::State)> = Vec::new();
+    // (call node, state before it, whether the operation is read-only)
+    let mut calls: Vec<(u32, M::State, bool)> = Vec::new();
     let mut longest = Longest::default();
     let mut state = model.init();
     let mut node = list.first();
@@ -186,23 +195,39 @@ pub(crate) fn search<M: Model>(model: &M, ops: &[Timed<M::Op>], limits: Limits) 
         }
         steps += 1;
         let entry = list.nodes[node as usize];
+        if entry.partner == OPEN {
+            return Outcome::Linearizable;
+        }
         if entry.partner != NIL {
-            if let Some(next) = model.step(&state, &ops[entry.op as usize].op) {
+            let op = &ops[entry.op as usize].op;
+            let mut dead_end = false;
+            if let Some(next) = model.step(&state, op) {
+                let read_only = model.is_read_only(op);
                 linearized.toggle(entry.op);
                 let key = mix(linearized.hash ^ fx_hash(&next));
                 if memo.insert(key, &linearized, &next, model.heap_bytes(&next)) {
                     longest.push(calls.len(), entry.op);
-                    calls.push((node, std::mem::replace(&mut state, next)));
+                    calls.push((node, std::mem::replace(&mut state, next), read_only));
                     list.lift(node);
                     node = list.first();
                     continue;
                 }
                 linearized.toggle(entry.op);
+                dead_end = read_only;
             }
-            node = entry.next;
-        } else {
-            longest.record(&calls, &list);
-            let Some((call, previous)) = calls.pop() else {
+            if !dead_end {
+                node = entry.next;
+                continue;
+            }
+        }
+        // Backtrack: at a return entry, that operation should already be
+        // linearized. A read-only operation that is legal here can always
+        // go first (it changes no state, and every operation that must
+        // precede it already has), so when it leads nowhere, neither does
+        // anything else from here: backtrack past it too.
+        longest.record(&calls, &list);
+        loop {
+            let Some((call, previous, read_only)) = calls.pop() else {
                 return Outcome::Illegal {
                     longest: longest.ops,
                 };
@@ -212,6 +237,9 @@ pub(crate) fn search<M: Model>(model: &M, ops: &[Timed<M::Op>], limits: Limits) 
             linearized.toggle(list.nodes[call as usize].op);
             list.unlift(call);
             node = list.nodes[call as usize].next;
+            if !read_only {
+                break;
+            }
         }
     }
     Outcome::Linearizable
@@ -239,12 +267,12 @@ impl Longest {
         self.agree = self.agree.min(depth);
     }
 
-    fn record<S>(&mut self, calls: &[(u32, S)], list: &List) {
+    fn record<S>(&mut self, calls: &[(u32, S, bool)], list: &List) {
         if calls.len() > self.ops.len() {
             self.ops.truncate(self.agree);
             let tail = calls[self.agree..].iter();
             self.ops
-                .extend(tail.map(|&(n, _)| list.nodes[n as usize].op));
+                .extend(tail.map(|&(n, _, _)| list.nodes[n as usize].op));
             self.agree = calls.len();
         }
     }

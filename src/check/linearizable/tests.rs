@@ -362,3 +362,76 @@ fn limits_give_unknown_and_other_models_plug_in() {
     ];
     assert!(check_model(&model, &bad, &SearchLimits::default()).is_violation());
 }
+
+/// Whether some order of `ops` respecting real time is legal: the
+/// definition, by brute force (operations without a return may be left out).
+fn brute_force(
+    model: &Register,
+    ops: &[Timed<CellOp>],
+    left: &mut Vec<usize>,
+    state: Option<u32>,
+) -> bool {
+    if left.iter().all(|&i| ops[i].ret.is_none()) {
+        return true;
+    }
+    for k in 0..left.len() {
+        let i = left[k];
+        let blocked = left
+            .iter()
+            .any(|&j| ops[j].ret.is_some_and(|r| r < ops[i].call));
+        if blocked {
+            continue;
+        }
+        if let Some(next) = model.step(&state, &ops[i].op) {
+            left.remove(k);
+            let found = brute_force(model, ops, left, next);
+            left.insert(k, i);
+            if found {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[test]
+fn search_agrees_with_brute_force_on_random_histories() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let mut values = Values::default();
+    let (a, b) = (values.intern("a"), values.intern("b"));
+    let model = Register {
+        values,
+        initial: None,
+    };
+    let (mut ok, mut bad) = (0, 0);
+    for _ in 0..3_000 {
+        let ops: Vec<Timed<CellOp>> = (0..rng.random_range(1..7))
+            .map(|_| {
+                let v = if rng.random_bool(0.5) { a } else { b };
+                let w = if rng.random_bool(0.5) { a } else { b };
+                let op = match rng.random_range(0..6) {
+                    0 => CellOp::Read(rng.random_bool(0.8).then_some(v)),
+                    1 | 2 => CellOp::Write(v),
+                    3 => CellOp::Cas { from: v, to: w },
+                    4 => CellOp::MaybeCas { from: v, to: w },
+                    _ => CellOp::CasFailed { from: v },
+                };
+                let call = rng.random_range(0..10);
+                let open = matches!(op, CellOp::MaybeCas { .. }) || rng.random_bool(0.1);
+                let ret = (!open).then(|| call + rng.random_range(0..5));
+                Timed {
+                    op,
+                    client: 0,
+                    call,
+                    ret,
+                }
+            })
+            .collect();
+        let expected = brute_force(&model, &ops, &mut (0..ops.len()).collect(), None);
+        let verdict = check_model(&model, &ops, &SearchLimits::default());
+        assert_eq!(verdict.is_ok(), expected, "{ops:?}");
+        if expected { ok += 1 } else { bad += 1 }
+    }
+    assert!(ok > 300 && bad > 300, "{ok} linearizable, {bad} not");
+}
