@@ -1,7 +1,7 @@
 //! The evidence of a linearizability violation.
 //!
 //! The search reports the longest linearizable prefix it found. From it,
-//! [`explain`] derives the operations that break it: of the operations not
+//! `explain` derives the operations that break it: of the operations not
 //! in the prefix, the *candidates* are those invoked before the earliest
 //! completion among them (only they could be linearized next); the one
 //! with that earliest completion had to be, yet none of the candidates

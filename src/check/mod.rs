@@ -13,8 +13,8 @@
 //!   and the operations that cannot follow it);
 //! - [`log_agreement`]: committed entries of replicated logs agree;
 //! - [`stats`]: availability and latency per fault phase;
-//! - [`file`]: checking a history file (what `replisim check` runs);
-//! - [`bench`]: the checker benchmark and its generated large history.
+//! - [`mod@file`]: checking a history file (what `replisim check` runs);
+//! - [`mod@bench`]: the checker benchmark and its generated large history.
 //!
 //! Every checker answers `Ok`, `Violation(evidence)` or `Unknown(reason)`
 //! (Porcupine's `Ok | Illegal | Unknown`), so reports consume one shape.

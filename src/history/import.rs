@@ -3,11 +3,11 @@
 //!
 //! Formats ([`Format`]):
 //! - `porcupine-etcd`: Jepsen's etcd logs as Porcupine's tests read them
-//!   ([`super::porcupine`]);
+//!   (module `porcupine`);
 //! - `porcupine-kv`: Porcupine's key-value logs, one EDN map per line
-//!   ([`super::jepsen`]);
+//!   (module `jepsen`);
 //! - `jepsen-edn`: Jepsen's EDN history of register operations
-//!   ([`super::jepsen`]);
+//!   (module `jepsen`);
 //! - `json`: replisim's own [`History`] as serde JSON (see the module docs
 //!   of [`crate::history`]).
 //!
