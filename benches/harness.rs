@@ -98,7 +98,10 @@ fn measure(runs: u64, mut f: impl FnMut(u64) -> Duration) -> (f64, f64) {
     let started = Instant::now();
     let simulated: Duration = (0..runs).map(|seed| black_box(f(seed))).sum();
     let wall = started.elapsed();
-    (runs as f64 / wall.as_secs_f64(), simulated.as_secs_f64() / wall.as_secs_f64())
+    (
+        runs as f64 / wall.as_secs_f64(),
+        simulated.as_secs_f64() / wall.as_secs_f64(),
+    )
 }
 
 fn main() {
@@ -112,8 +115,13 @@ fn main() {
         assert!(outcome.verdicts().passed(), "{}", outcome.verdicts());
         Duration::from_millis(outcome.stats.simulated_ms)
     });
-    println!("standard scenario: 3 replicas, sync, 1 client x {WRITES} writes, 1-5 ms latency, 1 ms tick; {runs} runs each");
+    println!(
+        "standard scenario: 3 replicas, sync, 1 client x {WRITES} writes, 1-5 ms latency, 1 ms tick; {runs} runs each"
+    );
     println!("bare turmoil:      {bare_rate:8.1} runs/s  simulated/wall {bare_speed:6.1}x");
     println!("replisim harness:  {rate:8.1} runs/s  simulated/wall {speed:6.1}x");
-    println!("harness cost:      {:8.2}x the bare program's wall time per run", bare_rate / rate);
+    println!(
+        "harness cost:      {:8.2}x the bare program's wall time per run",
+        bare_rate / rate
+    );
 }

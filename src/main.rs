@@ -4,6 +4,11 @@ use std::{path::PathBuf, process::ExitCode, rc::Rc};
 
 use clap::{Parser, Subcommand};
 use replisim::{
+    check::{
+        file::{CheckError, CheckOptions, check_file},
+        linearizable::SearchLimits,
+    },
+    history::Format,
     replication::four_stage::{FourStage, Mode},
     sim::{self, Fault, Outcome, Role, Scenario, ScheduledFault, Target, repro},
 };
@@ -45,6 +50,20 @@ enum Command {
     },
     /// Run a saved scenario file again and check it.
     Replay { file: PathBuf },
+    /// Check a recorded history for linearizability: exit 0 linearizable,
+    /// 1 not linearizable, 2 unknown, 3 malformed file.
+    Check {
+        file: PathBuf,
+        /// porcupine-etcd, porcupine-kv, jepsen-edn or json (default: detect).
+        #[arg(long)]
+        format: Option<Format>,
+        /// Every key's initial value (e.g. 0, as Knossos's test data assumes; default nil).
+        #[arg(long)]
+        initial: Option<String>,
+        /// Give up with `unknown` after this many seconds.
+        #[arg(long, default_value_t = 60.0)]
+        time_limit: f64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -86,6 +105,31 @@ fn main() -> ExitCode {
                 line += &format!(" --crash-primary-at {at}");
             }
             run_and_report(&scenario, &line)
+        }
+        Command::Check {
+            file,
+            format,
+            initial,
+            time_limit,
+        } => {
+            let options = CheckOptions {
+                format,
+                initial,
+                limits: SearchLimits {
+                    time_limit: Some(std::time::Duration::from_secs_f64(time_limit.max(0.0))),
+                    ..SearchLimits::default()
+                },
+            };
+            match check_file(&file, &options) {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::from(report.exit_code() as u8)
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(CheckError::EXIT_CODE as u8)
+                }
+            }
         }
         Command::Replay { file } => {
             let text = match std::fs::read_to_string(&file) {

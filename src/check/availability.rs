@@ -5,10 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    history::{EventType, Operation},
-    sim::outcome::FaultWindow,
-};
+use super::stats::FaultWindow;
+use crate::history::{EventType, Operation};
 
 /// Operation counts by outcome.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,10 +73,7 @@ pub fn measure(operations: &[Operation], windows: &[FaultWindow]) -> Availabilit
     for op in operations {
         availability.overall.add(op);
         let t = op.invoke_time;
-        if windows
-            .iter()
-            .any(|w| w.start_ns <= t && w.end_ns.is_none_or(|end| t < end))
-        {
+        if windows.iter().any(|w| w.start <= t && t < w.end) {
             availability.during_faults.add(op);
         }
     }

@@ -1,23 +1,57 @@
-//! Checkers: pure functions from a history (and final states) to verdicts.
+//! Checkers: pure functions from a recorded history (and final replica
+//! states) to a [`Verdict`].
 //!
-//! - [`durability`]: every acknowledged write survives in the final state.
-//! - [`convergence`]: replicas hold equal states after heal and quiesce.
-//! - [`availability`]: how many operations completed, overall and during faults.
+//! Module map:
+//! - [`model`]: the sequential specifications a history is checked
+//!   against ([`model::Model`]; a register, a string cell with append);
+//! - `search` (private): the Wing & Gong / Lowe linearizability search with
+//!   Porcupine's memoisation, generic over a model; `memo` (private): its
+//!   linearized-set bitset and memo table;
+//! - [`linearizable`]: linearizability of key-value histories, one key at a
+//!   time, under a format's [`crate::history::Conventions`];
+//! - [`explain`]: the evidence of a violation (longest linearizable prefix
+//!   and the operations that cannot follow it);
+//! - [`log_agreement`]: committed entries of replicated logs agree;
+//! - [`stats`]: availability and latency per fault phase;
+//! - [`durability`]: every acknowledged write survives in the final state;
+//! - [`convergence`]: replicas hold equal states after heal and quiesce;
+//! - [`availability`]: the share of operations completed, overall and
+//!   during faults (the one-line summary of [`stats`]);
+//! - [`mod@file`]: checking a history file (what `replisim check` runs);
+//! - [`mod@bench`]: the checker benchmark and its generated large history.
+//!
+//! Every checker answers `Ok`, `Violation(evidence)` or `Unknown(reason)`
+//! (Porcupine's `Ok | Illegal | Unknown`), so reports consume one shape.
 
 pub mod availability;
+pub mod bench;
 pub mod convergence;
 pub mod durability;
+pub mod explain;
+pub mod file;
+pub mod linearizable;
+pub mod log_agreement;
+mod memo;
+pub mod model;
+mod search;
+pub mod stats;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// What a checker concluded: the property holds, it is violated (with the
-/// evidence), or the checker could not tell (and why).
+/// What a checker concluded.
+///
+/// Serialised as `{"verdict":"ok"}`, `{"verdict":"violation","evidence":…}`
+/// or `{"verdict":"unknown","evidence":"reason"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", content = "evidence", rename_all = "snake_case")]
 pub enum Verdict<E> {
+    /// The property holds.
     Ok,
+    /// The property is violated; the evidence explains how.
     Violation(E),
+    /// The checker could not decide (time or memory limit, unusable input).
     Unknown(String),
 }
 
@@ -29,14 +63,43 @@ impl<E> Verdict<E> {
     pub fn is_violation(&self) -> bool {
         matches!(self, Verdict::Violation(_))
     }
+
+    /// Transforms the evidence, keeping the verdict.
+    pub fn map<F>(self, f: impl FnOnce(E) -> F) -> Verdict<F> {
+        match self {
+            Verdict::Ok => Verdict::Ok,
+            Verdict::Violation(e) => Verdict::Violation(f(e)),
+            Verdict::Unknown(reason) => Verdict::Unknown(reason),
+        }
+    }
 }
 
 impl<E: fmt::Display> fmt::Display for Verdict<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Verdict::Ok => write!(f, "ok"),
-            Verdict::Violation(evidence) => write!(f, "VIOLATED: {evidence}"),
-            Verdict::Unknown(reason) => write!(f, "unknown ({reason})"),
+            Verdict::Violation(evidence) => write!(f, "violation: {evidence}"),
+            Verdict::Unknown(reason) => write!(f, "unknown: {reason}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_print_and_serialise() {
+        let v: Verdict<String> = Verdict::Violation("lost write".into());
+        assert_eq!(v.to_string(), "violation: lost write");
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(json, r#"{"verdict":"violation","evidence":"lost write"}"#);
+        assert_eq!(serde_json::from_str::<Verdict<String>>(&json).unwrap(), v);
+        let ok: Verdict<String> = Verdict::Ok;
+        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"verdict":"ok"}"#);
+        assert_eq!(
+            Verdict::<String>::Unknown("timeout".into()).to_string(),
+            "unknown: timeout"
+        );
     }
 }

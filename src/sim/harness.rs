@@ -18,11 +18,12 @@ use tokio::sync::mpsc;
 
 use super::{
     fault::{Fault, Role, Target},
-    outcome::{FaultWindow, Outcome, RunStats},
+    outcome::{Outcome, RunStats},
     scenario::{Scenario, ScenarioError},
     trace,
 };
 use crate::{
+    check::stats::FaultWindow,
     history::{History, Op},
     net::SimNetwork,
     node::{ClientContext, Directory, NodeContext, REPLICA_PORT, StateProbe, System},
@@ -98,7 +99,8 @@ struct Harness<'a> {
     crashed: BTreeSet<usize>,
     lost: BTreeSet<usize>,
     partitioned: Vec<(usize, usize)>,
-    windows: Vec<FaultWindow>,
+    /// Fault windows: label, start, end (open while `None`).
+    windows: Vec<(String, Duration, Option<Duration>)>,
     faults_applied: usize,
     operator: Option<mpsc::UnboundedSender<Command>>,
 }
@@ -363,8 +365,8 @@ impl<'a> Harness<'a> {
             sim.bounce(host(id));
             self.close_window(&format!("replica-{id} down"), now);
         }
-        for window in self.windows.iter_mut().filter(|w| w.end_ns.is_none()) {
-            window.end_ns = Some(now.as_nanos() as u64);
+        for (_, _, end) in self.windows.iter_mut() {
+            end.get_or_insert(now);
         }
     }
 
@@ -372,21 +374,15 @@ impl<'a> Harness<'a> {
         if !self
             .windows
             .iter()
-            .any(|w| w.label == label && w.end_ns.is_none())
+            .any(|(l, _, end)| *l == label && end.is_none())
         {
-            self.windows.push(FaultWindow {
-                label,
-                start_ns: now.as_nanos() as u64,
-                end_ns: None,
-            });
+            self.windows.push((label, now, None));
         }
     }
 
     fn close_window(&mut self, label: &str, now: Duration) {
-        for window in self.windows.iter_mut() {
-            if window.label == label && window.end_ns.is_none() {
-                window.end_ns = Some(now.as_nanos() as u64);
-            }
+        for (_, _, end) in self.windows.iter_mut().filter(|(l, ..)| l == label) {
+            end.get_or_insert(now);
         }
     }
 
@@ -401,7 +397,15 @@ impl<'a> Harness<'a> {
             history,
             replica_states,
             lost: self.lost.into_iter().collect(),
-            fault_windows: self.windows,
+            fault_windows: self
+                .windows
+                .into_iter()
+                .map(|(label, start, end)| FaultWindow {
+                    start: start.as_nanos() as u64,
+                    end: end.unwrap_or(elapsed).as_nanos() as u64,
+                    label,
+                })
+                .collect(),
             final_reads_done: self.final_reads_done.get(),
             stats: RunStats {
                 simulated_ms: elapsed.as_millis() as u64,

@@ -7,19 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use super::scenario::Scenario;
 use crate::{
-    check::{Verdict, availability, convergence, durability},
-    history::{History, Operation},
+    check::{
+        Verdict, availability, convergence, durability,
+        explain::NonLinearizable,
+        linearizable::{self, SearchLimits},
+        stats::FaultWindow,
+    },
+    history::{Format, History, Operation},
     node::ReplicaState,
 };
-
-/// A span of simulated time during which a fault was active.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FaultWindow {
-    pub label: String,
-    pub start_ns: u64,
-    /// `None` while still open (closed by the end-of-run heal).
-    pub end_ns: Option<u64>,
-}
 
 /// Counters of one run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +72,11 @@ impl Outcome {
     /// Runs the checkers.
     pub fn verdicts(&self) -> Verdicts {
         Verdicts {
+            linearizability: linearizable::check_history(
+                &self.history,
+                &Format::Json.conventions(),
+                &SearchLimits::default(),
+            ),
             durability: durability::check(&self.history, &self.final_reads()),
             convergence: convergence::check(&self.replica_states),
             availability: availability::measure(&self.workload_operations(), &self.fault_windows),
@@ -86,6 +87,8 @@ impl Outcome {
 /// The checkers' findings on one outcome.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verdicts {
+    /// The whole history, final reads included, against a key-value store.
+    pub linearizability: Verdict<NonLinearizable>,
     pub durability: Verdict<durability::Evidence>,
     pub convergence: Verdict<convergence::Evidence>,
     pub availability: availability::Availability,
@@ -94,12 +97,13 @@ pub struct Verdicts {
 impl Verdicts {
     /// Whether every safety check holds (availability is measured, not judged).
     pub fn passed(&self) -> bool {
-        self.durability.is_ok() && self.convergence.is_ok()
+        self.linearizability.is_ok() && self.durability.is_ok() && self.convergence.is_ok()
     }
 }
 
 impl fmt::Display for Verdicts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "linearizable: {}", self.linearizability)?;
         writeln!(f, "durability:   {}", self.durability)?;
         writeln!(f, "convergence:  {}", self.convergence)?;
         write!(f, "availability: {}", self.availability)

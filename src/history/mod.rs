@@ -14,6 +14,26 @@
 //! The JSON form of a history (`serde_json` of [`History`]) is the
 //! documented export format: `{"events":[{"process":0,"time":1000,
 //! "type":"invoke","op":{"f":"write","key":"k1","value":"c0-1;"}}, ...]}`.
+//! Each event has `process` (integer), `time` (nanoseconds), `type`
+//! (`invoke`, `ok`, `fail` or `info`) and `op`, whose `f` is `read`
+//! (`key`, and in an `ok` completion `value`: the string read, or `null`
+//! when the key was unset), `write` or `append` (`key`, `value`) or `cas`
+//! (`key`, `from`, `to`). A completion repeats its invocation's op. An
+//! invocation without a completion is indeterminate, like `info`.
+//!
+//! Submodules read histories recorded elsewhere: [`import`] (formats,
+//! detection, the reading [`Conventions`] of each tool), `porcupine`
+//! (Porcupine's etcd logs), `jepsen` (EDN operation maps: Jepsen register
+//! histories and Porcupine's key-value logs) and `edn` (the EDN reader).
+
+mod edn;
+pub mod import;
+mod jepsen;
+mod porcupine;
+
+pub use import::{Conventions, FailedCas, Format, ImportError, Imported, NilRead, parse};
+pub use jepsen::REGISTER_KEY;
+pub use porcupine::ETCD_KEY;
 
 use serde::{Deserialize, Serialize};
 

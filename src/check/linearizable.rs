@@ -1,0 +1,240 @@
+//! Linearizability of key-value histories, with Jepsen semantics.
+//!
+//! Keys are independent (P-compositionality: a history is linearizable iff
+//! each key's sub-history is), so each key is checked on its own, in key
+//! order, against [`Register`] (keys without appends) or [`StringCell`].
+//! How each operation enters the search, under [`Conventions`]:
+//!
+//! | operation | `ok` | `fail` | `info` / never completed |
+//! |---|---|---|---|
+//! | read | must see the value (nil: see [`NilRead`]) | dropped | dropped |
+//! | write, append | took effect in its interval | dropped | may take effect any time after its call, or never |
+//! | cas | value was `from`, became `to` | dropped, or "value was not `from`" under [`FailedCas::CompareFailed`] | as `info` write, if the value was `from` |
+//!
+//! Dropped operations constrain nothing, so dropping them changes no
+//! verdict and shrinks the search. The time limit covers the whole
+//! history; the memory limit bounds each key's memo. A violation on any key
+//! is a definite answer even if another key ran out of time.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::Verdict;
+use super::explain::{NonLinearizable, explain};
+use super::model::{CellOp, Model, Register, StringCell, Values};
+pub use super::search::Timed;
+use super::search::{self, Limit, Outcome};
+use crate::history::{Conventions, EventType, FailedCas, History, NilRead, Op, Operation};
+
+/// The default bound on one key's memo.
+pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
+
+/// Bounds on a linearizability check; past them the verdict is `Unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchLimits {
+    /// Wall-clock time for the whole check (`None`: unbounded).
+    pub time_limit: Option<Duration>,
+    /// Approximate bytes of memoised search states per key.
+    pub memory_limit: usize,
+}
+
+impl Default for SearchLimits {
+    fn default() -> Self {
+        SearchLimits {
+            time_limit: Some(Duration::from_secs(60)),
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+        }
+    }
+}
+
+impl SearchLimits {
+    fn start(&self) -> search::Limits {
+        search::Limits {
+            deadline: self.time_limit.map(|d| Instant::now() + d), // determinism-ok: not simulated
+            memory_bytes: self.memory_limit,
+        }
+    }
+
+    fn reason(&self, limit: Limit, key: Option<&str>) -> String {
+        let key = key.map_or_else(String::new, |k| format!(" on key {k:?}"));
+        match limit {
+            Limit::Time => format!(
+                "time limit of {:.3} s reached{key}",
+                self.time_limit.unwrap_or_default().as_secs_f64()
+            ),
+            Limit::Memory => format!(
+                "memory limit of {} MiB reached{key}",
+                self.memory_limit >> 20
+            ),
+        }
+    }
+}
+
+/// Checks a whole history.
+pub fn check_history(
+    history: &History,
+    conventions: &Conventions,
+    limits: &SearchLimits,
+) -> Verdict<NonLinearizable> {
+    check_operations(&history.operations(), conventions, limits)
+}
+
+/// Checks paired operations (as [`History::operations`] returns them);
+/// evidence indexes refer to `ops`.
+pub fn check_operations(
+    ops: &[Operation],
+    conventions: &Conventions,
+    limits: &SearchLimits,
+) -> Verdict<NonLinearizable> {
+    let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        by_key.entry(op.op.key()).or_default().push(i);
+    }
+    let bounds = limits.start();
+    let mut unknown = None;
+    for (key, indexes) in by_key {
+        let KeyOps {
+            mut values,
+            timed,
+            source,
+            appends,
+        } = KeyOps::new(ops, &indexes, conventions);
+        let (outcome, evidence) = if appends {
+            let initial = conventions.initial.clone();
+            run(&StringCell { values, initial }, &timed, &source, bounds)
+        } else {
+            let initial = conventions.initial.as_deref().map(|v| values.intern(v));
+            run(&Register { values, initial }, &timed, &source, bounds)
+        };
+        match (outcome, evidence) {
+            (_, Some(mut evidence)) => {
+                evidence.key = Some(key.to_string());
+                return Verdict::Violation(evidence);
+            }
+            (Some(limit), None) => {
+                unknown.get_or_insert_with(|| limits.reason(limit, Some(key)));
+            }
+            (None, None) => {}
+        }
+    }
+    unknown.map_or(Verdict::Ok, Verdict::Unknown)
+}
+
+/// Checks operations of any model; evidence indexes refer to `ops`.
+pub fn check_model<M: Model>(
+    model: &M,
+    ops: &[Timed<M::Op>],
+    limits: &SearchLimits,
+) -> Verdict<NonLinearizable> {
+    match search::search(model, ops, limits.start()) {
+        Outcome::Linearizable => Verdict::Ok,
+        Outcome::Illegal { longest } => Verdict::Violation(explain(model, ops, &longest, |i| i)),
+        Outcome::Stopped(limit) => Verdict::Unknown(limits.reason(limit, None)),
+    }
+}
+
+/// Runs one key's search: the limit that stopped it, or the evidence.
+/// `source` maps a position in `timed` to the history operation's index.
+fn run<M: Model<Op = CellOp>>(
+    model: &M,
+    timed: &[Timed<CellOp>],
+    source: &[usize],
+    bounds: search::Limits,
+) -> (Option<Limit>, Option<NonLinearizable>) {
+    match search::search(model, timed, bounds) {
+        Outcome::Linearizable => (None, None),
+        Outcome::Illegal { longest } => {
+            let evidence = explain(model, timed, &longest, |i| source[i]);
+            (None, Some(evidence))
+        }
+        Outcome::Stopped(limit) => (Some(limit), None),
+    }
+}
+
+/// One key's operations, ready for the search.
+struct KeyOps {
+    values: Values,
+    timed: Vec<Timed<CellOp>>,
+    /// For each entry of `timed`, its index in the history's operations.
+    source: Vec<usize>,
+    appends: bool,
+}
+
+impl KeyOps {
+    fn new(ops: &[Operation], indexes: &[usize], conventions: &Conventions) -> Self {
+        let mut cell = KeyOps {
+            values: Values::default(),
+            timed: Vec::with_capacity(indexes.len()),
+            source: Vec::with_capacity(indexes.len()),
+            appends: false,
+        };
+        for &i in indexes {
+            let operation = &ops[i];
+            let (op, ret) = match cell.translate(operation, conventions) {
+                Some(translated) => translated,
+                None => continue,
+            };
+            cell.timed.push(Timed {
+                op,
+                client: operation.process,
+                call: operation.invoke_time,
+                ret,
+            });
+            cell.source.push(i);
+        }
+        cell
+    }
+
+    /// The search operation and its completion time, or `None` when the
+    /// operation constrains nothing.
+    fn translate(
+        &mut self,
+        o: &Operation,
+        conventions: &Conventions,
+    ) -> Option<(CellOp, Option<u64>)> {
+        let values = &mut self.values;
+        let done = o.complete_time;
+        match (&o.op, o.kind) {
+            (Op::Read { .. }, EventType::Ok) => match (&o.result, conventions.nil_read) {
+                (None, NilRead::Unconstrained) => None,
+                (None, NilRead::Unset) => Some((CellOp::Read(None), done)),
+                (Some(v), _) => Some((CellOp::Read(Some(values.intern(v))), done)),
+            },
+            (Op::Read { .. }, _) => None,
+            (Op::Cas { from, .. }, EventType::Fail) => {
+                (conventions.failed_cas == FailedCas::CompareFailed).then(|| {
+                    (
+                        CellOp::CasFailed {
+                            from: values.intern(from),
+                        },
+                        done,
+                    )
+                })
+            }
+            (_, EventType::Fail) => None,
+            (op, kind) => {
+                let ret = if kind == EventType::Ok { done } else { None };
+                let op = match op {
+                    Op::Write { value, .. } => CellOp::Write(values.intern(value)),
+                    Op::Append { value, .. } => {
+                        self.appends = true;
+                        CellOp::Append(values.intern(value))
+                    }
+                    Op::Cas { from, to, .. } => {
+                        let (from, to) = (values.intern(from), values.intern(to));
+                        if ret.is_some() {
+                            CellOp::Cas { from, to }
+                        } else {
+                            CellOp::MaybeCas { from, to }
+                        }
+                    }
+                    Op::Read { .. } => return None,
+                };
+                Some((op, ret))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! Log agreement for log-based protocols: no two replicas hold different
+//! entries at the same committed index.
+//!
+//! Each replica contributes its log, a list of `(term, entry)` (the term or
+//! epoch that wrote the entry), and its commit length: the number of
+//! leading entries it considers committed. Indexes are 0-based positions
+//! in the log. An index is compared between every pair of replicas that
+//! both committed it; uncommitted suffixes may differ freely. A replica
+//! claiming more committed entries than its log holds is a violation too
+//! (it would serve entries it does not have). Logs are compared from their
+//! first entry; compacted prefixes are the caller's to restore or trim.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::Verdict;
+
+/// The first disagreement found, in index order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogDisagreement {
+    /// Two replicas committed different entries at `index`.
+    Entry {
+        index: usize,
+        replica: usize,
+        /// `(term, entry)` at `index` on `replica`, debug-printed.
+        held: String,
+        other_replica: usize,
+        other_held: String,
+    },
+    /// `replica` claims `committed` entries but its log holds `len`.
+    CommitBeyondLog {
+        replica: usize,
+        committed: usize,
+        len: usize,
+    },
+}
+
+impl fmt::Display for LogDisagreement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogDisagreement::Entry {
+                index,
+                replica,
+                held,
+                other_replica,
+                other_held,
+            } => write!(
+                f,
+                "committed index {index} differs: replica {replica} holds {held}, replica {other_replica} holds {other_held}"
+            ),
+            LogDisagreement::CommitBeyondLog {
+                replica,
+                committed,
+                len,
+            } => write!(
+                f,
+                "replica {replica} claims {committed} committed entries but its log holds {len}"
+            ),
+        }
+    }
+}
+
+/// Checks that committed entries agree; `committed[r]` is replica `r`'s
+/// commit length. Unequal slice lengths give `Unknown`.
+pub fn check_log_agreement<T: Eq + fmt::Debug>(
+    logs: &[Vec<(u64, T)>],
+    committed: &[usize],
+) -> Verdict<LogDisagreement> {
+    if logs.len() != committed.len() {
+        return Verdict::Unknown(format!(
+            "{} logs but {} commit lengths",
+            logs.len(),
+            committed.len()
+        ));
+    }
+    for (replica, (log, &c)) in logs.iter().zip(committed).enumerate() {
+        if c > log.len() {
+            return Verdict::Violation(LogDisagreement::CommitBeyondLog {
+                replica,
+                committed: c,
+                len: log.len(),
+            });
+        }
+    }
+    let longest = committed.iter().copied().max().unwrap_or(0);
+    for index in 0..longest {
+        let mut holders = (0..logs.len()).filter(|&r| committed[r] > index);
+        let Some(first) = holders.next() else {
+            continue;
+        };
+        let expected = &logs[first][index];
+        if let Some(other) = holders.find(|&r| logs[r][index] != *expected) {
+            return Verdict::Violation(LogDisagreement::Entry {
+                index,
+                replica: first,
+                held: format!("{expected:?}"),
+                other_replica: other,
+                other_held: format!("{:?}", logs[other][index]),
+            });
+        }
+    }
+    Verdict::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_prefixes_must_agree() {
+        let a = vec![(1, "x"), (1, "y"), (2, "z")];
+        let b = vec![(1, "x"), (1, "y"), (3, "w")];
+        let logs = [a, b];
+        let cases: [(&[usize], Verdict<LogDisagreement>); 4] = [
+            (&[2, 2], Verdict::Ok),
+            (&[3, 2], Verdict::Ok),
+            (
+                &[3, 3],
+                Verdict::Violation(LogDisagreement::Entry {
+                    index: 2,
+                    replica: 0,
+                    held: "(2, \"z\")".into(),
+                    other_replica: 1,
+                    other_held: "(3, \"w\")".into(),
+                }),
+            ),
+            (
+                &[4, 0],
+                Verdict::Violation(LogDisagreement::CommitBeyondLog {
+                    replica: 0,
+                    committed: 4,
+                    len: 3,
+                }),
+            ),
+        ];
+        for (committed, expected) in cases {
+            assert_eq!(
+                check_log_agreement(&logs, committed),
+                expected,
+                "{committed:?}"
+            );
+        }
+        assert!(matches!(
+            check_log_agreement(&logs, &[1]),
+            Verdict::Unknown(_)
+        ));
+    }
+}
