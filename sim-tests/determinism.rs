@@ -10,28 +10,25 @@ fn scenario(mode: Mode, seed: u64) -> Scenario {
     let mut scenario = Scenario::new(mode, seed);
     scenario.workload.ops_per_client = 20;
     scenario.faults = vec![
-        ScheduledFault {
-            at_ms: 20 + seed % 100,
-            fault: Fault::Crash {
+        ScheduledFault::at(
+            20 + seed % 100,
+            Fault::Crash {
                 node: Target::Replica(1 + seed as usize % 2),
             },
-        },
-        ScheduledFault {
-            at_ms: 60 + seed % 50,
-            fault: Fault::Partition {
+        ),
+        ScheduledFault::at(
+            60 + seed % 50,
+            Fault::Partition {
                 groups: vec![vec![seed as usize % 3]],
             },
-        },
-        ScheduledFault {
-            at_ms: 150,
-            fault: Fault::Heal,
-        },
-        ScheduledFault {
-            at_ms: 120 + seed % 80,
-            fault: Fault::Lose {
+        ),
+        ScheduledFault::at(150, Fault::Heal),
+        ScheduledFault::at(
+            120 + seed % 80,
+            Fault::Lose {
                 node: Target::Role(Role::Primary),
             },
-        },
+        ),
     ];
     scenario
 }

@@ -14,7 +14,7 @@ use replisim::{
 };
 
 fn at(at_ms: u64, fault: Fault) -> ScheduledFault {
-    ScheduledFault { at_ms, fault }
+    ScheduledFault::at(at_ms, fault)
 }
 
 fn lose_primary(at_ms: u64) -> ScheduledFault {

@@ -100,20 +100,10 @@ proptest! {
 fn naive_store_loses_acknowledged_writes_on_crash() {
     let mut scenario = Scenario::for_system("naive", 7);
     scenario.workload.keys = 16;
-    scenario.faults = vec![
-        ScheduledFault {
-            at_ms: 150,
-            fault: Fault::Crash {
-                node: Target::Replica(0),
-            },
-        },
-        ScheduledFault {
-            at_ms: 200,
-            fault: Fault::Restart {
-                node: Target::Replica(0),
-            },
-        },
-    ];
+    let crash = Fault::Crash {
+        node: Target::Replica(0),
+    };
+    scenario.faults = vec![ScheduledFault::at(150, crash).lasting(50)];
     let outcome = run_system(&scenario, Rc::new(NaiveStore)).unwrap();
     assert!(
         outcome.verdicts().durability.is_violation(),

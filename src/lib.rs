@@ -19,6 +19,7 @@ compile_error!(
 );
 
 pub mod check;
+pub mod effect;
 pub mod history;
 pub mod net;
 pub mod node;

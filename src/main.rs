@@ -82,12 +82,12 @@ fn main() -> ExitCode {
             scenario.clients = clients;
             scenario.workload.ops_per_client = ops;
             if let Some(at_ms) = crash_primary_at {
-                scenario.faults.push(ScheduledFault {
+                scenario.faults.push(ScheduledFault::at(
                     at_ms,
-                    fault: Fault::Lose {
+                    Fault::Lose {
                         node: Target::Role(Role::Primary),
                     },
-                });
+                ));
             }
             if let Some(path) = save
                 && let Err(error) = std::fs::write(&path, scenario.to_json())

@@ -33,7 +33,7 @@
 //! }
 //! ```
 
-use std::{cell::RefCell, collections::BTreeMap, rc::Rc};
+use std::{cell::RefCell, collections::BTreeMap, rc::Rc, time::Duration};
 
 use futures_util::future::LocalBoxFuture;
 
@@ -62,6 +62,8 @@ pub struct NodeContext {
     pub net: Rc<dyn Network>,
     /// This node's durable storage.
     pub disk: Rc<dyn Disk>,
+    /// This node's wall clock (skewed by clock faults in a simulation).
+    pub clock: Clock,
     /// Where the node publishes how to read its state at the end of a run.
     pub state: StateProbe,
 }
@@ -74,6 +76,33 @@ impl NodeContext {
             .next()
             .and_then(|port| port.parse().ok())
             .unwrap_or(REPLICA_PORT)
+    }
+}
+
+/// Wall-clock time as a node's code reads it: for leases, timestamps and
+/// last-writer-wins. Timers (`tokio::time`) are separate and always run on
+/// the (simulated) time.
+#[derive(Clone)]
+pub struct Clock(Rc<dyn Fn() -> Duration>);
+
+impl Clock {
+    /// A clock reading time since the Unix epoch from `source`.
+    pub fn new(source: impl Fn() -> Duration + 'static) -> Self {
+        Clock(Rc::new(source))
+    }
+
+    /// The machine's real clock, for real servers.
+    pub fn system() -> Self {
+        Clock::new(|| {
+            std::time::SystemTime::now() // determinism-ok: real servers only
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+        })
+    }
+
+    /// Time since the Unix epoch.
+    pub fn now(&self) -> Duration {
+        (self.0)()
     }
 }
 

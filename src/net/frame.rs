@@ -31,6 +31,11 @@ pub enum FrameError {
     Decode(#[from] serde_json::Error),
 }
 
+/// One envelope's frame payload.
+pub fn encode<T: Serialize>(envelope: &Envelope<T>) -> Result<Bytes, FrameError> {
+    Ok(Bytes::from(serde_json::to_vec(envelope)?))
+}
+
 /// A connection that sends and receives [`Envelope`]s.
 pub struct FramedConn {
     inner: Framed<BoxStream, LengthDelimitedCodec>,
@@ -48,8 +53,12 @@ impl FramedConn {
 
     /// Encodes and sends one envelope.
     pub async fn send<T: Serialize>(&mut self, envelope: &Envelope<T>) -> Result<(), FrameError> {
-        let bytes = serde_json::to_vec(envelope)?;
-        self.inner.send(Bytes::from(bytes)).await?;
+        self.send_encoded(encode(envelope)?).await
+    }
+
+    /// Sends an envelope [`encode`]d earlier.
+    pub async fn send_encoded(&mut self, frame: Bytes) -> Result<(), FrameError> {
+        self.inner.send(frame).await?;
         Ok(())
     }
 

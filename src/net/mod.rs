@@ -39,6 +39,11 @@ pub trait Network {
     async fn connect(&self, addr: &str) -> io::Result<BoxStream>;
     /// Listens on `port` on all of this node's addresses.
     async fn bind(&self, port: u16) -> io::Result<Box<dyn Listener>>;
+    /// Whether an [`RpcClient`] should re-send its previous request on every
+    /// new connection (the duplication fault: at-least-once retries).
+    fn duplicates_on_reconnect(&self) -> bool {
+        false
+    }
 }
 
 /// The accepting end of [`Network::bind`].

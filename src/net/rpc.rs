@@ -6,6 +6,10 @@
 //! the next request starts on a fresh one (the only way out of a turmoil
 //! stream that lost a segment). Responses carry their request's id, so a
 //! late answer to an abandoned request is never mistaken for the current one.
+//! When the network asks for it ([`Network::duplicates_on_reconnect`]) the
+//! client re-sends its previous request on every new connection, as
+//! at-least-once retries do; receivers must tolerate the duplicate.
+//! Failures are counted as fault effects ([`crate::effect`]).
 //!
 //! [`serve`] accepts connections and answers each one's requests in order
 //! with a [`Handler`]. A malformed or oversized frame closes that one
@@ -19,8 +23,9 @@ use tokio::time::{Instant, sleep, timeout};
 
 use super::{
     Listener, NetError, Network,
-    frame::{Envelope, FrameError, FramedConn},
+    frame::{Envelope, FrameError, FramedConn, encode},
 };
+use crate::effect;
 
 /// Timeouts and backoff of an [`RpcClient`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -49,6 +54,8 @@ pub struct RpcClient<Req, Resp> {
     config: RpcConfig,
     conn: Option<FramedConn>,
     next_id: u64,
+    /// The last request sent, for the duplication fault.
+    last_request: Option<bytes::Bytes>,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
@@ -60,6 +67,7 @@ impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
             config,
             conn: None,
             next_id: 1,
+            last_request: None,
             _types: PhantomData,
         }
     }
@@ -88,7 +96,15 @@ impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
                 timeout_ms: deadline.as_millis() as u64,
             }),
         };
-        if result.is_err() {
+        if let Err(error) = &result {
+            effect::record(
+                match error {
+                    NetError::Unreachable { .. } => "requests_unsent",
+                    NetError::Timeout { .. } => "requests_timed_out",
+                    NetError::Broken { .. } | NetError::BadFrame { .. } => "connections_broken",
+                },
+                1,
+            );
             self.conn = None;
         }
         result
@@ -124,8 +140,11 @@ impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
 
     async fn exchange(&mut self, id: u64, req: &Req, deadline: Duration) -> Result<Resp, NetError> {
         let addr = self.addr.clone();
-        let conn = self.connected(deadline).await?;
-        conn.send(&Envelope { id, body: req })
+        let frame = encode(&Envelope { id, body: req }).map_err(|e| broken(&addr, e))?;
+        self.connected(deadline).await?;
+        self.last_request = Some(frame.clone());
+        let conn = self.conn.as_mut().expect("connected");
+        conn.send_encoded(frame)
             .await
             .map_err(|e| broken(&addr, e))?;
         loop {
@@ -143,6 +162,7 @@ impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
                 }
                 Some(Ok((envelope, _))) => {
                     tracing::debug!(target: "replisim::net", peer = %addr, id = envelope.id, "dropping a late response");
+                    effect::record("late_responses", 1);
                 }
             }
         }
@@ -165,12 +185,25 @@ impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
                     }
                     Err(e) => {
                         tracing::trace!(target: "replisim::net", peer = %self.addr, error = %e, "connect failed");
+                        effect::record("connect_failures", 1);
                         sleep(backoff).await;
                         backoff = (backoff * 2).min(self.config.max_backoff);
                     }
                 }
             };
-            self.conn = Some(FramedConn::new(stream));
+            let mut conn = FramedConn::new(stream);
+            if let Some(previous) = self
+                .last_request
+                .clone()
+                .filter(|_| self.net.duplicates_on_reconnect())
+            {
+                tracing::debug!(target: "replisim::net", peer = %self.addr, "re-sending the previous request (duplication fault)");
+                effect::record("duplicates_sent", 1);
+                conn.send_encoded(previous)
+                    .await
+                    .map_err(|e| broken(&self.addr, e))?;
+            }
+            self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("connection was just set"))
     }
@@ -226,6 +259,7 @@ async fn serve_connection<Req, Resp>(
             Ok(received) => received,
             Err(error) => {
                 tracing::error!(target: "replisim::net", %peer, %error, "closing connection after a bad frame");
+                effect::record("bad_frames", 1);
                 return;
             }
         };

@@ -1,12 +1,21 @@
 //! [`Network`] on turmoil's simulated TCP: usable only inside a turmoil host.
 
-use std::io;
+use std::{cell::Cell, io, rc::Rc};
 
 use super::{BoxStream, Listener, Network};
 
 /// The simulated network of the current turmoil host.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SimNetwork;
+#[derive(Debug, Clone, Default)]
+pub struct SimNetwork {
+    duplicate: Rc<Cell<bool>>,
+}
+
+impl SimNetwork {
+    /// A network that duplicates requests on reconnect while `duplicate` is set.
+    pub fn with_duplicates(duplicate: Rc<Cell<bool>>) -> Self {
+        SimNetwork { duplicate }
+    }
+}
 
 #[async_trait::async_trait(?Send)]
 impl Network for SimNetwork {
@@ -18,6 +27,10 @@ impl Network for SimNetwork {
     async fn bind(&self, port: u16) -> io::Result<Box<dyn Listener>> {
         let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
         Ok(Box::new(SimListener(listener)))
+    }
+
+    fn duplicates_on_reconnect(&self) -> bool {
+        self.duplicate.get()
     }
 }
 

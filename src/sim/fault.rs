@@ -1,4 +1,16 @@
 //! Faults as values: what the nemesis does to the cluster, and when.
+//!
+//! A [`ScheduledFault`] fires at a simulated time, or at the first trace
+//! event after that time that matches its [`Trigger`] ("crash the primary
+//! right after it sends the replicate message"). With `for_ms` it undoes
+//! itself after that long (a crash is followed by a restart, a partition by
+//! its repair, and so on); without, it lasts until a later fault undoes it
+//! or the end of the workload, when every fault is healed.
+//!
+//! Replicas are named by id or, through [`Target::Role`], by the role they
+//! hold when the fault fires. Partitions and link faults act between
+//! replicas; clients keep reaching every replica unless a fault says
+//! otherwise ([`Fault::Pause`] cuts a replica from clients too).
 
 use std::fmt;
 
@@ -33,24 +45,69 @@ impl fmt::Display for Target {
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Fault {
     /// The process dies: volatile state and unsynced disk writes are gone,
-    /// synced data survives. It stays down until a `restart` (or the end).
+    /// synced data survives. Undone by a restart.
     Crash { node: Target },
     /// A crashed replica starts again on the same disk.
     Restart { node: Target },
     /// The machine is lost for good, disk included. Losing the primary
     /// makes the operator fail over to the most up-to-date survivor.
     Lose { node: Target },
-    /// Replicas in different groups cannot reach each other (clients still
-    /// reach everyone). Replicas in no group form one more group.
+    /// The process is alive but cut off from every replica and client (a
+    /// long GC pause, a VM migration): it comes back with stale beliefs.
+    Pause { node: Target },
+    /// Replicas in different groups cannot reach each other. Replicas in no
+    /// group form one more group. Covers majority/minority splits.
     Partition { groups: Vec<Vec<usize>> },
-    /// Every partition is repaired.
+    /// One replica cannot reach any other replica.
+    Isolate { node: Target },
+    /// Two halves that can only talk through `bridge`, which reaches both.
+    Bridge {
+        left: Vec<usize>,
+        right: Vec<usize>,
+        bridge: usize,
+    },
+    /// Messages from `from` to `to` are dropped; the reverse direction works.
+    OneWay { from: Vec<usize>, to: Vec<usize> },
+    /// Repairs every partition, isolation, bridge and one-way cut.
     Heal,
+    /// Messages between the two sets take up to `latency_ms` (instead of the
+    /// scenario's maximum latency).
+    Slow {
+        between: Vec<usize>,
+        and: Vec<usize>,
+        latency_ms: u64,
+    },
+    /// Messages between the two sets are queued, not delivered, until the
+    /// fault is undone; then they flood in.
+    Hold {
+        between: Vec<usize>,
+        and: Vec<usize>,
+    },
+    /// Each message between the two sets is lost with this probability (in
+    /// percent). On turmoil's TCP a lost segment silences the connection,
+    /// so the transport must time out and reconnect.
+    Lossy {
+        between: Vec<usize>,
+        and: Vec<usize>,
+        percent: u8,
+    },
+    /// The replica's transport re-sends its previous request after every
+    /// reconnect, as at-least-once retries do: duplicates, late.
+    Duplicate { node: Target },
+    /// The replica's clock (as its code reads it through
+    /// [`crate::node::Clock`]) is off by `offset_ms` and drifts by
+    /// `drift_ppm` millionths; timers still run on simulated time.
+    ClockSkew {
+        node: Target,
+        offset_ms: i64,
+        drift_ppm: i64,
+    },
 }
 
 impl Fault {
-    /// Checks replica ids against the cluster size.
+    /// Checks replica ids and values against the cluster size.
     pub fn validate(&self, replicas: usize) -> Result<(), String> {
-        let check = |id: usize| {
+        let replica = |id: usize| {
             if id < replicas {
                 Ok(())
             } else {
@@ -59,12 +116,39 @@ impl Fault {
                 ))
             }
         };
+        let target = |t: &Target| match t {
+            Target::Replica(id) => replica(*id),
+            Target::Role(_) => Ok(()),
+        };
+        let all = |ids: &[usize]| ids.iter().try_for_each(|&id| replica(id));
         match self {
-            Fault::Crash { node } | Fault::Restart { node } | Fault::Lose { node } => match node {
-                Target::Replica(id) => check(*id),
-                Target::Role(_) => Ok(()),
-            },
-            Fault::Partition { groups } => groups.iter().flatten().try_for_each(|&id| check(id)),
+            Fault::Crash { node }
+            | Fault::Restart { node }
+            | Fault::Lose { node }
+            | Fault::Pause { node }
+            | Fault::Isolate { node }
+            | Fault::Duplicate { node }
+            | Fault::ClockSkew { node, .. } => target(node),
+            Fault::Partition { groups } => groups.iter().try_for_each(|g| all(g)),
+            Fault::Bridge {
+                left,
+                right,
+                bridge,
+            } => all(left).and(all(right)).and(replica(*bridge)),
+            Fault::OneWay { from, to } => all(from).and(all(to)),
+            Fault::Slow { between, and, .. } | Fault::Hold { between, and } => {
+                all(between).and(all(and))
+            }
+            Fault::Lossy {
+                between,
+                and,
+                percent,
+            } => {
+                if *percent > 100 {
+                    return Err(format!("percent is {percent}, more than 100"));
+                }
+                all(between).and(all(and))
+            }
             Fault::Heal => Ok(()),
         }
     }
@@ -76,16 +160,106 @@ impl fmt::Display for Fault {
             Fault::Crash { node } => write!(f, "crash {node}"),
             Fault::Restart { node } => write!(f, "restart {node}"),
             Fault::Lose { node } => write!(f, "lose {node} for good"),
+            Fault::Pause { node } => write!(f, "pause {node}"),
             Fault::Partition { groups } => write!(f, "partition {groups:?}"),
+            Fault::Isolate { node } => write!(f, "isolate {node}"),
+            Fault::Bridge {
+                left,
+                right,
+                bridge,
+            } => write!(f, "bridge {left:?} and {right:?} through replica-{bridge}"),
+            Fault::OneWay { from, to } => write!(f, "drop messages from {from:?} to {to:?}"),
             Fault::Heal => write!(f, "heal partitions"),
+            Fault::Slow {
+                between,
+                and,
+                latency_ms,
+            } => write!(f, "slow {between:?}-{and:?} links to {latency_ms} ms"),
+            Fault::Hold { between, and } => {
+                write!(f, "hold messages between {between:?} and {and:?}")
+            }
+            Fault::Lossy {
+                between,
+                and,
+                percent,
+            } => write!(
+                f,
+                "lose {percent}% of messages between {between:?} and {and:?}"
+            ),
+            Fault::Duplicate { node } => write!(f, "duplicate requests from {node}"),
+            Fault::ClockSkew {
+                node,
+                offset_ms,
+                drift_ppm,
+            } => write!(
+                f,
+                "skew {node}'s clock by {offset_ms} ms, drifting {drift_ppm} ppm"
+            ),
         }
     }
 }
 
-/// A fault and the simulated time (ms since the start) it fires at.
+/// What an event-triggered fault waits for: the first trace event whose
+/// message (or fields) contain `event`, emitted by `host` if given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    #[serde(default)]
+    pub host: Option<Target>,
+    pub event: String,
+}
+
+/// A fault, when it fires, and for how long.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduledFault {
+    /// Simulated ms since the start; with a trigger, when it is armed.
     pub at_ms: u64,
     #[serde(flatten)]
     pub fault: Fault,
+    /// Undo the fault this long after it fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+}
+
+impl ScheduledFault {
+    /// `fault` at `at_ms`, lasting until healed.
+    pub fn at(at_ms: u64, fault: Fault) -> Self {
+        ScheduledFault {
+            at_ms,
+            fault,
+            for_ms: None,
+            trigger: None,
+        }
+    }
+
+    /// The same fault, undone after `for_ms`.
+    pub fn lasting(mut self, for_ms: u64) -> Self {
+        self.for_ms = Some(for_ms);
+        self
+    }
+
+    /// The same fault, fired by the first matching event after `at_ms`.
+    pub fn when(mut self, host: Option<Target>, event: &str) -> Self {
+        self.trigger = Some(Trigger {
+            host,
+            event: event.to_string(),
+        });
+        self
+    }
+}
+
+impl fmt::Display for ScheduledFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.fault)?;
+        match &self.trigger {
+            Some(t) => write!(f, " when {:?} is logged after {} ms", t.event, self.at_ms)?,
+            None => write!(f, " at {} ms", self.at_ms)?,
+        }
+        if let Some(d) = self.for_ms {
+            write!(f, " for {d} ms")?;
+        }
+        Ok(())
+    }
 }

@@ -1,32 +1,36 @@
-//! The run loop: builds the turmoil simulation for a scenario, applies its
-//! faults at their times, and collects the outcome.
+//! The run loop: builds the turmoil simulation for a scenario, has the
+//! [`Nemesis`] apply its faults (at their times or when their trigger event
+//! is logged), and collects the outcome.
 //!
 //! Hosts: `replica-<i>` (the system's replica software), `client-<p>` (one
 //! per client process), and `operator`, which performs failover when the
 //! primary is lost and the final reads at the end. The operator learns what
 //! to do from the run loop through a channel, the way an operator reacts to
-//! a pager; clients learn the primary from the shared [`Directory`].
+//! a pager, and is started on first use; clients learn the primary from the
+//! shared [`Directory`]. A replica whose software returns is restarted at
+//! once, as a supervisor would.
 
 use std::{
     cell::{Cell, RefCell},
-    collections::BTreeSet,
     rc::Rc,
-    time::Duration,
+    time::{Duration, UNIX_EPOCH},
 };
 
 use tokio::sync::mpsc;
 
 use super::{
-    fault::{Fault, Role, Target},
+    fault::{Role, ScheduledFault, Target},
+    nemesis::{FailOver, Nemesis, ReplicaFaults, host},
     outcome::{Outcome, RunStats},
     scenario::{Scenario, ScenarioError},
     trace,
 };
 use crate::{
-    check::stats::FaultWindow,
     history::{History, Op},
     net::SimNetwork,
-    node::{ClientContext, Directory, NodeContext, REPLICA_PORT, StateProbe, System},
+    node::{
+        ClientContext, Clock, Directory, KvClient, NodeContext, REPLICA_PORT, StateProbe, System,
+    },
     replication::four_stage::FourStage,
     storage::SimDisk,
 };
@@ -36,8 +40,8 @@ use crate::{
 pub enum RunError {
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
-    #[error("host software failed: {0}")]
-    Host(String),
+    #[error("the simulation failed: {0}")]
+    Simulation(String),
 }
 
 /// Runs a scenario of a built-in protocol.
@@ -51,10 +55,15 @@ pub enum RunError {
 /// assert!(outcome.verdicts().passed());
 /// ```
 pub fn run(scenario: &Scenario) -> Result<Outcome, RunError> {
+    run_system(scenario, builtin_system(scenario)?)
+}
+
+/// The built-in system a scenario names.
+pub fn builtin_system(scenario: &Scenario) -> Result<Rc<dyn System>, ScenarioError> {
     let mode = scenario
         .mode()
         .ok_or_else(|| ScenarioError::UnknownProtocol(scenario.protocol.clone()))?;
-    run_system(scenario, Rc::new(FourStage::new(mode, scenario.engine)))
+    Ok(Rc::new(FourStage::new(mode, scenario.engine)))
 }
 
 /// Runs a scenario against any [`System`], a user's own included.
@@ -73,12 +82,17 @@ pub(crate) fn run_traced(
     let result = tracing::subscriber::with_default(trace::subscriber(record), || {
         Harness::new(scenario, system).run()
     });
-    let (digest, lines) = trace::finish();
+    let summary = trace::finish();
     let mut outcome = result?;
-    outcome.digest = digest.hash;
-    outcome.stats.trace_events = digest.events;
-    Ok((outcome, lines))
+    outcome.digest = summary.digest;
+    outcome.stats.trace_events = summary.events;
+    outcome.stats.effects = summary.effects;
+    Ok((outcome, summary.lines))
 }
+
+/// The fixed wall-clock epoch of every simulation (turmoil's default is the
+/// real time, which would leak into clocks and digests).
+const EPOCH_SECS: u64 = 1_700_000_000;
 
 /// What the run loop asks the operator host to do.
 enum Command {
@@ -91,58 +105,63 @@ struct Harness<'a> {
     system: Rc<dyn System>,
     replicas: Rc<[String]>,
     probes: Vec<StateProbe>,
+    nemesis: Nemesis,
     directory: Directory,
     history: Rc<RefCell<History>>,
     clients_done: Rc<Cell<usize>>,
     stop_clients: Rc<Cell<bool>>,
     final_reads_done: Rc<Cell<bool>>,
-    crashed: BTreeSet<usize>,
-    lost: BTreeSet<usize>,
-    partitioned: Vec<(usize, usize)>,
-    /// Fault windows: label, start, end (open while `None`).
-    windows: Vec<(String, Duration, Option<Duration>)>,
-    faults_applied: usize,
     operator: Option<mpsc::UnboundedSender<Command>>,
 }
 
 impl<'a> Harness<'a> {
     fn new(scenario: &'a Scenario, system: Rc<dyn System>) -> Self {
         let replicas: Rc<[String]> = (0..scenario.replicas)
-            .map(|i| format!("replica-{i}:{REPLICA_PORT}"))
+            .map(|i| format!("{}:{REPLICA_PORT}", host(i)))
+            .collect();
+        let probes: Vec<StateProbe> = (0..scenario.replicas)
+            .map(|_| StateProbe::default())
             .collect();
         Harness {
             scenario,
             system,
             replicas,
-            probes: (0..scenario.replicas)
-                .map(|_| StateProbe::default())
-                .collect(),
+            nemesis: Nemesis::new(
+                scenario.replicas,
+                scenario.network.max_latency,
+                probes.clone(),
+            ),
+            probes,
             directory: Directory::default(),
             history: Rc::default(),
             clients_done: Rc::default(),
             stop_clients: Rc::default(),
             final_reads_done: Rc::default(),
-            crashed: BTreeSet::new(),
-            lost: BTreeSet::new(),
-            partitioned: Vec::new(),
-            windows: Vec::new(),
-            faults_applied: 0,
             operator: None,
         }
     }
 
-    fn run(mut self) -> Result<Outcome, RunError> {
+    fn build(&self) -> turmoil::Sim<'a> {
         let scenario = self.scenario;
         let limits = scenario.limits;
-        let mut sim = turmoil::Builder::new()
+        let mut builder = turmoil::Builder::new();
+        builder
             .rng_seed(scenario.seed)
+            .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
             .tick_duration(scenario.network.tick)
             .min_message_latency(scenario.network.min_latency)
             .max_message_latency(scenario.network.max_latency)
             .simulation_duration(
                 limits.workload + limits.quiesce + limits.final_reads + Duration::from_secs(1),
-            )
-            .build();
+            );
+        scenario.disk.configure(builder.fs());
+        builder.build()
+    }
+
+    fn run(mut self) -> Result<Outcome, RunError> {
+        let scenario = self.scenario;
+        let limits = scenario.limits;
+        let mut sim = self.build();
         for id in 0..scenario.replicas {
             self.add_replica(&mut sim, id);
         }
@@ -150,22 +169,37 @@ impl<'a> Harness<'a> {
             self.add_client(&mut sim, process);
         }
 
-        let mut faults = scenario.faults.clone();
-        faults.sort_by_key(|f| f.at_ms);
-        let mut pending = faults.into_iter().peekable();
+        let mut schedule: Vec<(usize, &ScheduledFault)> =
+            scenario.faults.iter().enumerate().collect();
+        schedule.sort_by_key(|(i, f)| (f.at_ms, *i));
+        let mut pending = schedule.into_iter().peekable();
         let workload_end = loop {
             let now = sim.elapsed();
             trace::set_harness_time(now);
-            while let Some(fault) = pending.next_if(|f| Duration::from_millis(f.at_ms) <= now) {
-                self.apply(&mut sim, &fault.fault, now);
+            while let Some((id, fault)) =
+                pending.next_if(|(_, f)| Duration::from_millis(f.at_ms) <= now)
+            {
+                match &fault.trigger {
+                    Some(trigger) => {
+                        let on = trigger.host.map(|t| host(self.resolve(t)));
+                        trace::arm(id, on, trigger.event.clone());
+                    }
+                    None => self.apply(&mut sim, id, now),
+                }
             }
+            self.nemesis.undo_due(&mut sim, now);
             if self.clients_done.get() == scenario.clients || now >= limits.workload {
                 break now;
             }
             self.step(&mut sim)?;
+            for id in trace::take_fired() {
+                trace::add_effect("faults_triggered", 1);
+                let now = sim.elapsed();
+                self.apply(&mut sim, id, now);
+            }
         };
         self.stop_clients.set(true);
-        self.heal_everything(&mut sim, workload_end);
+        self.nemesis.heal_everything(&mut sim, workload_end);
         let quiet_until = workload_end + limits.quiesce;
         while sim.elapsed() < quiet_until {
             self.step(&mut sim)?;
@@ -182,30 +216,67 @@ impl<'a> Harness<'a> {
         Ok(self.outcome(sim.elapsed()))
     }
 
-    fn step(&self, sim: &mut turmoil::Sim) -> Result<(), RunError> {
+    fn step(&mut self, sim: &mut turmoil::Sim) -> Result<(), RunError> {
         sim.step()
-            .map(|_| ())
-            .map_err(|e| RunError::Host(e.to_string()))
+            .map_err(|e| RunError::Simulation(e.to_string()))?;
+        self.nemesis.supervise(sim);
+        Ok(())
+    }
+
+    fn resolve(&self, target: Target) -> usize {
+        match target {
+            Target::Replica(id) => id,
+            Target::Role(Role::Primary) => self.directory.primary(),
+        }
+    }
+
+    fn apply(&mut self, sim: &mut turmoil::Sim<'a>, id: usize, now: Duration) {
+        let fault = &self.scenario.faults[id];
+        let mut others: Vec<String> = (0..self.scenario.clients)
+            .map(|p| format!("client-{p}"))
+            .collect();
+        if self.operator.is_some() {
+            others.push("operator".into());
+        }
+        let primary = self.directory.primary();
+        if let Some(FailOver(lost)) = self.nemesis.apply(sim, id, fault, now, primary, &others) {
+            self.command(sim, Command::FailOver { lost });
+        }
     }
 
     fn add_replica(&self, sim: &mut turmoil::Sim<'a>, id: usize) {
         let system = self.system.clone();
         let replicas = self.replicas.clone();
         let probe = self.probes[id].clone();
-        let name = format!("replica-{id}");
+        let ReplicaFaults { duplicate, skew } = self.nemesis.faults[id].clone();
+        let name = host(id);
         sim.host(name.clone(), move || {
+            let skew = skew.clone();
+            let clock = Clock::new(move || {
+                let base = turmoil::since_epoch().unwrap_or_default();
+                let skew = skew.get();
+                if skew.is_none() {
+                    return base;
+                }
+                trace::add_effect("skewed_clock_reads", 1);
+                skew.apply(base, turmoil::sim_elapsed().unwrap_or_default())
+            });
             let node = NodeContext {
                 id,
                 replicas: replicas.clone(),
-                net: Rc::new(SimNetwork),
+                net: Rc::new(SimNetwork::with_duplicates(duplicate.clone())),
                 disk: Rc::new(SimDisk::new("/data")),
+                clock,
                 state: probe.clone(),
             };
             let software = system.replica(node);
             let name = name.clone();
             async move {
                 trace::register_host(&name);
-                software.await
+                if let Err(error) = software.await {
+                    tracing::error!(target: "replisim::harness", %error, "replica software failed");
+                }
+                Ok(())
             }
         });
     }
@@ -214,7 +285,7 @@ impl<'a> Harness<'a> {
         ClientContext {
             process,
             replicas: self.replicas.clone(),
-            net: Rc::new(SimNetwork),
+            net: Rc::new(SimNetwork::default()),
             directory: self.directory.clone(),
         }
     }
@@ -246,149 +317,19 @@ impl<'a> Harness<'a> {
     /// idle host would cost a tick per step for nothing).
     fn command(&mut self, sim: &mut turmoil::Sim<'a>, command: Command) {
         if self.operator.is_none() {
-            self.operator = Some(self.add_operator(sim));
+            let ctx = self.client_context(self.scenario.clients as u64);
+            let history = self.history.clone();
+            let done = self.final_reads_done.clone();
+            self.operator = Some(add_operator(sim, self.system.clone(), ctx, history, done));
         }
         if let Some(operator) = &self.operator {
             let _ = operator.send(command);
         }
     }
 
-    fn add_operator(&self, sim: &mut turmoil::Sim<'a>) -> mpsc::UnboundedSender<Command> {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let system = self.system.clone();
-        let process = self.scenario.clients as u64;
-        let ctx = self.client_context(process);
-        let history = self.history.clone();
-        let done = self.final_reads_done.clone();
-        sim.client("operator", async move {
-            trace::register_host("operator");
-            while let Some(command) = rx.recv().await {
-                match command {
-                    Command::FailOver { lost } => {
-                        match system.fail_over(ctx.clone(), lost).await {
-                            Some(primary) => {
-                                tracing::info!(target: "replisim::harness", primary, "failover done; clients redirected");
-                                ctx.directory.set_primary(primary);
-                            }
-                            None => tracing::warn!(target: "replisim::harness", "failover found no replica to promote"),
-                        }
-                    }
-                    Command::FinalReads { keys } => {
-                        let mut client = system.client(ctx.clone());
-                        for key in keys {
-                            let op = Op::Read { key, value: None };
-                            perform(&mut *client, &history, process, op).await;
-                        }
-                        done.set(true);
-                    }
-                }
-            }
-            Ok(())
-        });
-        tx
-    }
-
-    fn resolve(&self, target: Target) -> usize {
-        match target {
-            Target::Replica(id) => id,
-            Target::Role(Role::Primary) => self.directory.primary(),
-        }
-    }
-
-    fn apply(&mut self, sim: &mut turmoil::Sim<'a>, fault: &Fault, now: Duration) {
-        tracing::info!(target: "replisim::nemesis", %fault, "fault");
-        self.faults_applied += 1;
-        match *fault {
-            Fault::Crash { node } => {
-                let id = self.resolve(node);
-                if self.lost.contains(&id) || !self.crashed.insert(id) {
-                    return;
-                }
-                sim.crash(host(id));
-                self.probes[id].clear();
-                self.open_window(format!("replica-{id} down"), now);
-            }
-            Fault::Restart { node } => {
-                let id = self.resolve(node);
-                if self.crashed.remove(&id) {
-                    sim.bounce(host(id));
-                    self.close_window(&format!("replica-{id} down"), now);
-                }
-            }
-            Fault::Lose { node } => {
-                let id = self.resolve(node);
-                if !self.lost.insert(id) {
-                    return;
-                }
-                if !self.crashed.remove(&id) {
-                    sim.crash(host(id));
-                }
-                self.probes[id].clear();
-                self.open_window(format!("replica-{id} lost"), now);
-                if id == self.directory.primary() {
-                    let lost = self.lost.iter().copied().collect();
-                    self.command(sim, Command::FailOver { lost });
-                }
-            }
-            Fault::Partition { ref groups } => {
-                let mut side = vec![groups.len(); self.scenario.replicas];
-                for (g, group) in groups.iter().enumerate() {
-                    for &id in group {
-                        side[id] = g;
-                    }
-                }
-                for a in 0..side.len() {
-                    for b in a + 1..side.len() {
-                        if side[a] != side[b] {
-                            sim.partition(host(a), host(b));
-                            self.partitioned.push((a, b));
-                        }
-                    }
-                }
-                self.open_window("partition".into(), now);
-            }
-            Fault::Heal => self.heal_partitions(sim, now),
-        }
-    }
-
-    fn heal_partitions(&mut self, sim: &mut turmoil::Sim, now: Duration) {
-        for (a, b) in self.partitioned.drain(..) {
-            sim.repair(host(a), host(b));
-        }
-        self.close_window("partition", now);
-    }
-
-    /// End of the workload: repair the network and restart crashed replicas.
-    fn heal_everything(&mut self, sim: &mut turmoil::Sim, now: Duration) {
-        self.heal_partitions(sim, now);
-        for id in std::mem::take(&mut self.crashed) {
-            sim.bounce(host(id));
-            self.close_window(&format!("replica-{id} down"), now);
-        }
-        for (_, _, end) in self.windows.iter_mut() {
-            end.get_or_insert(now);
-        }
-    }
-
-    fn open_window(&mut self, label: String, now: Duration) {
-        if !self
-            .windows
-            .iter()
-            .any(|(l, _, end)| *l == label && end.is_none())
-        {
-            self.windows.push((label, now, None));
-        }
-    }
-
-    fn close_window(&mut self, label: &str, now: Duration) {
-        for (_, _, end) in self.windows.iter_mut().filter(|(l, ..)| l == label) {
-            end.get_or_insert(now);
-        }
-    }
-
     fn outcome(self, elapsed: Duration) -> Outcome {
         let replica_states = (0..self.scenario.replicas)
-            .filter(|id| !self.lost.contains(id))
+            .filter(|id| !self.nemesis.lost.contains(id))
             .map(|id| (id, self.probes[id].read()))
             .collect();
         let history = self.history.borrow().clone();
@@ -396,38 +337,56 @@ impl<'a> Harness<'a> {
             scenario: self.scenario.clone(),
             history,
             replica_states,
-            lost: self.lost.into_iter().collect(),
-            fault_windows: self
-                .windows
-                .into_iter()
-                .map(|(label, start, end)| FaultWindow {
-                    start: start.as_nanos() as u64,
-                    end: end.unwrap_or(elapsed).as_nanos() as u64,
-                    label,
-                })
-                .collect(),
+            lost: self.nemesis.lost.iter().copied().collect(),
+            fault_windows: self.nemesis.windows(elapsed),
             final_reads_done: self.final_reads_done.get(),
             stats: RunStats {
                 simulated_ms: elapsed.as_millis() as u64,
-                faults_applied: self.faults_applied,
+                faults_applied: self.nemesis.applied,
                 trace_events: 0,
+                effects: Default::default(),
             },
             digest: 0,
         }
     }
 }
 
-fn host(id: usize) -> String {
-    format!("replica-{id}")
+fn add_operator<'a>(
+    sim: &mut turmoil::Sim<'a>,
+    system: Rc<dyn System>,
+    ctx: ClientContext,
+    history: Rc<RefCell<History>>,
+    done: Rc<Cell<bool>>,
+) -> mpsc::UnboundedSender<Command> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    sim.client("operator", async move {
+        trace::register_host("operator");
+        while let Some(command) = rx.recv().await {
+            match command {
+                Command::FailOver { lost } => match system.fail_over(ctx.clone(), lost).await {
+                    Some(primary) => {
+                        tracing::info!(target: "replisim::harness", primary, "failover done; clients redirected");
+                        ctx.directory.set_primary(primary);
+                    }
+                    None => tracing::warn!(target: "replisim::harness", "failover found no replica to promote"),
+                },
+                Command::FinalReads { keys } => {
+                    let mut client = system.client(ctx.clone());
+                    for key in keys {
+                        let op = Op::Read { key, value: None };
+                        perform(&mut *client, &history, ctx.process, op).await;
+                    }
+                    done.set(true);
+                }
+            }
+        }
+        Ok(())
+    });
+    tx
 }
 
 /// Performs one operation and records it in the history.
-async fn perform(
-    client: &mut dyn crate::node::KvClient,
-    history: &RefCell<History>,
-    process: u64,
-    op: Op,
-) {
+async fn perform(client: &mut dyn KvClient, history: &RefCell<History>, process: u64, op: Op) {
     let now = || turmoil::sim_elapsed().unwrap_or_default().as_nanos() as u64;
     tracing::debug!(target: "replisim::client", process, ?op, "invoke");
     history.borrow_mut().invoke(process, now(), op.clone());

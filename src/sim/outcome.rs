@@ -24,6 +24,9 @@ pub struct RunStats {
     pub faults_applied: usize,
     /// Trace events folded into the digest.
     pub trace_events: u64,
+    /// What the faults did, by kind (see [`crate::effect`]): nodes crashed,
+    /// messages dropped, connections broken, disk bytes dropped...
+    pub effects: BTreeMap<String, u64>,
 }
 
 /// Everything a run produced.

@@ -29,9 +29,58 @@ pub struct Scenario {
     pub faults: Vec<ScheduledFault>,
     #[serde(default)]
     pub limits: Limits,
+    /// Disk fault classes of turmoil's simulated filesystem.
+    #[serde(default)]
+    pub disk: DiskSpec,
     /// Knobs of the built-in engine (ignored by user systems).
     #[serde(default)]
     pub engine: EngineConfig,
+    /// The digest this scenario produced when it was saved (not an input:
+    /// `replay` reports whether the run still matches it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_digest: Option<String>,
+}
+
+/// Disk fault classes, applied to every replica's simulated disk for the
+/// whole run. Unsynced data is always lost on a crash (POSIX semantics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSpec {
+    /// Unsynced writes tear at 512-byte blocks on a crash.
+    #[serde(default)]
+    pub torn_writes: bool,
+    /// Each read or write fails with EIO with this probability.
+    #[serde(default)]
+    pub io_error_probability: f64,
+    /// Each read returns silently corrupted bytes with this probability.
+    #[serde(default)]
+    pub corruption_probability: f64,
+}
+
+impl DiskSpec {
+    /// Applies the classes to turmoil's filesystem configuration.
+    pub(crate) fn configure(&self, fs: &mut turmoil::FsConfig) {
+        if self.torn_writes {
+            fs.block_size(512);
+        }
+        fs.io_error_probability(self.io_error_probability)
+            .corruption_probability(self.corruption_probability);
+    }
+
+    fn validate(&self) -> Result<(), ScenarioError> {
+        for (field, p) in [
+            ("disk.io_error_probability", self.io_error_probability),
+            ("disk.corruption_probability", self.corruption_probability),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(ScenarioError::Invalid {
+                    field: field.into(),
+                    problem: format!("{p} is not a probability between 0 and 1"),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Link latency and the simulation's tick. Every message takes a latency
@@ -108,7 +157,9 @@ impl Scenario {
             workload: WorkloadSpec::default(),
             faults: Vec::new(),
             limits: Limits::default(),
+            disk: DiskSpec::default(),
             engine: EngineConfig::default(),
+            recorded_digest: None,
         }
     }
 
@@ -155,6 +206,7 @@ impl Scenario {
             );
         }
         self.workload.validate()?;
+        self.disk.validate()?;
         for (i, fault) in self.faults.iter().enumerate() {
             fault
                 .fault

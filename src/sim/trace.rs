@@ -9,8 +9,19 @@
 //! streaming (xxh3, no allocation per event), so the digest stays cheap.
 //! The state lives in a thread local: one simulation runs on one thread,
 //! and simulations on other threads keep their own.
+//!
+//! Two more jobs ride on the same pass over events: adding up fault
+//! effects ([`crate::effect`], plus turmoil's own "message dropped" and
+//! "message held" events, whose callsites alone are enabled) and watching
+//! for the events that event-triggered faults wait for.
 
-use std::{cell::RefCell, collections::HashMap, fmt::Write as _, rc::Rc, time::Duration};
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, HashMap},
+    fmt::Write as _,
+    rc::Rc,
+    time::Duration,
+};
 
 use tracing::{Event, Level, Subscriber, field::Field};
 use tracing_subscriber::{
@@ -28,17 +39,25 @@ struct TraceState {
     hosts: HashMap<tokio::runtime::Id, Rc<str>>,
     harness_time: Duration,
     recorded: Option<Vec<String>>,
+    effects: BTreeMap<String, u64>,
+    /// Armed triggers: (id, host that must emit it or any, text the event's
+    /// message must contain).
+    triggers: Vec<(usize, Option<String>, String)>,
+    fired: Vec<usize>,
 }
 
 thread_local! {
     static STATE: RefCell<Option<TraceState>> = const { RefCell::new(None) };
 }
 
-/// The digest of a finished run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Digest {
-    pub hash: u64,
+/// What the trace of a finished run adds up to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub digest: u64,
     pub events: u64,
+    pub effects: BTreeMap<String, u64>,
+    /// Every formatted line, when recording.
+    pub lines: Vec<String>,
 }
 
 /// Starts collecting for a run on this thread; `record` keeps every line.
@@ -50,42 +69,69 @@ pub(crate) fn begin(record: bool) {
             hosts: HashMap::new(),
             harness_time: Duration::ZERO,
             recorded: record.then(Vec::new),
+            effects: BTreeMap::new(),
+            triggers: Vec::new(),
+            fired: Vec::new(),
         })
     });
 }
 
-/// Ends the run on this thread: its digest and, if recording, its lines.
-pub(crate) fn finish() -> (Digest, Vec<String>) {
+/// Ends the run on this thread.
+pub(crate) fn finish() -> Summary {
     STATE.with(|state| {
         let state = state.borrow_mut().take().expect("trace::begin was called");
-        let digest = Digest {
-            hash: state.hasher.digest(),
+        Summary {
+            digest: state.hasher.digest(),
             events: state.events,
-        };
-        (digest, state.recorded.unwrap_or_default())
+            effects: state.effects,
+            lines: state.recorded.unwrap_or_default(),
+        }
     })
+}
+
+/// Arms trigger `id`: it fires at the next event whose message contains
+/// `text`, emitted by `host` (any host when `None`).
+pub(crate) fn arm(id: usize, host: Option<String>, text: String) {
+    with_state(|state| state.triggers.push((id, host, text)));
+}
+
+/// The triggers that fired since the last call (each fires once).
+pub(crate) fn take_fired() -> Vec<usize> {
+    STATE.with(|state| {
+        state
+            .borrow_mut()
+            .as_mut()
+            .map(|state| std::mem::take(&mut state.fired))
+            .unwrap_or_default()
+    })
+}
+
+/// Counts an effect the harness itself observed.
+pub(crate) fn add_effect(kind: &str, amount: u64) {
+    with_state(|state| *state.effects.entry(kind.to_string()).or_default() += amount);
+}
+
+fn with_state(f: impl FnOnce(&mut TraceState)) {
+    STATE.with(|state| {
+        if let Some(state) = state.borrow_mut().as_mut() {
+            f(state)
+        }
+    });
 }
 
 /// Names the host whose tokio runtime is current (call from the host's
 /// software as it starts; a restart makes a new runtime).
 pub(crate) fn register_host(name: &str) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    STATE.with(|state| {
-        if let Some(state) = state.borrow_mut().as_mut() {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        with_state(|state| {
             state.hosts.insert(handle.id(), Rc::from(name));
-        }
-    });
+        });
+    }
 }
 
 /// Sets the time stamped on events the harness itself emits.
 pub(crate) fn set_harness_time(now: Duration) {
-    STATE.with(|state| {
-        if let Some(state) = state.borrow_mut().as_mut() {
-            state.harness_time = now;
-        }
-    });
+    with_state(|state| state.harness_time = now);
 }
 
 /// The subscriber for one run: digest always, log lines as `RUST_LOG` says
@@ -98,7 +144,8 @@ pub(crate) fn subscriber(record: bool) -> impl Subscriber + Send + Sync {
     };
     Registry::default()
         .with(DigestLayer.with_filter(filter_fn(|meta| {
-            meta.is_event() && !meta.target().starts_with("turmoil")
+            meta.is_event()
+                && (!meta.target().starts_with("turmoil") || turmoil_effect(meta).is_some())
         })))
         .with(LogLayer.with_filter(log_filter))
 }
@@ -113,22 +160,82 @@ fn stamp(state: &TraceState) -> (Duration, Rc<str>) {
     }
 }
 
+/// turmoil 0.7.2 logs a dropped message at `src/top.rs:394` and a held one
+/// at line 390 (`trace!` events with no other way to tell them apart); the
+/// test `partitions_count_dropped_messages` notices if an upgrade moves them.
+fn turmoil_effect(meta: &tracing::Metadata<'_>) -> Option<&'static str> {
+    if meta.target() != "turmoil" || !meta.file().is_some_and(|f| f.ends_with("top.rs")) {
+        return None;
+    }
+    match meta.line() {
+        Some(394) => Some("messages_dropped"),
+        Some(390) => Some("messages_held"),
+        _ => None,
+    }
+}
+
 struct DigestLayer;
 
 impl<S: Subscriber> Layer<S> for DigestLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        STATE.with(|state| {
-            let mut state = state.borrow_mut();
-            let Some(state) = state.as_mut() else { return };
+        let meta = event.metadata();
+        with_state(|state| {
+            if let Some(kind) = turmoil_effect(meta) {
+                *state.effects.entry(kind.to_string()).or_default() += 1;
+                return;
+            }
             let (time, host) = stamp(state);
             let hasher = &mut state.hasher;
             hasher.update(&(time.as_nanos() as u64).to_le_bytes());
             hasher.update(host.as_bytes());
-            hasher.update(event.metadata().target().as_bytes());
+            hasher.update(meta.target().as_bytes());
             event.record(&mut HashVisitor(hasher));
             state.events += 1;
+            if meta.target() == crate::effect::TARGET {
+                let mut effect = EffectVisitor::default();
+                event.record(&mut effect);
+                if let Some(kind) = effect.kind {
+                    *state.effects.entry(kind).or_default() += effect.amount;
+                }
+            }
+            if !state.triggers.is_empty() {
+                let mut message = String::new();
+                event.record(&mut LineVisitor(&mut message));
+                let fired: Vec<usize> = state
+                    .triggers
+                    .iter()
+                    .filter(|(_, on, text)| {
+                        on.as_deref().is_none_or(|h| h == &*host) && message.contains(text.as_str())
+                    })
+                    .map(|(id, ..)| *id)
+                    .collect();
+                state.triggers.retain(|(id, ..)| !fired.contains(id));
+                state.fired.extend(fired);
+            }
         });
     }
+}
+
+#[derive(Default)]
+struct EffectVisitor {
+    kind: Option<String>,
+    amount: u64,
+}
+
+impl tracing::field::Visit for EffectVisitor {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "amount" {
+            self.amount = value;
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "kind" {
+            self.kind = Some(value.to_string());
+        }
+    }
+
+    fn record_debug(&mut self, _field: &Field, _value: &dyn std::fmt::Debug) {}
 }
 
 struct HashVisitor<'a>(&'a mut Xxh3);
@@ -161,9 +268,7 @@ struct LogLayer;
 
 impl<S: Subscriber> Layer<S> for LogLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        STATE.with(|state| {
-            let mut state = state.borrow_mut();
-            let Some(state) = state.as_mut() else { return };
+        with_state(|state| {
             let (time, host) = stamp(state);
             let line = format_line(time, &host, event);
             match state.recorded.as_mut() {
