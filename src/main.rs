@@ -163,7 +163,23 @@ fn run_and_report(scenario: &Scenario, command_line: &str) -> ExitCode {
     let verdicts = outcome.verdicts();
     println!("{}", summary(&outcome));
     println!("{verdicts}");
+    if !outcome.stats.effects.is_empty() {
+        let effects: Vec<String> = outcome
+            .stats
+            .effects
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!("effects: {}", effects.join(" "));
+    }
     println!("digest: {}", outcome.digest_hex());
+    if let Some(recorded) = &scenario.recorded_digest {
+        if *recorded == outcome.digest_hex() {
+            println!("digest matches the one recorded in the scenario");
+        } else {
+            println!("digest DIFFERS from the recorded {recorded}: the code's behaviour changed");
+        }
+    }
     if verdicts.passed() {
         return ExitCode::SUCCESS;
     }

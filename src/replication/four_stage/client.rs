@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, rc::Rc};
 
 use super::{
     EngineConfig,
-    messages::{Request, Response},
+    messages::{Request, RequestId, Response},
 };
 use crate::{
     history::{Completion, Op},
@@ -18,6 +18,8 @@ pub(super) struct Client {
     ctx: ClientContext,
     config: EngineConfig,
     connections: BTreeMap<usize, RpcClient<Request, Response>>,
+    /// Sequence number of the last request.
+    seq: u64,
 }
 
 impl Client {
@@ -26,6 +28,7 @@ impl Client {
             ctx,
             config,
             connections: BTreeMap::new(),
+            seq: 0,
         }
     }
 
@@ -51,9 +54,14 @@ impl KvClient for Client {
         let connection = self.connections.entry(target).or_insert_with(|| {
             RpcClient::new(self.ctx.net.clone(), self.ctx.replicas[target].clone(), rpc)
         });
+        self.seq += 1;
         let request = Request::Client {
             op: op.clone(),
             at_backup,
+            id: RequestId {
+                client: self.ctx.process,
+                seq: self.seq,
+            },
         };
         match connection.call(&request).await {
             Ok(Response::Client(completion)) => completion,
@@ -72,9 +80,11 @@ fn unsent_or_unknown(error: NetError) -> Completion {
     }
 }
 
-/// How many rounds the operator asks survivors for their position before
-/// promoting the best of those that answered.
+/// How many rounds the operator waits for every survivor to report its
+/// position before promoting the best of those that answered, and how many
+/// it keeps trying while none has answered.
 const STATUS_ROUNDS: usize = 5;
+const MAX_ROUNDS: usize = 50;
 
 /// Manual failover: find the most up-to-date survivor, promote it under a
 /// new epoch with the survivors as members, and return it.
@@ -96,7 +106,7 @@ pub(super) async fn fail_over(
         })
         .collect();
     let mut positions = BTreeMap::new();
-    for _ in 0..STATUS_ROUNDS {
+    for round in 0..MAX_ROUNDS {
         for (&id, connection) in connections.iter_mut() {
             if positions.contains_key(&id) {
                 continue;
@@ -111,7 +121,7 @@ pub(super) async fn fail_over(
                 positions.insert(id, (epoch, last_epoch, last_index));
             }
         }
-        if positions.len() == survivors.len() {
+        if positions.len() == survivors.len() || (round >= STATUS_ROUNDS && !positions.is_empty()) {
             break;
         }
     }

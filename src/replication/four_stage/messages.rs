@@ -5,6 +5,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::history::{Completion, Op};
 
+/// Names a client request across retries and duplicates: replicas apply
+/// each client's requests at most once, in `seq` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestId {
+    pub client: u64,
+    pub seq: u64,
+}
+
 /// One entry of the replicated log. Indexes start at 1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -12,13 +20,18 @@ pub struct Entry {
     /// The epoch of the primary that created it.
     pub epoch: u64,
     pub op: Op,
+    pub request: RequestId,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
     /// Request stage: a client operation. Mutations must reach the primary;
     /// a read with `at_backup` is served by any replica from what it has.
-    Client { op: Op, at_backup: bool },
+    Client {
+        op: Op,
+        at_backup: bool,
+        id: RequestId,
+    },
     /// Sync/Async stage: primary `from` ships entries following
     /// `(prev_index, prev_epoch)`, and its commit point.
     Replicate {

@@ -21,6 +21,11 @@
 //! sends them to a backup instead, which serves everything it has persisted
 //! (so stale and dirty reads can be shown).
 //!
+//! Every client request carries a [`messages::RequestId`]; replicas apply a
+//! client's requests at most once, so duplicates (at-least-once retries)
+//! change nothing. A replica whose disk fails stops (fail-stop) and is
+//! restarted by its supervisor, recovering from what it had synced.
+//!
 //! Failover is manual, as the seed describes for primary/backup systems: the
 //! operator ([`System::fail_over`]) asks every survivor for its log
 //! position, promotes the most up-to-date one under a new epoch and tells the
@@ -118,6 +123,21 @@ pub struct EngineConfig {
     pub async_ship_interval: Duration,
     /// Clients read from a backup (chosen by process number) instead of the primary.
     pub read_from_backup: bool,
+    /// A deliberately planted bug (see [`Bug`]); `None` in real use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bug: Option<Bug>,
+}
+
+/// Deliberately broken variants of the engine. They stay in the code so the
+/// test suite can prove, on every run, that the nemesis and the checkers
+/// catch real bugs of the kind replication code has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bug {
+    /// Backups acknowledge replicated entries before they fsync them (the
+    /// fsync waits for the next replicate message): a crash of the backups
+    /// after the primary answered loses acknowledged writes.
+    AckBeforePersist,
 }
 
 impl Default for EngineConfig {
@@ -129,6 +149,7 @@ impl Default for EngineConfig {
             batch: 64,
             async_ship_interval: Duration::from_millis(25),
             read_from_backup: false,
+            bug: None,
         }
     }
 }

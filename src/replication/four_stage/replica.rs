@@ -11,11 +11,11 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, Notify, watch};
 
 use super::{
-    EngineConfig, Mode,
-    messages::{Entry, Request, Response},
+    Bug, EngineConfig, Mode,
+    messages::{Entry, Request, RequestId, Response},
     shipper,
 };
 use crate::{
@@ -23,7 +23,7 @@ use crate::{
     net::{Handler, Network, serve},
     node::{NodeContext, NodeResult},
     replication::kv::KvStore,
-    storage::{MetaFile, Wal},
+    storage::{MetaFile, StorageError, Wal},
 };
 
 const WAL_PATH: &str = "wal";
@@ -50,6 +50,8 @@ pub(super) struct State {
     /// Indexes whose client waits for the result, and the results ready.
     waiting: BTreeSet<u64>,
     results: BTreeMap<u64, Completion>,
+    /// Per client, the last request applied and its result (for dedup).
+    sessions: BTreeMap<u64, (u64, Completion)>,
 }
 
 impl State {
@@ -67,11 +69,29 @@ impl State {
     fn apply_to(&mut self, target: u64) {
         while self.applied < target.min(self.last_index()) {
             let entry = &self.log[self.applied as usize];
-            let result = self.store.apply(&entry.op);
+            let id = entry.request;
+            let result = match self.duplicate_result(id) {
+                Some(result) => result,
+                None => {
+                    let result = self.store.apply(&entry.op);
+                    self.sessions.insert(id.client, (id.seq, result.clone()));
+                    result
+                }
+            };
             if self.waiting.remove(&entry.index) {
                 self.results.insert(entry.index, result);
             }
             self.applied += 1;
+        }
+    }
+
+    /// The result of a request already applied (a duplicate), if it was.
+    fn duplicate_result(&self, id: RequestId) -> Option<Completion> {
+        let (seq, result) = self.sessions.get(&id.client)?;
+        match id.seq.cmp(seq) {
+            std::cmp::Ordering::Greater => None,
+            std::cmp::Ordering::Equal => Some(result.clone()),
+            std::cmp::Ordering::Less => Some(Completion::Fail("stale duplicate request".into())),
         }
     }
 
@@ -81,6 +101,7 @@ impl State {
         self.commit = self.commit.min(len);
         if self.applied > len {
             self.store = KvStore::default();
+            self.sessions.clear();
             self.applied = 0;
             self.apply_to(self.commit);
         }
@@ -100,6 +121,8 @@ pub(super) struct Replica {
     commit_tx: watch::Sender<u64>,
     /// The primary's last log index, watched by its shippers.
     pub last_tx: watch::Sender<u64>,
+    /// Set when the disk failed: the replica stops (fail-stop).
+    failed: Notify,
 }
 
 /// The replica's software: recover, then serve until the host dies.
@@ -123,6 +146,7 @@ pub(super) async fn run(node: NodeContext, mode: Mode, config: EngineConfig) -> 
         matched: BTreeMap::new(),
         waiting: BTreeSet::new(),
         results: BTreeMap::new(),
+        sessions: BTreeMap::new(),
     };
     // Everything persisted counts as committed locally: an entry the old
     // incarnation had not committed was never acknowledged, so applying it
@@ -142,6 +166,7 @@ pub(super) async fn run(node: NodeContext, mode: Mode, config: EngineConfig) -> 
         meta_file,
         commit_tx: watch::Sender::new(last),
         last_tx: watch::Sender::new(last),
+        failed: Notify::new(),
     });
     let probe = Rc::downgrade(&replica);
     node.state.publish(move || {
@@ -157,15 +182,20 @@ pub(super) async fn run(node: NodeContext, mode: Mode, config: EngineConfig) -> 
         let replica = handler_replica.clone();
         Box::pin(async move { Some(replica.handle(request).await) })
     });
-    serve(listener, handler).await?;
+    tokio::select! {
+        served = serve(listener, handler) => served?,
+        () = replica.failed.notified() => {
+            tracing::error!(target: "replisim::engine", "stopping after a disk failure");
+        }
+    }
     Ok(())
 }
 
 impl Replica {
     async fn handle(self: &Rc<Self>, request: Request) -> Response {
         match request {
-            Request::Client { op, at_backup } => {
-                Response::Client(self.client_op(op, at_backup).await)
+            Request::Client { op, at_backup, id } => {
+                Response::Client(self.client_op(op, at_backup, id).await)
             }
             Request::Replicate {
                 from,
@@ -195,7 +225,14 @@ impl Replica {
         self.state.borrow().meta.primary == self.id
     }
 
-    async fn client_op(self: &Rc<Self>, op: Op, at_backup: bool) -> Completion {
+    /// Records a disk failure: the replica stops serving (fail-stop).
+    fn disk_failed(&self, error: &StorageError) -> String {
+        tracing::error!(target: "replisim::engine", %error, "disk failure");
+        self.failed.notify_one();
+        format!("disk failure: {error}")
+    }
+
+    async fn client_op(self: &Rc<Self>, op: Op, at_backup: bool, id: RequestId) -> Completion {
         let backup_read = at_backup && !op.is_mutation();
         if !self.is_primary() && !backup_read {
             let primary = self.state.borrow().meta.primary;
@@ -212,15 +249,18 @@ impl Replica {
                 if state.meta.primary != self.id {
                     return Completion::Fail("no longer the primary".into());
                 }
+                if let Some(result) = state.duplicate_result(id) {
+                    return result;
+                }
                 Entry {
                     index: state.last_index() + 1,
                     epoch: state.meta.epoch,
                     op,
+                    request: id,
                 }
             };
             if let Err(error) = wal.append_sync(&entry).await {
-                tracing::error!(target: "replisim::engine", %error, "could not persist a write");
-                return Completion::Info(format!("disk error: {error}"));
+                return Completion::Info(self.disk_failed(&error));
             }
             let mut state = self.state.borrow_mut();
             state.waiting.insert(entry.index);
@@ -282,6 +322,11 @@ impl Replica {
         commit: u64,
     ) -> Response {
         let mut wal = self.wal.lock().await;
+        if self.config.bug == Some(Bug::AckBeforePersist)
+            && let Err(error) = wal.sync().await
+        {
+            return Response::Refused(self.disk_failed(&error));
+        }
         let (known_epoch, last) = {
             let state = self.state.borrow();
             (state.meta.epoch, state.last_index())
@@ -302,7 +347,7 @@ impl Replica {
                 members: current.members,
             };
             if let Err(error) = self.meta_file.store(&meta).await {
-                return Response::Refused(format!("cannot persist epoch: {error}"));
+                return Response::Refused(self.disk_failed(&error));
             }
             tracing::info!(target: "replisim::engine", epoch, primary = from, "following a new primary");
             self.state.borrow_mut().meta = meta;
@@ -313,7 +358,7 @@ impl Replica {
         if self.state.borrow().epoch_at(prev_index) != prev_epoch {
             let keep = prev_index - 1;
             if let Err(error) = wal.truncate_to(keep as usize).await {
-                return Response::Refused(format!("cannot truncate log: {error}"));
+                return Response::Refused(self.disk_failed(&error));
             }
             self.state.borrow_mut().truncate(keep);
             return refuse(keep);
@@ -333,19 +378,23 @@ impl Replica {
                     continue;
                 }
                 if let Err(error) = wal.truncate_to(entry.index as usize - 1).await {
-                    return Response::Refused(format!("cannot truncate log: {error}"));
+                    return Response::Refused(self.disk_failed(&error));
                 }
                 self.state.borrow_mut().truncate(entry.index - 1);
             }
             if let Err(error) = wal.append(&entry).await {
-                return Response::Refused(format!("cannot append: {error}"));
+                return Response::Refused(self.disk_failed(&error));
             }
             fresh.push(entry);
         }
         if !fresh.is_empty() {
-            if let Err(error) = wal.sync().await {
-                return Response::Refused(format!("cannot sync: {error}"));
+            // The planted bug acknowledges now and syncs with the next message.
+            if self.config.bug != Some(Bug::AckBeforePersist)
+                && let Err(error) = wal.sync().await
+            {
+                return Response::Refused(self.disk_failed(&error));
             }
+            tracing::debug!(target: "replisim::engine", from, first = fresh[0].index, count = fresh.len(), "applied replicated entries");
             self.state.borrow_mut().log.extend(fresh);
         }
         let mut state = self.state.borrow_mut();
@@ -371,7 +420,7 @@ impl Replica {
             members,
         };
         if let Err(error) = self.meta_file.store(&meta).await {
-            return Response::Refused(format!("cannot persist epoch: {error}"));
+            return Response::Refused(self.disk_failed(&error));
         }
         let last = {
             let mut state = self.state.borrow_mut();
