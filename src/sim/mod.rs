@@ -6,9 +6,10 @@
 //! quiesce, performs final reads and snapshots every replica. Files:
 //! [`scenario`] (the input), [`fault`] and [`workload`] (its parts),
 //! `harness` (the run loop), `nemesis` (applying and undoing faults), [`outcome`] (the result and its verdicts),
-//! [`trace`] (digest and logs), [`repro`] (saving failures and printing the
+//! [`trace`] (digest and logs), `determinism` (the run-twice check), [`repro`] (saving failures and printing the
 //! command that reproduces them).
 
+mod determinism;
 pub mod fault;
 mod harness;
 mod nemesis;
@@ -18,6 +19,7 @@ pub mod scenario;
 pub mod trace;
 pub mod workload;
 
+pub use determinism::{DeterminismError, Divergence, check_determinism};
 pub use fault::{Fault, Role, ScheduledFault, Target, Trigger};
 pub use harness::{RunError, builtin_system, run, run_system};
 pub use outcome::{Outcome, Verdicts};
