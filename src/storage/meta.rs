@@ -3,8 +3,9 @@
 //! with [`Disk::write_atomic`], so a crash leaves the old value or the new
 //! one, never a mix.
 
-use super::wal::{HEADER_LEN, decode_frame, encode_frame};
+use super::wal::{HEADER_LEN, READ_ATTEMPTS, decode_frame, encode_frame};
 use super::{Disk, StorageError};
+use crate::effect;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
@@ -28,9 +29,23 @@ impl<T: Serialize + DeserializeOwned> MetaFile<T> {
     }
 
     /// The stored value, or `None` if none was ever stored. Damaged contents
-    /// are an error ([`StorageError::Corrupt`]): an atomic replacement cannot
-    /// tear, so they mean the disk lost data.
+    /// are an error ([`StorageError::Corrupt`]) once a few reads agree: an
+    /// atomic replacement cannot tear, so they mean the disk lost data.
     pub async fn load(&self) -> Result<Option<T>, StorageError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.load_once().await {
+                Err(StorageError::Corrupt { .. }) if attempts < READ_ATTEMPTS => {
+                    // Perhaps a corrupted read: read again before believing it.
+                    effect::record("disk_damage_detected", 1);
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn load_once(&self) -> Result<Option<T>, StorageError> {
         let path = self.path.as_str();
         let Some(bytes) = self.disk.read(path).await.map_err(StorageError::io(path))? else {
             return Ok(None);

@@ -19,6 +19,7 @@
 //! [`StorageError::Poisoned`] until the log is reopened.
 
 use super::{Disk, StorageError};
+use crate::effect;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::io;
@@ -68,6 +69,50 @@ pub(super) fn decode_frame(bytes: &[u8]) -> Result<&[u8], &'static str> {
     Ok(payload)
 }
 
+/// How often recovery reads a log whose checksum fails before it believes
+/// the damage is on disk.
+pub(super) const READ_ATTEMPTS: usize = 3;
+
+/// One read of a log: its intact prefix and what ended it.
+struct Parsed<T> {
+    records: Vec<T>,
+    ends: Vec<u64>,
+    valid_len: usize,
+    total_len: usize,
+    damage: Option<&'static str>,
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8], path: &str) -> Result<Parsed<T>, StorageError> {
+    let mut records = Vec::new();
+    let mut ends = Vec::new();
+    let mut offset = 0;
+    let mut damage = None;
+    while offset < bytes.len() {
+        let payload = match decode_frame(&bytes[offset..]) {
+            Ok(payload) => payload,
+            Err(reason) => {
+                damage = Some(reason);
+                break;
+            }
+        };
+        let record = serde_json::from_slice(payload).map_err(|source| StorageError::Decode {
+            path: path.to_owned(),
+            offset: offset as u64,
+            source,
+        })?;
+        records.push(record);
+        offset += HEADER_LEN + payload.len();
+        ends.push(offset as u64);
+    }
+    Ok(Parsed {
+        records,
+        ends,
+        valid_len: offset,
+        total_len: bytes.len(),
+        damage,
+    })
+}
+
 /// An open write-ahead log of records of type `T`.
 pub struct Wal<T> {
     disk: Rc<dyn Disk>,
@@ -83,43 +128,43 @@ impl<T: Serialize + DeserializeOwned> Wal<T> {
     /// Opens the log at `path` (empty if missing) and returns it with its
     /// records, after cutting off any damaged or torn tail durably.
     pub async fn open(disk: Rc<dyn Disk>, path: &str) -> Result<(Self, Vec<T>), StorageError> {
-        let bytes = disk
-            .read(path)
-            .await
-            .map_err(StorageError::io(path))?
-            .unwrap_or_default();
-        let mut records = Vec::new();
-        let mut ends = Vec::new();
-        let mut offset = 0;
-        let mut damage = None;
-        while offset < bytes.len() {
-            let payload = match decode_frame(&bytes[offset..]) {
-                Ok(payload) => payload,
-                Err(reason) => {
-                    damage = Some(reason);
-                    break;
-                }
-            };
-            let record =
-                serde_json::from_slice(payload).map_err(|source| StorageError::Decode {
-                    path: path.to_owned(),
-                    offset: offset as u64,
-                    source,
-                })?;
-            records.push(record);
-            offset += HEADER_LEN + payload.len();
-            ends.push(offset as u64);
+        // A checksum failure may be a corrupted read rather than damaged
+        // data: read again, and keep the longest intact prefix seen.
+        let mut best: Option<Parsed<T>> = None;
+        for _ in 0..READ_ATTEMPTS {
+            let bytes = disk
+                .read(path)
+                .await
+                .map_err(StorageError::io(path))?
+                .unwrap_or_default();
+            let parsed = parse::<T>(&bytes, path)?;
+            if parsed.damage.is_none() {
+                best = Some(parsed);
+                break;
+            }
+            effect::record("disk_damage_detected", 1);
+            if best.as_ref().is_none_or(|b| parsed.valid_len > b.valid_len) {
+                best = Some(parsed);
+            }
         }
+        let Parsed {
+            records,
+            ends,
+            valid_len,
+            total_len,
+            damage,
+        } = best.expect("at least one read");
         if let Some(reason) = damage {
             tracing::warn!(
                 path,
                 kept_records = records.len(),
-                kept_bytes = offset,
-                dropped_bytes = bytes.len() - offset,
+                kept_bytes = valid_len,
+                dropped_bytes = total_len - valid_len,
                 reason,
                 "dropping the damaged tail of a write-ahead log"
             );
-            disk.truncate(path, offset as u64)
+            effect::record("disk_bytes_dropped", (total_len - valid_len) as u64);
+            disk.truncate(path, valid_len as u64)
                 .await
                 .map_err(StorageError::io(path))?;
         }
