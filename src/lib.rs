@@ -9,7 +9,8 @@
 //! Layers (see DESIGN.md): [`net`] and [`storage`] are traits with a
 //! simulated and a real implementation each; [`replication`] holds the
 //! built-in protocols and sees only those traits; [`sim`] is the harness;
-//! [`history`] and [`check`] are pure.
+//! [`history`] and [`check`] are pure; [`serve`] runs the same replica
+//! code over real sockets and disks.
 
 #[cfg(not(tokio_unstable))]
 compile_error!(
@@ -24,5 +25,6 @@ pub mod history;
 pub mod net;
 pub mod node;
 pub mod replication;
+pub mod serve;
 pub mod sim;
 pub mod storage;

@@ -8,10 +8,12 @@ use replisim::{
         file::{CheckError, CheckOptions, check_file},
         linearizable::SearchLimits,
     },
-    history::Format,
-    replication::four_stage::{FourStage, Mode},
+    history::{Completion, Format, Op},
+    replication::four_stage::{EngineConfig, FourStage, Mode},
+    serve::{self, ReplicaConfig},
     sim::{self, Fault, Outcome, Role, Scenario, ScheduledFault, Target, repro},
 };
+use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +52,33 @@ enum Command {
     },
     /// Run a saved scenario file again and check it.
     Replay { file: PathBuf },
+    /// Run one replica of a built-in protocol as a real server (real TCP,
+    /// fsync'd files), until killed.
+    Serve {
+        #[arg(long)]
+        protocol: Mode,
+        /// This replica's index in --replicas.
+        #[arg(long)]
+        id: usize,
+        /// Every replica's host:port, comma-separated, in id order.
+        #[arg(long, value_delimiter = ',', required = true)]
+        replicas: Vec<String>,
+        /// Data directory for the write-ahead log.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Perform one operation against real replicas started with `serve`.
+    Kv {
+        #[arg(long)]
+        protocol: Mode,
+        #[arg(long, value_delimiter = ',', required = true)]
+        replicas: Vec<String>,
+        /// The replica to send it to (the primary).
+        #[arg(long, default_value_t = 0)]
+        primary: usize,
+        #[command(subcommand)]
+        op: KvOp,
+    },
     /// Check a recorded history for linearizability: exit 0 linearizable,
     /// 1 not linearizable, 2 unknown, 3 malformed file.
     Check {
@@ -64,6 +93,37 @@ enum Command {
         #[arg(long, default_value_t = 60.0)]
         time_limit: f64,
     },
+}
+
+#[derive(Subcommand)]
+enum KvOp {
+    Read {
+        key: String,
+    },
+    Write {
+        key: String,
+        value: String,
+    },
+    Append {
+        key: String,
+        value: String,
+    },
+    Cas {
+        key: String,
+        from: String,
+        to: String,
+    },
+}
+
+impl From<KvOp> for Op {
+    fn from(op: KvOp) -> Op {
+        match op {
+            KvOp::Read { key } => Op::Read { key, value: None },
+            KvOp::Write { key, value } => Op::Write { key, value },
+            KvOp::Append { key, value } => Op::Append { key, value },
+            KvOp::Cas { key, from, to } => Op::Cas { key, from, to },
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -105,6 +165,64 @@ fn main() -> ExitCode {
                 line += &format!(" --crash-primary-at {at}");
             }
             run_and_report(&scenario, &line)
+        }
+        Command::Serve {
+            protocol,
+            id,
+            replicas,
+            data,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+                )
+                .init();
+            let system = Rc::new(FourStage::new(protocol, EngineConfig::default()));
+            let config = ReplicaConfig {
+                id,
+                replicas,
+                data_dir: data,
+            };
+            match serve::run_replica(system, config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Kv {
+            protocol,
+            replicas,
+            primary,
+            op,
+        } => {
+            if primary >= replicas.len() {
+                eprintln!(
+                    "error: --primary {primary} is not one of the {} replicas",
+                    replicas.len()
+                );
+                return ExitCode::from(3);
+            }
+            let system = Rc::new(FourStage::new(protocol, EngineConfig::default()));
+            match serve::call(system, replicas, primary, &op.into()) {
+                Ok(Completion::Ok(value)) => {
+                    println!("ok {}", value.as_deref().unwrap_or(""));
+                    ExitCode::SUCCESS
+                }
+                Ok(Completion::Fail(reason)) => {
+                    println!("fail {reason}");
+                    ExitCode::FAILURE
+                }
+                Ok(Completion::Info(reason)) => {
+                    println!("info {reason}");
+                    ExitCode::from(2)
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(3)
+                }
+            }
         }
         Command::Check {
             file,
