@@ -248,7 +248,11 @@ impl<'a> Harness<'a> {
         let system = self.system.clone();
         let replicas = self.replicas.clone();
         let probe = self.probes[id].clone();
-        let ReplicaFaults { duplicate, skew } = self.nemesis.faults[id].clone();
+        let ReplicaFaults {
+            duplicate,
+            skew,
+            exited,
+        } = self.nemesis.faults[id].clone();
         let name = host(id);
         sim.host(name.clone(), move || {
             let skew = skew.clone();
@@ -271,11 +275,13 @@ impl<'a> Harness<'a> {
             };
             let software = system.replica(node);
             let name = name.clone();
+            let exited = exited.clone();
             async move {
                 trace::register_host(&name);
                 if let Err(error) = software.await {
                     tracing::error!(target: "replisim::harness", %error, "replica software failed");
                 }
+                exited.set(true);
                 Ok(())
             }
         });

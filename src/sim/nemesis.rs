@@ -45,6 +45,8 @@ impl Skew {
 pub(super) struct ReplicaFaults {
     pub duplicate: Rc<Cell<bool>>,
     pub skew: Rc<Cell<Skew>>,
+    /// Set by the replica's host when its software returned by itself.
+    pub exited: Rc<Cell<bool>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
