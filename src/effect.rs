@@ -9,6 +9,10 @@
 /// The tracing target effects are recorded on.
 pub const TARGET: &str = "replisim::effect";
 
+/// The counter of messages delivered by the transport; the harness also
+/// keeps their times, for messages per operation in each fault phase.
+pub const MESSAGES_DELIVERED: &str = "messages_delivered";
+
 /// Adds `amount` to the effect counter `kind`.
 pub fn record(kind: &'static str, amount: u64) {
     tracing::trace!(target: "replisim::effect", kind, amount);

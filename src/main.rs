@@ -281,6 +281,9 @@ fn run_and_report(scenario: &Scenario, command_line: &str) -> ExitCode {
     let verdicts = outcome.verdicts();
     println!("{}", summary(&outcome));
     println!("{verdicts}");
+    for phase in outcome.phases() {
+        println!("  {phase}");
+    }
     if !outcome.stats.effects.is_empty() {
         let effects: Vec<String> = outcome
             .stats

@@ -131,19 +131,28 @@ fn percentiles(mut v: Vec<u64>) -> Option<Latency> {
 
 impl fmt::Display for PhaseStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |ns: u64| ns as f64 / 1e6;
         let end = self
             .end
-            .map_or_else(|| "end".to_string(), |e| e.to_string());
+            .map_or_else(|| "end".to_string(), |e| format!("{:.0} ms", ms(e)));
         write!(
             f,
-            "{} [{}, {}): ok {} fail {} info {}",
-            self.label, self.start, end, self.ok, self.fail, self.info
+            "{} [{:.0} ms, {}): ok {} fail {} info {}",
+            self.label,
+            ms(self.start),
+            end,
+            self.ok,
+            self.fail,
+            self.info
         )?;
         if let Some(l) = self.latency {
             write!(
                 f,
-                ", latency p50 {} p90 {} p99 {} max {} ns",
-                l.p50, l.p90, l.p99, l.max
+                ", latency p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} ms",
+                ms(l.p50),
+                ms(l.p90),
+                ms(l.p99),
+                ms(l.max)
             )?;
         }
         if let Some(m) = self.messages_per_op {

@@ -158,6 +158,7 @@ impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
                 Some(Err(e)) => return Err(broken(&addr, e)),
                 Some(Ok((envelope, checksum))) if envelope.id == id => {
                     tracing::trace!(target: "replisim::net", peer = %addr, id, checksum, "response");
+                    effect::record(effect::MESSAGES_DELIVERED, 1);
                     return Ok(envelope.body);
                 }
                 Some(Ok((envelope, _))) => {
@@ -264,6 +265,7 @@ async fn serve_connection<Req, Resp>(
             }
         };
         tracing::trace!(target: "replisim::net", %peer, id = envelope.id, checksum, "request");
+        effect::record(effect::MESSAGES_DELIVERED, 1);
         let Some(body) = handler(envelope.body).await else {
             continue;
         };

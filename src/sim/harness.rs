@@ -87,6 +87,7 @@ pub(crate) fn run_traced(
     outcome.digest = summary.digest;
     outcome.stats.trace_events = summary.events;
     outcome.stats.effects = summary.effects;
+    outcome.message_times = summary.message_times;
     Ok((outcome, summary.lines))
 }
 
@@ -352,6 +353,7 @@ impl<'a> Harness<'a> {
                 trace_events: 0,
                 effects: Default::default(),
             },
+            message_times: Vec::new(),
             digest: 0,
         }
     }

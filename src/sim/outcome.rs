@@ -11,7 +11,7 @@ use crate::{
         Verdict, availability, convergence, durability,
         explain::NonLinearizable,
         linearizable::{self, SearchLimits},
-        stats::FaultWindow,
+        stats::{self, FaultWindow, PhaseStats},
     },
     history::{Format, History, Operation},
     node::ReplicaState,
@@ -43,6 +43,9 @@ pub struct Outcome {
     /// Whether the final reads finished within their limit.
     pub final_reads_done: bool,
     pub stats: RunStats,
+    /// When each message was delivered (simulated ns), for per-phase statistics.
+    #[serde(default)]
+    pub message_times: Vec<u64>,
     /// Digest of the ordered trace events: equal digests, equal runs.
     pub digest: u64,
 }
@@ -70,6 +73,16 @@ impl Outcome {
         let mut operations = self.history.operations();
         operations.retain(|op| op.process != reader);
         operations
+    }
+
+    /// Availability, latency and messages per operation before, during and
+    /// after each fault.
+    pub fn phases(&self) -> Vec<PhaseStats> {
+        stats::phase_stats(
+            &self.workload_operations(),
+            &self.fault_windows,
+            &self.message_times,
+        )
     }
 
     /// Runs the checkers.

@@ -40,6 +40,8 @@ struct TraceState {
     harness_time: Duration,
     recorded: Option<Vec<String>>,
     effects: BTreeMap<String, u64>,
+    /// When each message was delivered (simulated ns).
+    message_times: Vec<u64>,
     /// Armed triggers: (id, host that must emit it or any, text the event's
     /// message must contain).
     triggers: Vec<(usize, Option<String>, String)>,
@@ -56,6 +58,7 @@ pub struct Summary {
     pub digest: u64,
     pub events: u64,
     pub effects: BTreeMap<String, u64>,
+    pub message_times: Vec<u64>,
     /// Every formatted line, when recording.
     pub lines: Vec<String>,
 }
@@ -70,6 +73,7 @@ pub(crate) fn begin(record: bool) {
             harness_time: Duration::ZERO,
             recorded: record.then(Vec::new),
             effects: BTreeMap::new(),
+            message_times: Vec::new(),
             triggers: Vec::new(),
             fired: Vec::new(),
         })
@@ -84,6 +88,7 @@ pub(crate) fn finish() -> Summary {
             digest: state.hasher.digest(),
             events: state.events,
             effects: state.effects,
+            message_times: state.message_times,
             lines: state.recorded.unwrap_or_default(),
         }
     })
@@ -195,6 +200,9 @@ impl<S: Subscriber> Layer<S> for DigestLayer {
                 let mut effect = EffectVisitor::default();
                 event.record(&mut effect);
                 if let Some(kind) = effect.kind {
+                    if kind == crate::effect::MESSAGES_DELIVERED {
+                        state.message_times.push(time.as_nanos() as u64);
+                    }
                     *state.effects.entry(kind).or_default() += effect.amount;
                 }
             }
