@@ -290,6 +290,14 @@ mod tests {
     use super::*;
     use crate::net::TcpNetwork;
 
+    fn on_real_runtime(test: impl std::future::Future<Output = ()>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&runtime, test);
+    }
+
     async fn expect_closed(mut stream: tokio::net::TcpStream) {
         let mut buf = [0u8; 64];
         let read = timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
@@ -303,11 +311,7 @@ mod tests {
     /// offending connection; the server keeps answering everyone else.
     #[test]
     fn bad_frames_close_only_their_connection() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        tokio::task::LocalSet::new().block_on(&runtime, async {
+        on_real_runtime(async {
             let net: Rc<dyn Network> = Rc::new(TcpNetwork::default());
             let listener = net.bind(0).await.unwrap();
             let addr = format!("127.0.0.1:{}", listener.local_port().unwrap());
@@ -340,11 +344,7 @@ mod tests {
 
     #[test]
     fn unreachable_peer_is_reported_as_never_sent() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        tokio::task::LocalSet::new().block_on(&runtime, async {
+        on_real_runtime(async {
             let net: Rc<dyn Network> = Rc::new(TcpNetwork::default());
             let port = net.bind(0).await.unwrap().local_port().unwrap();
             let config = RpcConfig {

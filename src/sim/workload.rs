@@ -36,6 +36,13 @@ pub struct Mix {
     pub cas: u32,
 }
 
+impl Mix {
+    /// The sum of the weights.
+    pub fn total(&self) -> u32 {
+        self.read + self.write + self.append + self.cas
+    }
+}
+
 impl Default for WorkloadSpec {
     fn default() -> Self {
         WorkloadSpec {
@@ -61,13 +68,7 @@ impl WorkloadSpec {
         if self.keys == 0 {
             return Err(bad("keys", "must be at least 1"));
         }
-        let Mix {
-            read,
-            write,
-            append,
-            cas,
-        } = self.mix;
-        if read + write + append + cas == 0 {
+        if self.mix.total() == 0 {
             return Err(bad("mix", "all weights are zero"));
         }
         Ok(())
@@ -83,14 +84,14 @@ impl WorkloadSpec {
             read,
             write,
             append,
-            cas,
+            ..
         } = self.mix;
         (0..self.ops_per_client)
             .map(|n| {
                 let k = rng.random_range(0..self.keys);
                 let key = format!("k{k}");
                 let value = format!("c{process}-{n}");
-                let pick = rng.random_range(0..read + write + append + cas);
+                let pick = rng.random_range(0..self.mix.total());
                 if pick < read {
                     Op::Read { key, value: None }
                 } else if pick < read + write {

@@ -23,6 +23,18 @@ pub struct Entry {
     pub request: RequestId,
 }
 
+/// Primary `from` ships `entries`, which follow `(prev_index, prev_epoch)`
+/// in its log, and its commit point.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Replicate {
+    pub from: usize,
+    pub epoch: u64,
+    pub prev_index: u64,
+    pub prev_epoch: u64,
+    pub entries: Vec<Entry>,
+    pub commit: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
     /// Request stage: a client operation. Mutations must reach the primary;
@@ -32,16 +44,8 @@ pub enum Request {
         at_backup: bool,
         id: RequestId,
     },
-    /// Sync/Async stage: primary `from` ships entries following
-    /// `(prev_index, prev_epoch)`, and its commit point.
-    Replicate {
-        from: usize,
-        epoch: u64,
-        prev_index: u64,
-        prev_epoch: u64,
-        entries: Vec<Entry>,
-        commit: u64,
-    },
+    /// Sync/Async stage: the primary ships log entries.
+    Replicate(Replicate),
     /// Operator: where is your log?
     Status,
     /// Operator: become primary of `epoch` with these members.

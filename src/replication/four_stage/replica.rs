@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, Notify, watch};
 
 use super::{
     Bug, EngineConfig, Mode,
-    messages::{Entry, Request, RequestId, Response},
+    messages::{Entry, Replicate, Request, RequestId, Response},
     shipper,
 };
 use crate::{
@@ -197,17 +197,7 @@ impl Replica {
             Request::Client { op, at_backup, id } => {
                 Response::Client(self.client_op(op, at_backup, id).await)
             }
-            Request::Replicate {
-                from,
-                epoch,
-                prev_index,
-                prev_epoch,
-                entries,
-                commit,
-            } => {
-                self.replicate(from, epoch, prev_index, prev_epoch, entries, commit)
-                    .await
-            }
+            Request::Replicate(message) => self.replicate(message).await,
             Request::Status => {
                 let state = self.state.borrow();
                 Response::Status {
@@ -312,15 +302,15 @@ impl Replica {
         self.commit_tx.send_replace(commit);
     }
 
-    async fn replicate(
-        &self,
-        from: usize,
-        epoch: u64,
-        prev_index: u64,
-        prev_epoch: u64,
-        entries: Vec<Entry>,
-        commit: u64,
-    ) -> Response {
+    async fn replicate(&self, message: Replicate) -> Response {
+        let Replicate {
+            from,
+            epoch,
+            prev_index,
+            prev_epoch,
+            entries,
+            commit,
+        } = message;
         let mut wal = self.wal.lock().await;
         if self.config.bug == Some(Bug::AckBeforePersist)
             && let Err(error) = wal.sync().await

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use tokio::time::{sleep, timeout};
 
 use super::{
-    messages::{Request, Response},
+    messages::{Replicate, Request, Response},
     replica::Replica,
 };
 use crate::net::RpcClient;
@@ -33,14 +33,14 @@ pub(super) async fn ship(replica: Rc<Replica>, backup: usize, epoch: u64) {
             let last = state.last_index();
             let from = next.clamp(1, last + 1);
             let until = last.min(from - 1 + replica.config.batch as u64);
-            let request = Request::Replicate {
+            let request = Request::Replicate(Replicate {
                 from: replica.id,
                 epoch,
                 prev_index: from - 1,
                 prev_epoch: state.epoch_at(from - 1),
                 entries: state.log[(from - 1) as usize..until as usize].to_vec(),
                 commit: state.commit,
-            };
+            });
             (request, last)
         };
         new_entries.mark_unchanged();
