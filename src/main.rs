@@ -1,6 +1,10 @@
 //! The `replisim` command-line tool.
 
-use std::{path::PathBuf, process::ExitCode, rc::Rc};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    rc::Rc,
+};
 
 use clap::{Parser, Subcommand};
 use replisim::{
@@ -49,9 +53,17 @@ enum Command {
         /// Save the scenario as JSON to this file (for `replisim replay`).
         #[arg(long, value_name = "FILE")]
         save: Option<PathBuf>,
+        /// Write the recorded history as JSON to this file (`replisim check` reads it).
+        #[arg(long, value_name = "FILE")]
+        history: Option<PathBuf>,
     },
     /// Run a saved scenario file again and check it.
-    Replay { file: PathBuf },
+    Replay {
+        file: PathBuf,
+        /// Write the recorded history as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        history: Option<PathBuf>,
+    },
     /// Run one replica of a built-in protocol as a real server (real TCP,
     /// fsync'd files), until killed.
     Serve {
@@ -136,6 +148,7 @@ fn main() -> ExitCode {
             ops,
             crash_primary_at,
             save,
+            history,
         } => {
             let mut scenario = Scenario::new(protocol, seed);
             scenario.replicas = replicas;
@@ -164,7 +177,7 @@ fn main() -> ExitCode {
             if let Some(at) = crash_primary_at {
                 line += &format!(" --crash-primary-at {at}");
             }
-            run_and_report(&scenario, &line)
+            run_and_report(&scenario, &line, history.as_deref())
         }
         Command::Serve {
             protocol,
@@ -249,7 +262,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Replay { file } => {
+        Command::Replay { file, history } => {
             let text = match std::fs::read_to_string(&file) {
                 Ok(text) => text,
                 Err(error) => {
@@ -258,9 +271,11 @@ fn main() -> ExitCode {
                 }
             };
             match Scenario::from_json(&text) {
-                Ok(scenario) => {
-                    run_and_report(&scenario, &format!("replisim replay {}", file.display()))
-                }
+                Ok(scenario) => run_and_report(
+                    &scenario,
+                    &format!("replisim replay {}", file.display()),
+                    history.as_deref(),
+                ),
                 Err(error) => {
                     eprintln!("error: {}: {error}", file.display());
                     ExitCode::from(3)
@@ -270,7 +285,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_and_report(scenario: &Scenario, command_line: &str) -> ExitCode {
+fn run_and_report(
+    scenario: &Scenario,
+    command_line: &str,
+    history_file: Option<&Path>,
+) -> ExitCode {
     let outcome = match sim::run(scenario) {
         Ok(outcome) => outcome,
         Err(error) => {
@@ -278,6 +297,16 @@ fn run_and_report(scenario: &Scenario, command_line: &str) -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    if let Some(path) = history_file {
+        let json = serde_json::to_string_pretty(&outcome.history).expect("histories serialise");
+        if let Err(error) = std::fs::write(path, json) {
+            eprintln!(
+                "error: cannot write the history to {}: {error}",
+                path.display()
+            );
+            return ExitCode::from(3);
+        }
+    }
     let verdicts = outcome.verdicts();
     println!("{}", summary(&outcome));
     println!("{verdicts}");
