@@ -1,6 +1,10 @@
 //! The `replisim` command-line tool.
 
-use std::{path::PathBuf, process::ExitCode, rc::Rc};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    rc::Rc,
+};
 
 use clap::{Parser, Subcommand};
 use replisim::{
@@ -48,8 +52,15 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         save: Option<PathBuf>,
     },
-    /// Run a saved scenario file again and check it.
-    Replay { file: PathBuf },
+    /// Run a saved scenario file again and check it: exit 0 all checks
+    /// hold, 1 a check failed, 3 the file is malformed or cannot run.
+    Replay {
+        file: PathBuf,
+        /// Write this run's digest into the file as its `recorded_digest`
+        /// (after an intended change of the code's behaviour).
+        #[arg(long)]
+        record: bool,
+    },
     /// Check a recorded history for linearizability: exit 0 linearizable,
     /// 1 not linearizable, 2 unknown, 3 malformed file.
     Check {
@@ -104,7 +115,7 @@ fn main() -> ExitCode {
             if let Some(at) = crash_primary_at {
                 line += &format!(" --crash-primary-at {at}");
             }
-            run_and_report(&scenario, &line)
+            run_and_report(&scenario, &line, None)
         }
         Command::Check {
             file,
@@ -131,7 +142,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Replay { file } => {
+        Command::Replay { file, record } => {
             let text = match std::fs::read_to_string(&file) {
                 Ok(text) => text,
                 Err(error) => {
@@ -140,9 +151,11 @@ fn main() -> ExitCode {
                 }
             };
             match Scenario::from_json(&text) {
-                Ok(scenario) => {
-                    run_and_report(&scenario, &format!("replisim replay {}", file.display()))
-                }
+                Ok(scenario) => run_and_report(
+                    &scenario,
+                    &format!("replisim replay {}", file.display()),
+                    record.then_some(file.as_path()),
+                ),
                 Err(error) => {
                     eprintln!("error: {}: {error}", file.display());
                     ExitCode::from(3)
@@ -152,7 +165,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_and_report(scenario: &Scenario, command_line: &str) -> ExitCode {
+/// Runs `scenario`, prints the verdicts and, on failure, saves it; with
+/// `record`, writes the run's digest into that scenario file.
+fn run_and_report(scenario: &Scenario, command_line: &str, record: Option<&Path>) -> ExitCode {
     let outcome = match sim::run(scenario) {
         Ok(outcome) => outcome,
         Err(error) => {
@@ -173,7 +188,15 @@ fn run_and_report(scenario: &Scenario, command_line: &str) -> ExitCode {
         println!("effects: {}", effects.join(" "));
     }
     println!("digest: {}", outcome.digest_hex());
-    if let Some(recorded) = &scenario.recorded_digest {
+    if let Some(file) = record {
+        let mut recorded = scenario.clone();
+        recorded.recorded_digest = Some(outcome.digest_hex());
+        if let Err(error) = std::fs::write(file, recorded.to_json() + "\n") {
+            eprintln!("error: cannot write {}: {error}", file.display());
+            return ExitCode::from(3);
+        }
+        println!("digest recorded in {}", file.display());
+    } else if let Some(recorded) = &scenario.recorded_digest {
         if *recorded == outcome.digest_hex() {
             println!("digest matches the one recorded in the scenario");
         } else {

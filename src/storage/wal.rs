@@ -19,6 +19,7 @@
 //! [`StorageError::Poisoned`] until the log is reopened.
 
 use super::{Disk, StorageError};
+use crate::effect;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::io;
@@ -111,6 +112,7 @@ impl<T: Serialize + DeserializeOwned> Wal<T> {
             ends.push(offset as u64);
         }
         if let Some(reason) = damage {
+            effect::record("disk_bytes_dropped", (bytes.len() - offset) as u64);
             tracing::warn!(
                 path,
                 kept_records = records.len(),
