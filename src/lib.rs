@@ -9,7 +9,9 @@
 //! Layers (see DESIGN.md): [`net`] and [`storage`] are traits with a
 //! simulated and a real implementation each; [`replication`] holds the
 //! built-in protocols and sees only those traits; [`sim`] is the harness;
-//! [`history`] and [`check`] are pure.
+//! [`history`] and [`check`] are pure. [`strategy`] (proptest strategies
+//! for faults and scenarios) and [`testing`] (the property-test runner)
+//! are what a user's `#[test]` functions call.
 
 #[cfg(not(tokio_unstable))]
 compile_error!(
@@ -26,3 +28,5 @@ pub mod node;
 pub mod replication;
 pub mod sim;
 pub mod storage;
+pub mod strategy;
+pub mod testing;
