@@ -96,6 +96,7 @@ pub struct Explorer {
     cases: u32,
     system: SystemFor,
     shrink_iters: u32,
+    corpus: Option<PathBuf>,
 }
 
 /// [`Explorer::explore`] for a built-in protocol.
@@ -128,6 +129,7 @@ impl Explorer {
             cases,
             system: Rc::new(sim::builtin_system),
             shrink_iters: SHRINK_ITERS,
+            corpus: None,
         }
     }
 
@@ -143,9 +145,18 @@ impl Explorer {
         self
     }
 
+    /// Keeps the regression corpus in `dir` instead of
+    /// `fixtures/regressions/<name>/`.
+    pub fn corpus(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.corpus = Some(dir.into());
+        self
+    }
+
     /// The regression corpus of this test.
     pub fn corpus_dir(&self) -> PathBuf {
-        crate_root().join("fixtures/regressions").join(&self.name)
+        self.corpus
+            .clone()
+            .unwrap_or_else(|| crate_root().join("fixtures/regressions").join(&self.name))
     }
 
     /// Replays the corpus, then explores; panics (failing the test) with
