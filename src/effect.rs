@@ -5,6 +5,17 @@
 //! harness); the simulation's trace layer adds them up per kind into the
 //! outcome's statistics. A fault whose effects stay at zero did nothing,
 //! and the tests say so.
+//!
+//! Counters: the nemesis counts `nodes_crashed`, `nodes_restarted`,
+//! `nodes_lost`, `nodes_paused`, `links_cut`, `links_repaired`,
+//! `links_held`, `links_slowed`, `links_lossy`, `nodes_duplicating`,
+//! `clocks_skewed`, `faults_triggered` and `replica_exits`; the trace layer
+//! `messages_dropped` and `messages_held` (turmoil's own events) and
+//! `skewed_clock_reads`; the transport `duplicates_sent`,
+//! `connect_failures`, `connections_broken`, `requests_timed_out`,
+//! `requests_unsent`, `late_responses` and `bad_frames`; the simulated disk
+//! `disk_io_errors`, and the write-ahead log `disk_bytes_dropped` (a torn or
+//! corrupt tail cut off on recovery).
 
 /// The tracing target effects are recorded on.
 pub const TARGET: &str = "replisim::effect";
