@@ -5,6 +5,19 @@
 //! harness); the simulation's trace layer adds them up per kind into the
 //! outcome's statistics. A fault whose effects stay at zero did nothing,
 //! and the tests say so.
+//!
+//! Counters: the nemesis counts `nodes_crashed`, `nodes_restarted`,
+//! `nodes_lost`, `nodes_paused`, `links_cut`, `links_repaired`,
+//! `links_held`, `links_slowed`, `links_lossy`, `nodes_duplicating`,
+//! `clocks_skewed`, `faults_triggered` and `replica_exits`; the trace layer
+//! `messages_dropped` and `messages_held` (turmoil's own events) and
+//! `skewed_clock_reads`; the transport `duplicates_sent`,
+//! `connect_failures`, `connections_broken`, `requests_timed_out`,
+//! `requests_unsent`, `late_responses`, `bad_frames` and
+//! [`MESSAGES_DELIVERED`]; the simulated disk `disk_io_errors`; the
+//! write-ahead log and metadata file `disk_damage_detected` (a read whose
+//! checksum failed; it is read again) and `disk_bytes_dropped` (a torn or
+//! corrupt tail cut off on recovery).
 
 /// The tracing target effects are recorded on.
 pub const TARGET: &str = "replisim::effect";

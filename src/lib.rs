@@ -10,7 +10,9 @@
 //! simulated and a real implementation each; [`replication`] holds the
 //! built-in protocols and sees only those traits; [`sim`] is the harness;
 //! [`history`] and [`check`] are pure; [`serve`] runs the same replica
-//! code over real sockets and disks.
+//! code over real sockets and disks. [`strategy`] (proptest strategies
+//! for faults and scenarios) and [`testing`] (the property-test runner)
+//! are what a user's `#[test]` functions call.
 
 #[cfg(not(tokio_unstable))]
 compile_error!(
@@ -28,3 +30,5 @@ pub mod replication;
 pub mod serve;
 pub mod sim;
 pub mod storage;
+pub mod strategy;
+pub mod testing;

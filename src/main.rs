@@ -57,12 +57,17 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         history: Option<PathBuf>,
     },
-    /// Run a saved scenario file again and check it.
+    /// Run a saved scenario file again and check it: exit 0 all checks
+    /// hold, 1 a check failed, 3 the file is malformed or cannot run.
     Replay {
         file: PathBuf,
         /// Write the recorded history as JSON to this file.
         #[arg(long, value_name = "FILE")]
         history: Option<PathBuf>,
+        /// Write this run's digest into the file as its `recorded_digest`
+        /// (after an intended change of the code's behaviour).
+        #[arg(long)]
+        record: bool,
     },
     /// Run one replica of a built-in protocol as a real server (real TCP,
     /// fsync'd files), until killed.
@@ -177,7 +182,11 @@ fn main() -> ExitCode {
             if let Some(at) = crash_primary_at {
                 line += &format!(" --crash-primary-at {at}");
             }
-            run_and_report(&scenario, &line, history.as_deref())
+            let files = OutputFiles {
+                history: history.as_deref(),
+                record: None,
+            };
+            run_and_report(&scenario, &line, files)
         }
         Command::Serve {
             protocol,
@@ -262,7 +271,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Replay { file, history } => {
+        Command::Replay {
+            file,
+            history,
+            record,
+        } => {
             let text = match std::fs::read_to_string(&file) {
                 Ok(text) => text,
                 Err(error) => {
@@ -271,11 +284,17 @@ fn main() -> ExitCode {
                 }
             };
             match Scenario::from_json(&text) {
-                Ok(scenario) => run_and_report(
-                    &scenario,
-                    &format!("replisim replay {}", file.display()),
-                    history.as_deref(),
-                ),
+                Ok(scenario) => {
+                    let files = OutputFiles {
+                        history: history.as_deref(),
+                        record: record.then_some(file.as_path()),
+                    };
+                    run_and_report(
+                        &scenario,
+                        &format!("replisim replay {}", file.display()),
+                        files,
+                    )
+                }
                 Err(error) => {
                     eprintln!("error: {}: {error}", file.display());
                     ExitCode::from(3)
@@ -285,11 +304,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_and_report(
-    scenario: &Scenario,
-    command_line: &str,
-    history_file: Option<&Path>,
-) -> ExitCode {
+/// Files a run writes besides its report.
+struct OutputFiles<'a> {
+    /// The history, as JSON.
+    history: Option<&'a Path>,
+    /// The scenario file to write this run's digest into.
+    record: Option<&'a Path>,
+}
+
+/// Runs `scenario`, prints the verdicts and, on failure, saves it and the
+/// command that reproduces it.
+fn run_and_report(scenario: &Scenario, command_line: &str, files: OutputFiles) -> ExitCode {
     let outcome = match sim::run(scenario) {
         Ok(outcome) => outcome,
         Err(error) => {
@@ -297,7 +322,7 @@ fn run_and_report(
             return ExitCode::from(3);
         }
     };
-    if let Some(path) = history_file {
+    if let Some(path) = files.history {
         let json = serde_json::to_string_pretty(&outcome.history).expect("histories serialise");
         if let Err(error) = std::fs::write(path, json) {
             eprintln!(
@@ -323,7 +348,15 @@ fn run_and_report(
         println!("effects: {}", effects.join(" "));
     }
     println!("digest: {}", outcome.digest_hex());
-    if let Some(recorded) = &scenario.recorded_digest {
+    if let Some(file) = files.record {
+        let mut recorded = scenario.clone();
+        recorded.recorded_digest = Some(outcome.digest_hex());
+        if let Err(error) = std::fs::write(file, recorded.to_json() + "\n") {
+            eprintln!("error: cannot write {}: {error}", file.display());
+            return ExitCode::from(3);
+        }
+        println!("digest recorded in {}", file.display());
+    } else if let Some(recorded) = &scenario.recorded_digest {
         if *recorded == outcome.digest_hex() {
             println!("digest matches the one recorded in the scenario");
         } else {
@@ -355,11 +388,7 @@ fn run_and_report(
 
 fn summary(outcome: &Outcome) -> String {
     let s = &outcome.scenario;
-    let faults: Vec<String> = s
-        .faults
-        .iter()
-        .map(|f| format!("{} at {} ms", f.fault, f.at_ms))
-        .collect();
+    let faults: Vec<String> = s.faults.iter().map(ToString::to_string).collect();
     format!(
         "protocol {} | seed {} | {} replicas, {} clients x {} ops | faults: {} | simulated {} ms, {} trace events",
         s.protocol,

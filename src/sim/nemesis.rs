@@ -420,6 +420,12 @@ impl Nemesis {
                 continue;
             }
             let (from, to) = (entry.from.as_str(), entry.to.as_str());
+            if matches!(
+                entry.kind,
+                LinkFault::Cut | LinkFault::Pause | LinkFault::CutOneWay
+            ) {
+                trace::add_effect("links_repaired", 1);
+            }
             match entry.kind {
                 LinkFault::Cut | LinkFault::Pause => sim.repair(from, to),
                 LinkFault::CutOneWay => sim.repair_oneway(from, to),

@@ -87,11 +87,17 @@ impl Outcome {
 
     /// Runs the checkers.
     pub fn verdicts(&self) -> Verdicts {
+        self.verdicts_within(&SearchLimits::default())
+    }
+
+    /// Runs the checkers, the linearizability search within `limits` (it
+    /// answers `unknown` past them).
+    pub fn verdicts_within(&self, limits: &SearchLimits) -> Verdicts {
         Verdicts {
             linearizability: linearizable::check_history(
                 &self.history,
                 &Format::Json.conventions(),
-                &SearchLimits::default(),
+                limits,
             ),
             durability: durability::check(&self.history, &self.final_reads()),
             convergence: convergence::check(&self.replica_states),
@@ -114,6 +120,13 @@ impl Verdicts {
     /// Whether every safety check holds (availability is measured, not judged).
     pub fn passed(&self) -> bool {
         self.linearizability.is_ok() && self.durability.is_ok() && self.convergence.is_ok()
+    }
+
+    /// Whether some safety check found a violation (`unknown` is none).
+    pub fn violated(&self) -> bool {
+        self.linearizability.is_violation()
+            || self.durability.is_violation()
+            || self.convergence.is_violation()
     }
 }
 

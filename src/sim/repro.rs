@@ -1,5 +1,6 @@
 //! Reproducing failures: a failing run's scenario is saved as JSON (which
-//! `replisim replay` accepts) and its full trace is written next to it.
+//! `replisim replay` accepts), with the digest it produced recorded in it,
+//! and its full trace is written next to it.
 //!
 //! The trace comes from running the scenario again with every event
 //! recorded: runs are deterministic, so the recorded run is the failing run.
@@ -36,25 +37,41 @@ pub fn save_failure(
     system: Rc<dyn System>,
     dir: &Path,
 ) -> io::Result<SavedFailure> {
+    let scenario_file = save_scenario(outcome, dir)?;
+    let trace_file = scenario_file.with_extension("trace");
+    write_trace(outcome, system, &trace_file)?;
+    Ok(SavedFailure {
+        scenario_file,
+        trace_file,
+    })
+}
+
+/// Saves `outcome`'s scenario, with its digest as `recorded_digest`, as
+/// `<protocol>-seed<seed>-<digest>.json` under `dir`; returns the file.
+pub fn save_scenario(outcome: &Outcome, dir: &Path) -> io::Result<PathBuf> {
     fs::create_dir_all(dir)?;
-    let scenario = &outcome.scenario;
-    let stem = format!(
-        "{}-seed{}-{}",
+    let mut scenario = outcome.scenario.clone();
+    scenario.recorded_digest = Some(outcome.digest_hex());
+    let file = dir.join(format!(
+        "{}-seed{}-{}.json",
         scenario.protocol.replace(':', "-"),
         scenario.seed,
         outcome.digest_hex()
-    );
-    let scenario_file = dir.join(format!("{stem}.json"));
-    fs::write(&scenario_file, scenario.to_json())?;
-    let trace_file = dir.join(format!("{stem}.trace"));
-    let trace = match run_traced(scenario, system, true) {
+    ));
+    fs::write(&file, scenario.to_json() + "\n")?;
+    Ok(file)
+}
+
+/// Runs `outcome`'s scenario again with every event recorded and writes
+/// the trace to `file`, headed by whether the rerun reproduced the digest.
+pub fn write_trace(outcome: &Outcome, system: Rc<dyn System>, file: &Path) -> io::Result<()> {
+    if let Some(dir) = file.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let trace = match run_traced(&outcome.scenario, system, true) {
         Ok((rerun, lines)) => {
             let header = if rerun.digest == outcome.digest {
-                format!(
-                    "# replay of {} reproduced digest {}",
-                    scenario_file.display(),
-                    outcome.digest_hex()
-                )
+                format!("# this replay reproduced digest {}", outcome.digest_hex())
             } else {
                 format!(
                     "# NONDETERMINISM: the failing run had digest {}, this replay {}",
@@ -69,9 +86,5 @@ pub fn save_failure(
         }
         Err(error) => format!("# the replay failed: {error}"),
     };
-    fs::write(&trace_file, trace + "\n")?;
-    Ok(SavedFailure {
-        scenario_file,
-        trace_file,
-    })
+    fs::write(file, trace + "\n")
 }

@@ -164,9 +164,28 @@ impl Scenario {
     }
 
     /// Reads a scenario from JSON, naming the field and the problem on error.
+    ///
+    /// ```
+    /// use replisim::sim::Scenario;
+    /// let error = Scenario::from_json(r#"{"seed": 1, "protocol": "sync", "replicas": "three"}"#)
+    ///     .unwrap_err()
+    ///     .to_string();
+    /// assert!(error.contains("replicas: invalid type"), "{error}");
+    /// ```
     pub fn from_json(text: &str) -> Result<Self, ScenarioError> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
         let scenario: Scenario =
-            serde_json::from_str(text).map_err(|e| ScenarioError::Parse(e.to_string()))?;
+            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+                // The path is `?` when the JSON itself is broken.
+                let field = match e.path().to_string() {
+                    path if path == "?" => ".".to_string(),
+                    path => path,
+                };
+                ScenarioError::Parse {
+                    field,
+                    problem: e.inner().to_string(),
+                }
+            })?;
         scenario.validate()?;
         Ok(scenario)
     }
@@ -228,8 +247,10 @@ impl Scenario {
 /// A scenario that cannot be run.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("malformed scenario: {0}")]
-    Parse(String),
+    /// Not valid JSON for a scenario; `field` is the path to the offending
+    /// value (`.` for the document itself).
+    #[error("malformed scenario: {field}: {problem}")]
+    Parse { field: String, problem: String },
     #[error("invalid scenario: {field}: {problem}")]
     Invalid { field: String, problem: String },
     #[error("unknown protocol {0:?}: expected sync, semi-sync:K or async")]
@@ -248,5 +269,95 @@ pub(crate) mod millis {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error `from_json` gives for `text`, as the user sees it.
+    fn error(text: &str) -> String {
+        Scenario::from_json(text).unwrap_err().to_string()
+    }
+
+    const HEAD: &str = r#""seed": 1, "protocol": "sync", "replicas": 3, "clients": 2"#;
+
+    #[test]
+    fn malformed_files_name_the_field_and_the_problem() {
+        let cases = [
+            // (document, the field named, words of the problem)
+            (
+                format!("{{{HEAD}, \"replica\": 3}}"),
+                "replica",
+                "unknown field",
+            ),
+            (
+                r#"{"seed": 1, "protocol": "sync", "replicas": "3", "clients": 2}"#.to_string(),
+                "replicas",
+                "invalid type: string",
+            ),
+            (
+                format!("{{{HEAD}, \"network\": {{\"tick\": -1}}}}"),
+                "network.tick",
+                "invalid value",
+            ),
+            (
+                format!(
+                    "{{{HEAD}, \"workload\": {{\"ops_per_client\": 3, \"keys\": 1, \"mix\": {{\"read\": 1}}, \"think_time\": 1}}}}"
+                ),
+                "workload.mix",
+                "missing field `write`",
+            ),
+            (
+                format!(
+                    "{{{HEAD}, \"faults\": [{{\"at_ms\": 5, \"kind\": \"crash\", \"nod\": 1}}]}}"
+                ),
+                "faults[0]",
+                "unknown field `nod`",
+            ),
+            (
+                format!("{{{HEAD}, \"faults\": [{{\"at_ms\": 5, \"kind\": \"explode\"}}]}}"),
+                "faults[0]",
+                "unknown variant `explode`",
+            ),
+            (
+                r#"{"seed": 1, "protocol": "sync", "replicas": 3}"#.to_string(),
+                ".",
+                "missing field `clients`",
+            ),
+            (format!("{{{HEAD}"), ".", "EOF"),
+            (
+                r#"{"seed": 1, "protocol": "sync", "replicas": 0, "clients": 2}"#.to_string(),
+                "replicas",
+                "not between 1 and 64",
+            ),
+            (
+                format!("{{{HEAD}, \"disk\": {{\"io_error_probability\": 2.0}}}}"),
+                "disk.io_error_probability",
+                "not a probability",
+            ),
+            (
+                format!(
+                    "{{{HEAD}, \"faults\": [{{\"at_ms\": 5, \"kind\": \"crash\", \"node\": 7}}]}}"
+                ),
+                "faults[0]",
+                "replica 7 does not exist",
+            ),
+        ];
+        for (text, field, problem) in cases {
+            let error = error(&text);
+            assert!(
+                error.contains(&format!("{field}: ")) && error.contains(problem),
+                "{text}\ngave: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_saved_scenario_reads_back_equal() {
+        let mut scenario = Scenario::new(Mode::Sync, 9);
+        scenario.recorded_digest = Some("00000000000000ff".into());
+        assert_eq!(Scenario::from_json(&scenario.to_json()).unwrap(), scenario);
     }
 }

@@ -107,12 +107,9 @@ pub enum StorageError {
 
 impl StorageError {
     pub(crate) fn io(path: &str) -> impl FnOnce(io::Error) -> StorageError + '_ {
-        move |source| {
-            crate::effect::record("disk_io_errors", 1);
-            StorageError::Io {
-                path: path.to_owned(),
-                source,
-            }
+        move |source| StorageError::Io {
+            path: path.to_owned(),
+            source,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! the entry is dropped on any error or replacement and reopened on demand.
 
 use super::{Disk, missing_dirs, parent, resolve, temp_path};
+use crate::effect;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::io;
@@ -98,60 +99,81 @@ async fn create_dirs(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Counts an I/O error handed to the node's code (the disk fault classes'
+/// effect; see [`crate::effect`]).
+fn counted<T>(result: io::Result<T>) -> io::Result<T> {
+    if result.is_err() {
+        effect::record("disk_io_errors", 1);
+    }
+    result
+}
+
 #[async_trait::async_trait(?Send)]
 impl Disk for SimDisk {
     async fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
         match fs::read(resolve(&self.root, path)?).await {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => counted(Err(e)),
         }
     }
 
     async fn append(&self, path: &str, data: &[u8]) -> io::Result<()> {
         let path = resolve(&self.root, path)?;
-        self.with_handle(&path, true, async |open| {
-            let offset = open.end.get();
-            open.end.set(offset + data.len() as u64);
-            open.file.write_at(data, offset).await.map(drop)
-        })
-        .await
+        counted(
+            self.with_handle(&path, true, async |open| {
+                let offset = open.end.get();
+                open.end.set(offset + data.len() as u64);
+                open.file.write_at(data, offset).await.map(drop)
+            })
+            .await,
+        )
     }
 
     async fn sync(&self, path: &str) -> io::Result<()> {
         let path = resolve(&self.root, path)?;
-        self.with_handle(&path, false, async |open| open.file.sync_all().await)
-            .await
+        counted(
+            self.with_handle(&path, false, async |open| open.file.sync_all().await)
+                .await,
+        )
     }
 
     async fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
         let path = resolve(&self.root, path)?;
-        self.with_handle(&path, false, async |open| {
-            open.file.set_len(len).await?;
-            open.end.set(len);
-            open.file.sync_all().await
-        })
-        .await
+        counted(
+            self.with_handle(&path, false, async |open| {
+                open.file.set_len(len).await?;
+                open.end.set(len);
+                open.file.sync_all().await
+            })
+            .await,
+        )
     }
 
     async fn write_atomic(&self, path: &str, data: &[u8]) -> io::Result<()> {
         let path = resolve(&self.root, path)?;
-        let temp = temp_path(&path);
-        let dir = parent(&path);
-        create_dirs(dir).await?;
         self.open.borrow_mut().remove(&path);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)
-            .await?;
-        file.write_at(data, 0).await?;
-        file.sync_all().await?;
-        drop(file);
-        fs::rename(&temp, &path).await?;
-        fs::sync_dir(dir).await
+        counted(replace(&path, data).await)
     }
+}
+
+/// Replaces the file at `path` with `data` atomically: a synced temporary
+/// file renamed over it, the directory synced.
+async fn replace(path: &Path, data: &[u8]) -> io::Result<()> {
+    let temp = temp_path(path);
+    let dir = parent(path);
+    create_dirs(dir).await?;
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&temp)
+        .await?;
+    file.write_at(data, 0).await?;
+    file.sync_all().await?;
+    drop(file);
+    fs::rename(&temp, path).await?;
+    fs::sync_dir(dir).await
 }
 
 #[cfg(test)]

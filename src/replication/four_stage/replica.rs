@@ -148,11 +148,16 @@ pub(super) async fn run(node: NodeContext, mode: Mode, config: EngineConfig) -> 
         results: BTreeMap::new(),
         sessions: BTreeMap::new(),
     };
-    // Everything persisted counts as committed locally: an entry the old
-    // incarnation had not committed was never acknowledged, so applying it
-    // is one of the outcomes its client was told to expect (`info`).
-    state.commit = state.last_index();
-    state.apply_to(state.commit);
+    // On the primary everything persisted counts as committed: an entry the
+    // old incarnation had not committed was never acknowledged, so applying
+    // it is one of the outcomes its client was told to expect (`info`). A
+    // backup waits for the commit point the primary ships: applying entries
+    // the primary never commits (a synchronous primary missing a backup
+    // commits nothing) would make it diverge for good.
+    if state.meta.primary == node.id {
+        state.commit = state.last_index();
+        state.apply_to(state.commit);
+    }
     tracing::info!(target: "replisim::engine", entries = state.log.len(), epoch = state.meta.epoch, primary = state.meta.primary, "recovered");
     let last = state.last_index();
     let replica = Rc::new(Replica {

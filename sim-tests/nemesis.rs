@@ -1,0 +1,362 @@
+//! The nemesis does what it says: every fault kind, applied to a running
+//! cluster, has an effect the outcome counts; clock skew breaks a
+//! last-writer-wins store that relies on clocks; an event-triggered fault
+//! hits the exact moment "backup applied, primary not yet answered".
+
+#[path = "nemesis/lww.rs"]
+mod lww;
+
+use std::rc::Rc;
+
+use replisim::{
+    check::durability,
+    history::{EventType, Op},
+    replication::four_stage::{Bug, Mode},
+    sim::{self, DiskSpec, Fault, Mix, Outcome, Role, Scenario, ScheduledFault, Target},
+};
+
+const PRIMARY: Target = Target::Role(Role::Primary);
+
+fn r(id: usize) -> Target {
+    Target::Replica(id)
+}
+
+/// Fault `fault` at 100 ms, undone 100 ms later.
+fn briefly(fault: Fault) -> ScheduledFault {
+    ScheduledFault::at(100, fault).lasting(100)
+}
+
+/// One row of the catalogue: a scenario change and the counters it must move.
+struct Case {
+    kind: &'static str,
+    faults: Vec<ScheduledFault>,
+    mode: Mode,
+    disk: DiskSpec,
+    bug: Option<Bug>,
+    effects: &'static [&'static str],
+}
+
+fn case(kind: &'static str, faults: Vec<ScheduledFault>, effects: &'static [&'static str]) -> Case {
+    Case {
+        kind,
+        faults,
+        disk: DiskSpec::default(),
+        mode: Mode::Sync,
+        bug: None,
+        effects,
+    }
+}
+
+/// Backups that keep an unsynced tail crash three times while the
+/// workload runs, on a disk with `disk`'s classes. The tail is several
+/// writes long: the planted bug defers the backups' fsync to the next
+/// replicate message, which lazy (asynchronous) shipping sends every 25 ms.
+fn crash_backups_on(kind: &'static str, disk: DiskSpec, effects: &'static [&'static str]) -> Case {
+    let crash = |at_ms, id| ScheduledFault::at(at_ms, Fault::Crash { node: r(id) }).lasting(30);
+    Case {
+        kind,
+        faults: [110, 220, 330]
+            .into_iter()
+            .flat_map(|at_ms| [crash(at_ms, 1), crash(at_ms, 2)])
+            .collect(),
+        mode: Mode::Async,
+        disk,
+        bug: Some(Bug::AckBeforePersist),
+        effects,
+    }
+}
+
+fn catalogue() -> Vec<Case> {
+    let to_backups =
+        |fault: fn(Vec<usize>, Vec<usize>) -> Fault| briefly(fault(vec![0], vec![1, 2]));
+    vec![
+        case(
+            "crash",
+            vec![briefly(Fault::Crash { node: r(1) })],
+            &["nodes_crashed", "nodes_restarted"],
+        ),
+        case(
+            "restart",
+            vec![
+                ScheduledFault::at(100, Fault::Crash { node: r(2) }),
+                ScheduledFault::at(150, Fault::Restart { node: r(2) }),
+            ],
+            &["nodes_restarted"],
+        ),
+        case(
+            "lose",
+            vec![ScheduledFault::at(150, Fault::Lose { node: PRIMARY })],
+            &["nodes_lost"],
+        ),
+        case(
+            "pause",
+            vec![briefly(Fault::Pause { node: PRIMARY })],
+            &["nodes_paused", "links_cut"],
+        ),
+        case(
+            "partition and heal",
+            vec![
+                ScheduledFault::at(
+                    100,
+                    Fault::Partition {
+                        groups: vec![vec![2]],
+                    },
+                ),
+                ScheduledFault::at(200, Fault::Heal),
+            ],
+            &["links_cut", "messages_dropped", "links_repaired"],
+        ),
+        case(
+            "isolate",
+            vec![briefly(Fault::Isolate { node: r(1) })],
+            &["links_cut", "messages_dropped"],
+        ),
+        case(
+            "bridge",
+            vec![briefly(Fault::Bridge {
+                left: vec![0],
+                right: vec![2],
+                bridge: 1,
+            })],
+            &["links_cut", "messages_dropped"],
+        ),
+        case(
+            "one-way",
+            vec![to_backups(|from, to| Fault::OneWay { from, to })],
+            &["links_cut", "messages_dropped"],
+        ),
+        case(
+            "slow",
+            vec![to_backups(|between, and| Fault::Slow {
+                between,
+                and,
+                latency_ms: 40,
+            })],
+            &["links_slowed"],
+        ),
+        case(
+            "hold",
+            vec![to_backups(|between, and| Fault::Hold { between, and })],
+            &["links_held", "messages_held"],
+        ),
+        case(
+            "lossy",
+            vec![to_backups(|between, and| Fault::Lossy {
+                between,
+                and,
+                percent: 30,
+            })],
+            &["links_lossy", "messages_dropped"],
+        ),
+        case(
+            // The primary's shipper reconnects after the isolation and
+            // re-sends its last request.
+            "duplicate",
+            vec![
+                ScheduledFault::at(50, Fault::Duplicate { node: r(0) }).lasting(400),
+                briefly(Fault::Isolate { node: r(1) }),
+            ],
+            &["nodes_duplicating", "duplicates_sent"],
+        ),
+        case(
+            "clock skew",
+            vec![briefly(Fault::ClockSkew {
+                node: r(1),
+                offset_ms: -500,
+                drift_ppm: 1000,
+            })],
+            &["clocks_skewed"],
+        ),
+        crash_backups_on(
+            "torn writes",
+            DiskSpec {
+                torn_writes: true,
+                ..DiskSpec::default()
+            },
+            &["nodes_crashed", "disk_bytes_dropped"],
+        ),
+        Case {
+            kind: "io errors",
+            faults: Vec::new(),
+            disk: DiskSpec {
+                io_error_probability: 0.01,
+                ..DiskSpec::default()
+            },
+            mode: Mode::Sync,
+            bug: None,
+            effects: &["disk_io_errors"],
+        },
+        crash_backups_on(
+            "corruption",
+            DiskSpec {
+                corruption_probability: 0.5,
+                ..DiskSpec::default()
+            },
+            &["disk_bytes_dropped"],
+        ),
+    ]
+}
+
+fn run_case(case: &Case) -> Outcome {
+    let mut scenario = Scenario::new(case.mode, 5);
+    scenario.faults = case.faults.clone();
+    scenario.disk = case.disk;
+    scenario.engine.bug = case.bug;
+    sim::run(&scenario).unwrap()
+}
+
+fn effect(outcome: &Outcome, kind: &str) -> u64 {
+    outcome.stats.effects.get(kind).copied().unwrap_or(0)
+}
+
+/// Every fault kind is applied at least once and moves its counters.
+#[test]
+fn every_fault_kind_has_a_counted_effect() {
+    let mut failures = Vec::new();
+    for case in catalogue() {
+        let outcome = run_case(&case);
+        assert_eq!(
+            outcome.stats.faults_applied,
+            case.faults.len(),
+            "{}",
+            case.kind
+        );
+        for kind in case.effects {
+            if effect(&outcome, kind) == 0 {
+                failures.push(format!(
+                    "{}: {kind} is 0 in {:?}",
+                    case.kind, outcome.stats.effects
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "faults without effect:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Torn writes are what leaves partial records behind: the same crashes
+/// on a disk without them drop whole unsynced writes, nothing partial.
+#[test]
+fn without_torn_writes_a_crash_leaves_no_partial_record() {
+    let case = crash_backups_on("no torn writes", DiskSpec::default(), &[]);
+    let outcome = run_case(&case);
+    assert_eq!(effect(&outcome, "nodes_crashed"), 6);
+    assert_eq!(
+        effect(&outcome, "disk_bytes_dropped"),
+        0,
+        "{:?}",
+        outcome.stats.effects
+    );
+}
+
+/// The trace layer recognises turmoil's "message dropped" event by its
+/// callsite line; if an upgrade of turmoil moves it, this fails.
+#[test]
+fn partitions_count_dropped_messages() {
+    let outcome = run_case(&case(
+        "partition",
+        vec![briefly(Fault::Partition {
+            groups: vec![vec![0]],
+        })],
+        &[],
+    ));
+    assert!(
+        effect(&outcome, "messages_dropped") > 0,
+        "{:?}",
+        outcome.stats.effects
+    );
+}
+
+/// A last-writer-wins store on synchronised clocks keeps every
+/// acknowledged write. When replica 0's clock jumps 10 s ahead for the
+/// first 50 ms, the writes it stamps then win over every later write, and
+/// the durability check reports the later acknowledged writes lost.
+#[test]
+fn clock_skew_makes_last_writer_wins_lose_acknowledged_writes() {
+    let run = |faults: Vec<ScheduledFault>| {
+        let mut scenario = Scenario::for_system("lww", 11);
+        scenario.workload.keys = 1;
+        scenario.workload.ops_per_client = 30;
+        scenario.workload.mix = Mix {
+            read: 1,
+            write: 2,
+            append: 0,
+            cas: 0,
+        };
+        scenario.faults = faults;
+        let outcome = sim::run_system(&scenario, Rc::new(lww::Lww)).unwrap();
+        let verdict = durability::check(&outcome.history, &outcome.final_reads());
+        (outcome, verdict)
+    };
+    let (_, in_sync) = run(Vec::new());
+    assert!(in_sync.is_ok(), "without skew: {in_sync}");
+    let skew = Fault::ClockSkew {
+        node: r(0),
+        offset_ms: 10_000,
+        drift_ppm: 0,
+    };
+    let (outcome, skewed) = run(vec![ScheduledFault::at(0, skew).lasting(50)]);
+    assert!(skewed.is_violation(), "with skew: {skewed}");
+    assert!(effect(&outcome, "clocks_skewed") == 1 && effect(&outcome, "skewed_clock_reads") > 0);
+}
+
+/// "The backup applied the write, then the primary died before answering":
+/// the primary is lost at the moment replica 1 logs that it applied
+/// replicated entries. The client hears nothing (`info`), yet the write
+/// survives in the final state, and synchronous replication passes every
+/// check.
+#[test]
+fn primary_lost_after_backup_applied_leaves_an_info_write_that_survives() {
+    let mut scenario = Scenario::new(Mode::Sync, 21);
+    scenario.clients = 1;
+    scenario.workload.keys = 64;
+    scenario.workload.ops_per_client = 20;
+    scenario.workload.mix = Mix {
+        read: 0,
+        write: 1,
+        append: 0,
+        cas: 0,
+    };
+    scenario.faults = vec![
+        ScheduledFault::at(60, Fault::Lose { node: PRIMARY })
+            .when(Some(r(1)), "applied replicated entries"),
+    ];
+    let outcome = sim::run(&scenario).unwrap();
+    assert_eq!(effect(&outcome, "faults_triggered"), 1);
+    assert_eq!(outcome.lost, vec![0]);
+    let finals = outcome.final_reads();
+    let survivors: Vec<_> = outcome
+        .workload_operations()
+        .into_iter()
+        .filter(|op| op.kind == EventType::Info)
+        .filter_map(|op| match op.op {
+            Op::Write { key, value } => {
+                (finals.get(&key) == Some(&Some(value.clone()))).then_some(value)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !survivors.is_empty(),
+        "no unanswered write survived: {:?}",
+        outcome.history
+    );
+    let verdicts = outcome.verdicts();
+    assert!(verdicts.passed(), "{verdicts}");
+}
+
+/// An armed trigger whose event never comes never fires its fault.
+#[test]
+fn event_trigger_waits_for_its_event() {
+    let mut scenario = Scenario::new(Mode::Sync, 21);
+    scenario.faults = vec![
+        ScheduledFault::at(60, Fault::Crash { node: r(2) })
+            .when(Some(r(1)), "no replica ever logs this"),
+    ];
+    let outcome = sim::run(&scenario).unwrap();
+    assert_eq!(outcome.stats.faults_applied, 0);
+    assert_eq!(effect(&outcome, "nodes_crashed"), 0);
+}

@@ -1,0 +1,51 @@
+//! The framework catches a planted bug and shrinks it to its essence.
+//!
+//! With [`Bug::AckBeforePersist`] backups acknowledge replicated entries
+//! before they fsync them. Synchronous replication then loses acknowledged
+//! writes when both backups crash (losing their unsynced tails) and the
+//! primary's machine is lost: the promoted backup never had them on disk.
+//! The search must find that, shrunk to at most three faults, and the same
+//! schedule must pass without the bug.
+
+use replisim::{
+    check::durability,
+    replication::four_stage::{Bug, EngineConfig},
+    sim,
+    strategy::{FaultKind, FaultKinds, ScenarioSpace},
+    testing,
+};
+
+#[test]
+fn ack_before_persist_is_caught_and_shrunk_to_three_faults() {
+    let buggy = EngineConfig {
+        bug: Some(Bug::AckBeforePersist),
+        ..EngineConfig::default()
+    };
+    let kinds = FaultKinds::crashes().with(FaultKind::Lose).simultaneous(3);
+    let space = ScenarioSpace::new("sync", kinds)
+        .replicas(3)
+        .max_faults(3)
+        .engine(buggy);
+    let outcome = testing::find_violation(
+        "ack_before_persist_is_caught_and_shrunk_to_three_faults",
+        500,
+        space.strategy(),
+        |outcome| {
+            let verdict = durability::check(&outcome.history, &outcome.final_reads());
+            match verdict.is_violation() {
+                true => Err(verdict.to_string()),
+                false => Ok(()),
+            }
+        },
+    );
+    let faults = &outcome.scenario.faults;
+    assert!(faults.len() <= 3, "not shrunk: {faults:?}");
+    println!("found and shrunk to:");
+    for fault in faults {
+        println!("  {fault}");
+    }
+    let mut fixed = outcome.scenario.clone();
+    fixed.engine.bug = None;
+    let verdicts = sim::run(&fixed).unwrap().verdicts();
+    assert!(verdicts.passed(), "without the bug: {verdicts}");
+}

@@ -1,0 +1,451 @@
+//! The property-test runner users call from `#[test]` functions.
+//!
+//! [`Explorer::explore`] checks a property of [`Outcome`]s over scenarios
+//! drawn from a strategy (see [`crate::strategy`]), in three steps:
+//!
+//! 1. the regression corpus: every scenario file committed under
+//!    `fixtures/regressions/<name>/` is replayed, and the property must hold;
+//! 2. exploration: proptest's [`TestRunner`] draws cases, and on a failure
+//!    shrinks it;
+//! 3. on a (shrunk) failure: the scenario is saved, with its digest, under
+//!    `fixtures/regressions/<name>/` (commit it once the bug is fixed, and it
+//!    is replayed by every `cargo test` from then on), its trace under
+//!    [`repro::output_dir`], and the test panics with a message whose last
+//!    lines give the runner's seed, the saved file and the command that
+//!    reruns exactly that case.
+//!
+//! [`Explorer::find_violation`] is the opposite, for tests of planted bugs:
+//! it explores until the property fails and returns the shrunk outcome.
+//!
+//! Environment knobs, in the proptest tradition:
+//!
+//! | variable | effect |
+//! |---|---|
+//! | `REPLISIM_CASES=N` | explore N cases instead of the test's own number |
+//! | `REPLISIM_SEED=S` | seed the runner with S (default: a fresh seed every run, printed on failure) |
+//! | `REPLISIM_SOAK=1` | soak mode: 20 times as many cases (`REPLISIM_SOAK=N`, N ≥ 2: N times) |
+//! | `REPLISIM_REPLAY=FILE` | run exactly that saved scenario, no corpus, no exploration |
+//! | `REPLISIM_OUT=DIR` | where traces are written (default `replisim-out`) |
+//!
+//! Paths are relative to the crate under test (`CARGO_MANIFEST_DIR`, as
+//! cargo sets it for tests). The runner's panics are deliberate: they are
+//! how a `#[test]` fails.
+//!
+//! ```no_run
+//! use replisim::{strategy::{self, FaultKinds}, testing};
+//!
+//! #[test]
+//! fn sync_survives_crashes() {
+//!     testing::explore(
+//!         "sync_survives_crashes",
+//!         16,
+//!         strategy::scenario("sync", FaultKinds::crashes()),
+//!         testing::holds,
+//!     );
+//! }
+//! ```
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    rc::Rc,
+};
+
+use proptest::{
+    strategy::Strategy,
+    test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner},
+};
+
+use crate::{
+    check::linearizable::SearchLimits,
+    node::System,
+    sim::{self, Outcome, RunError, Scenario, ScenarioError, repro},
+};
+
+/// The property every built-in test starts from: no safety check
+/// (linearizability, durability, convergence) finds a violation. The
+/// linearizability search gets [`HOLDS_LIMITS`]; a search that runs out
+/// answers `unknown`, which is not a violation: histories full of `info`
+/// operations can take the search far longer than a test case should.
+pub fn holds(outcome: &Outcome) -> Result<(), String> {
+    let verdicts = outcome.verdicts_within(&HOLDS_LIMITS);
+    if verdicts.violated() {
+        Err(verdicts.to_string())
+    } else {
+        Ok(())
+    }
+}
+
+/// The linearizability search limits of [`holds`]: 2 s and 256 MiB per case.
+pub const HOLDS_LIMITS: SearchLimits = SearchLimits {
+    time_limit: Some(std::time::Duration::from_secs(2)),
+    memory_limit: 256 << 20,
+};
+
+/// Builds the system a scenario names.
+type SystemFor = Rc<dyn Fn(&Scenario) -> Result<Rc<dyn System>, ScenarioError>>;
+
+/// Default shrinking budget: each iteration is one simulation.
+const SHRINK_ITERS: u32 = 256;
+
+/// A named property test: where its corpus lives, how many cases it
+/// explores, and which system it runs.
+#[derive(Clone)]
+pub struct Explorer {
+    name: String,
+    cases: u32,
+    system: SystemFor,
+    shrink_iters: u32,
+    corpus: Option<PathBuf>,
+}
+
+/// [`Explorer::explore`] for a built-in protocol.
+pub fn explore<S: Strategy<Value = Scenario>>(
+    name: &str,
+    cases: u32,
+    strategy: S,
+    property: impl Fn(&Outcome) -> Result<(), String>,
+) {
+    Explorer::new(name, cases).explore(strategy, property)
+}
+
+/// [`Explorer::find_violation`] for a built-in protocol.
+pub fn find_violation<S: Strategy<Value = Scenario>>(
+    name: &str,
+    cases: u32,
+    strategy: S,
+    property: impl Fn(&Outcome) -> Result<(), String>,
+) -> Outcome {
+    Explorer::new(name, cases).find_violation(strategy, property)
+}
+
+impl Explorer {
+    /// A test called `name` (its corpus is `fixtures/regressions/<name>/`;
+    /// name it like the `#[test]` function) exploring `cases` cases of a
+    /// built-in protocol.
+    pub fn new(name: &str, cases: u32) -> Self {
+        Explorer {
+            name: name.to_string(),
+            cases,
+            system: Rc::new(sim::builtin_system),
+            shrink_iters: SHRINK_ITERS,
+            corpus: None,
+        }
+    }
+
+    /// Runs `system` (a user's own) instead of a built-in protocol.
+    pub fn system(mut self, system: impl Fn(&Scenario) -> Rc<dyn System> + 'static) -> Self {
+        self.system = Rc::new(move |scenario| Ok(system(scenario)));
+        self
+    }
+
+    /// At most this many simulations while shrinking a failure.
+    pub fn shrink_iters(mut self, iters: u32) -> Self {
+        self.shrink_iters = iters;
+        self
+    }
+
+    /// Keeps the regression corpus in `dir` instead of
+    /// `fixtures/regressions/<name>/`.
+    pub fn corpus(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.corpus = Some(dir.into());
+        self
+    }
+
+    /// The regression corpus of this test.
+    pub fn corpus_dir(&self) -> PathBuf {
+        self.corpus
+            .clone()
+            .unwrap_or_else(|| crate_root().join("fixtures/regressions").join(&self.name))
+    }
+
+    /// Replays the corpus, then explores; panics (failing the test) with
+    /// the reproduction lines when `property` fails. See the module docs.
+    pub fn explore<S: Strategy<Value = Scenario>>(
+        &self,
+        strategy: S,
+        property: impl Fn(&Outcome) -> Result<(), String>,
+    ) {
+        if let Some(file) = env::var_os("REPLISIM_REPLAY") {
+            return self.replay_file(&crate_root().join(file), &property);
+        }
+        for file in scenario_files(&self.corpus_dir()) {
+            self.replay_file(&file, &property);
+        }
+        let seed = runner_seed();
+        let Some(failure) = self.search(&strategy, &property, seed) else {
+            return;
+        };
+        let saved = match &failure.outcome {
+            Some(outcome) => repro::save_scenario(outcome, &self.corpus_dir()),
+            None => save_unrunnable(&failure.scenario, &self.corpus_dir()),
+        };
+        let saved = relative(
+            &saved.unwrap_or_else(|e| panic!("{}\ncannot save the scenario: {e}", failure.reason)),
+        );
+        let trace = self.write_trace(&failure, &saved);
+        panic!(
+            "{}\n{}\n{trace}runner seed: {seed}\nsaved: {}\nreproduce with: {}\n            or: cargo run -- replay {}\n  rerun the search: REPLISIM_SEED={seed} REPLISIM_CASES={} cargo test --test {} -- --exact {}",
+            failure.reason,
+            failure.scenario_summary(),
+            saved.display(),
+            self.replay_command(&saved),
+            saved.display(),
+            self.cases(),
+            test_target(),
+            test_name(&self.name),
+        );
+    }
+
+    /// Explores until `property` fails; returns the shrunk failing outcome
+    /// after writing its scenario and trace under
+    /// [`repro::output_dir`]`/<name>/` (not the corpus: the failure is
+    /// expected). Panics if no case fails within the budget.
+    pub fn find_violation<S: Strategy<Value = Scenario>>(
+        &self,
+        strategy: S,
+        property: impl Fn(&Outcome) -> Result<(), String>,
+    ) -> Outcome {
+        let seed = runner_seed();
+        let cases = self.cases();
+        let Some(failure) = self.search(&strategy, &property, seed) else {
+            panic!(
+                "no violation found in {cases} cases (runner seed {seed}): the property held \
+                 where it was expected to fail"
+            );
+        };
+        let Some(outcome) = failure.outcome else {
+            panic!("{}\nrunner seed: {seed}", failure.reason);
+        };
+        let dir = repro::output_dir().join(&self.name);
+        match (self.system)(&outcome.scenario) {
+            Ok(system) => {
+                if let Err(error) = repro::save_failure(&outcome, system, &dir) {
+                    eprintln!(
+                        "warning: cannot save the violation under {}: {error}",
+                        dir.display()
+                    );
+                }
+            }
+            Err(error) => eprintln!("warning: {error}"),
+        }
+        outcome
+    }
+
+    /// Runs one saved scenario and panics if the property fails on it.
+    fn replay_file(&self, file: &Path, property: &dyn Fn(&Outcome) -> Result<(), String>) {
+        let scenario = std::fs::read_to_string(file)
+            .map_err(|e| e.to_string())
+            .and_then(|text| Scenario::from_json(&text).map_err(|e| e.to_string()))
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let outcome = self
+            .run(&scenario)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        if let Err(reason) = property(&outcome) {
+            panic!(
+                "{reason}\nthe saved scenario {} fails (digest {}{})\nreproduce with: {}",
+                relative(file).display(),
+                outcome.digest_hex(),
+                match &scenario.recorded_digest {
+                    Some(d) if *d == outcome.digest_hex() => ", as recorded".to_string(),
+                    Some(d) => format!(", recorded {d}"),
+                    None => String::new(),
+                },
+                self.replay_command(&relative(file)),
+            );
+        }
+    }
+
+    fn run(&self, scenario: &Scenario) -> Result<Outcome, RunError> {
+        sim::run_system(scenario, (self.system)(scenario)?)
+    }
+
+    fn cases(&self) -> u32 {
+        let cases = env_number("REPLISIM_CASES").map_or(self.cases, |n| n as u32);
+        cases.saturating_mul(soak_factor())
+    }
+
+    /// Draws cases until one fails; the shrunk failure, if any.
+    fn search<S: Strategy<Value = Scenario>>(
+        &self,
+        strategy: &S,
+        property: &dyn Fn(&Outcome) -> Result<(), String>,
+        seed: u64,
+    ) -> Option<Failure> {
+        let config = Config {
+            cases: self.cases(),
+            max_shrink_iters: self.shrink_iters,
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
+        let mut runner = TestRunner::new_with_rng(config, rng);
+        let result = runner.run(strategy, |scenario| {
+            let outcome = self
+                .run(&scenario)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            property(&outcome).map_err(TestCaseError::fail)
+        });
+        match result {
+            Ok(()) => None,
+            Err(TestError::Abort(reason)) => panic!("the search gave up: {reason}"),
+            Err(TestError::Fail(_, scenario)) => {
+                // Run the minimal case once more: the outcome to save, and
+                // the reason of exactly this case.
+                let (outcome, reason) = match self.run(&scenario) {
+                    Ok(outcome) => {
+                        let reason = property(&outcome).err().unwrap_or_else(|| {
+                            "the property failed, then held on a rerun: nondeterminism?".into()
+                        });
+                        (Some(outcome), reason)
+                    }
+                    Err(error) => (None, error.to_string()),
+                };
+                Some(Failure {
+                    scenario,
+                    outcome,
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Writes the failure's trace; a line saying where (or why not).
+    fn write_trace(&self, failure: &Failure, saved: &Path) -> String {
+        let (Some(outcome), Some(stem)) = (&failure.outcome, saved.file_stem()) else {
+            return String::new();
+        };
+        let file = repro::output_dir()
+            .join(&self.name)
+            .join(Path::new(stem).with_extension("trace"));
+        let written = (self.system)(&failure.scenario)
+            .map_err(|e| e.to_string())
+            .and_then(|system| {
+                repro::write_trace(outcome, system, &file).map_err(|e| e.to_string())
+            });
+        match written {
+            Ok(()) => format!("trace: {}\n", file.display()),
+            Err(error) => format!("trace not written: {error}\n"),
+        }
+    }
+
+    fn replay_command(&self, file: &Path) -> String {
+        format!(
+            "REPLISIM_REPLAY={} cargo test --test {} -- --exact {}",
+            file.display(),
+            test_target(),
+            test_name(&self.name)
+        )
+    }
+}
+
+/// A minimal failing case.
+struct Failure {
+    scenario: Scenario,
+    /// `None` when the scenario could not run at all.
+    outcome: Option<Outcome>,
+    reason: String,
+}
+
+impl Failure {
+    fn scenario_summary(&self) -> String {
+        let s = &self.scenario;
+        let mut text = format!(
+            "minimal failing scenario: {} | seed {} | {} replicas, {} clients x {} ops",
+            s.protocol, s.seed, s.replicas, s.clients, s.workload.ops_per_client
+        );
+        for fault in &s.faults {
+            text += &format!("\n  {fault}");
+        }
+        if let Some(outcome) = &self.outcome {
+            text += &format!("\ndigest: {}", outcome.digest_hex());
+        }
+        text
+    }
+}
+
+/// A scenario that could not run is saved without a digest.
+fn save_unrunnable(scenario: &Scenario, dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let file = dir.join(format!(
+        "{}-seed{}-unrunnable.json",
+        scenario.protocol.replace(':', "-"),
+        scenario.seed
+    ));
+    std::fs::write(&file, scenario.to_json() + "\n")?;
+    Ok(file)
+}
+
+/// The `.json` files under `dir`, sorted; none if it does not exist.
+pub fn scenario_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The crate under test: `CARGO_MANIFEST_DIR` as cargo sets it when
+/// running tests, else the current directory.
+fn crate_root() -> PathBuf {
+    env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// `path` relative to the crate under test, as a command line shows it.
+fn relative(path: &Path) -> PathBuf {
+    path.strip_prefix(crate_root())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// `REPLISIM_SEED`, else a fresh seed from the operating system (this runs
+/// outside any simulation).
+fn runner_seed() -> u64 {
+    env_number("REPLISIM_SEED").unwrap_or_else(rand::random)
+}
+
+fn soak_factor() -> u32 {
+    match env::var("REPLISIM_SOAK").ok().as_deref().map(str::trim) {
+        None | Some("" | "0" | "false" | "off") => 1,
+        Some(value) => match value.parse::<u32>() {
+            Ok(n) if n >= 2 => n,
+            _ => 20,
+        },
+    }
+}
+
+/// A numeric environment knob; panics (failing the test) if malformed.
+fn env_number(name: &str) -> Option<u64> {
+    let value = env::var(name).ok()?;
+    match value.trim().parse() {
+        Ok(n) => Some(n),
+        Err(_) => panic!("{name}={value:?} is not a non-negative integer"),
+    }
+}
+
+/// The `cargo test --test` target of the running test binary
+/// (`target/.../deps/<target>-<hash>`).
+fn test_target() -> String {
+    let exe = env::current_exe().unwrap_or_default();
+    let stem = exe.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    match stem.rsplit_once('-') {
+        Some((target, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => target.to_string(),
+        _ => stem.to_string(),
+    }
+}
+
+/// The running test's name as libtest knows it (the name of its thread),
+/// else `name`.
+fn test_name(name: &str) -> String {
+    match std::thread::current().name() {
+        Some(thread) if thread != "main" => thread.to_string(),
+        _ => name.to_string(),
+    }
+}
