@@ -18,8 +18,10 @@
 //! With [`Mode::Sync`] the Sync stage waits for every backup (N-of-N), with
 //! [`Mode::SemiSync`] for k, with [`Mode::Async`] for none. Reads go to the
 //! primary and see only committed writes; [`EngineConfig::read_from_backup`]
-//! sends them to a backup instead, which serves everything it has persisted
-//! (so stale and dirty reads can be shown).
+//! sends them to a backup instead, which serves what the primary had told
+//! it was committed (so stale reads can be shown). A restarted primary
+//! treats its whole log as committed; a restarted backup waits for the
+//! primary's commit point.
 //!
 //! Every client request carries a [`messages::RequestId`]; replicas apply a
 //! client's requests at most once, so duplicates (at-least-once retries)
