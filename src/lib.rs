@@ -23,6 +23,7 @@ compile_error!(
 
 pub mod check;
 pub mod effect;
+pub mod explore;
 pub mod history;
 pub mod net;
 pub mod node;

@@ -153,6 +153,29 @@ impl FaultKinds {
         FaultKinds::only(&FaultKind::ALL)
     }
 
+    /// The names of the presets, as [`FaultKinds::preset`] knows them.
+    pub const PRESETS: [&str; 6] = [
+        "everything",
+        "crashes",
+        "crashes-with-disk-loss",
+        "partitions",
+        "network",
+        "none",
+    ];
+
+    /// A preset by name (see [`FaultKinds::PRESETS`]).
+    pub fn preset(name: &str) -> Option<Self> {
+        Some(match name {
+            "everything" => FaultKinds::everything(),
+            "crashes" => FaultKinds::crashes(),
+            "crashes-with-disk-loss" => FaultKinds::crashes_with_disk_loss(),
+            "partitions" => FaultKinds::partitions(),
+            "network" => FaultKinds::network(),
+            "none" => FaultKinds::none(),
+            _ => return None,
+        })
+    }
+
     /// These kinds plus `kind`.
     pub fn with(mut self, kind: FaultKind) -> Self {
         self.kinds.insert(kind);

@@ -97,8 +97,11 @@ const EPOCH_SECS: u64 = 1_700_000_000;
 
 /// What the run loop asks the operator host to do.
 enum Command {
-    FailOver { lost: Vec<usize> },
-    FinalReads { keys: Vec<String> },
+    /// The primary is lost: promote a survivor, retrying until one is.
+    FailOver,
+    FinalReads {
+        keys: Vec<String>,
+    },
 }
 
 struct Harness<'a> {
@@ -111,7 +114,10 @@ struct Harness<'a> {
     history: Rc<RefCell<History>>,
     clients_done: Rc<Cell<usize>>,
     stop_clients: Rc<Cell<bool>>,
-    final_reads_done: Rc<Cell<bool>>,
+    /// Operator commands handed over and not yet finished.
+    pending: Rc<Cell<usize>>,
+    /// The replicas lost for good so far, as the operator knows them.
+    lost: Rc<RefCell<Vec<usize>>>,
     operator: Option<mpsc::UnboundedSender<Command>>,
 }
 
@@ -137,7 +143,8 @@ impl<'a> Harness<'a> {
             history: Rc::default(),
             clients_done: Rc::default(),
             stop_clients: Rc::default(),
-            final_reads_done: Rc::default(),
+            pending: Rc::default(),
+            lost: Rc::default(),
             operator: None,
         }
     }
@@ -201,7 +208,9 @@ impl<'a> Harness<'a> {
         };
         self.stop_clients.set(true);
         self.nemesis.heal_everything(&mut sim, workload_end);
-        let quiet_until = workload_end + limits.quiesce;
+        // A failover still in progress is not quiet: let it finish first.
+        self.finish_commands(&mut sim, workload_end + limits.final_reads)?;
+        let quiet_until = sim.elapsed() + limits.quiesce;
         while sim.elapsed() < quiet_until {
             self.step(&mut sim)?;
         }
@@ -209,12 +218,22 @@ impl<'a> Harness<'a> {
             .map(|k| format!("k{k}"))
             .collect();
         self.command(&mut sim, Command::FinalReads { keys });
-        let reads_deadline = quiet_until + limits.final_reads;
-        while !self.final_reads_done.get() && sim.elapsed() < reads_deadline {
-            self.step(&mut sim)?;
-        }
+        let final_reads_done = self.finish_commands(&mut sim, quiet_until + limits.final_reads)?;
         trace::set_harness_time(sim.elapsed());
-        Ok(self.outcome(sim.elapsed()))
+        Ok(self.outcome(sim.elapsed(), final_reads_done))
+    }
+
+    /// Steps until the operator has finished every command or `deadline`
+    /// passed; says whether it finished.
+    fn finish_commands(
+        &mut self,
+        sim: &mut turmoil::Sim,
+        deadline: Duration,
+    ) -> Result<bool, RunError> {
+        while self.pending.get() > 0 && sim.elapsed() < deadline {
+            self.step(sim)?;
+        }
+        Ok(self.pending.get() == 0)
     }
 
     fn step(&mut self, sim: &mut turmoil::Sim) -> Result<(), RunError> {
@@ -240,8 +259,10 @@ impl<'a> Harness<'a> {
             others.push("operator".into());
         }
         let primary = self.directory.primary();
-        if let Some(FailOver(lost)) = self.nemesis.apply(sim, id, fault, now, primary, &others) {
-            self.command(sim, Command::FailOver { lost });
+        let fail_over = self.nemesis.apply(sim, id, fault, now, primary, &others);
+        *self.lost.borrow_mut() = self.nemesis.lost.iter().copied().collect();
+        if let Some(FailOver) = fail_over {
+            self.command(sim, Command::FailOver);
         }
     }
 
@@ -280,7 +301,7 @@ impl<'a> Harness<'a> {
             async move {
                 trace::register_host(&name);
                 if let Err(error) = software.await {
-                    tracing::error!(target: "replisim::harness", %error, "replica software failed");
+                    tracing::warn!(target: "replisim::harness", %error, "replica software failed");
                 }
                 exited.set(true);
                 Ok(())
@@ -324,17 +345,23 @@ impl<'a> Harness<'a> {
     /// idle host would cost a tick per step for nothing).
     fn command(&mut self, sim: &mut turmoil::Sim<'a>, command: Command) {
         if self.operator.is_none() {
-            let ctx = self.client_context(self.scenario.clients as u64);
-            let history = self.history.clone();
-            let done = self.final_reads_done.clone();
-            self.operator = Some(add_operator(sim, self.system.clone(), ctx, history, done));
+            let operator = Operator {
+                system: self.system.clone(),
+                ctx: self.client_context(self.scenario.clients as u64),
+                history: self.history.clone(),
+                pending: self.pending.clone(),
+                lost: self.lost.clone(),
+            };
+            self.operator = Some(operator.start(sim));
         }
-        if let Some(operator) = &self.operator {
-            let _ = operator.send(command);
+        if let Some(operator) = &self.operator
+            && operator.send(command).is_ok()
+        {
+            self.pending.set(self.pending.get() + 1);
         }
     }
 
-    fn outcome(self, elapsed: Duration) -> Outcome {
+    fn outcome(self, elapsed: Duration, final_reads_done: bool) -> Outcome {
         let replica_states = (0..self.scenario.replicas)
             .filter(|id| !self.nemesis.lost.contains(id))
             .map(|id| (id, self.probes[id].read()))
@@ -346,7 +373,7 @@ impl<'a> Harness<'a> {
             replica_states,
             lost: self.nemesis.lost.iter().copied().collect(),
             fault_windows: self.nemesis.windows(elapsed),
-            final_reads_done: self.final_reads_done.get(),
+            final_reads_done,
             stats: RunStats {
                 simulated_ms: elapsed.as_millis() as u64,
                 faults_applied: self.nemesis.applied,
@@ -359,38 +386,65 @@ impl<'a> Harness<'a> {
     }
 }
 
-fn add_operator<'a>(
-    sim: &mut turmoil::Sim<'a>,
+/// The operator host: fails over and performs the final reads.
+struct Operator {
     system: Rc<dyn System>,
     ctx: ClientContext,
     history: Rc<RefCell<History>>,
-    done: Rc<Cell<bool>>,
-) -> mpsc::UnboundedSender<Command> {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    sim.client("operator", async move {
-        trace::register_host("operator");
-        while let Some(command) = rx.recv().await {
-            match command {
-                Command::FailOver { lost } => match system.fail_over(ctx.clone(), lost).await {
-                    Some(primary) => {
-                        tracing::info!(target: "replisim::harness", primary, "failover done; clients redirected");
-                        ctx.directory.set_primary(primary);
-                    }
-                    None => tracing::warn!(target: "replisim::harness", "failover found no replica to promote"),
-                },
-                Command::FinalReads { keys } => {
-                    let mut client = system.client(ctx.clone());
-                    for key in keys {
-                        let op = Op::Read { key, value: None };
-                        perform(&mut *client, &history, ctx.process, op).await;
-                    }
-                    done.set(true);
+    pending: Rc<Cell<usize>>,
+    lost: Rc<RefCell<Vec<usize>>>,
+}
+
+/// How long the operator waits before trying a failed failover again.
+const FAILOVER_RETRY: Duration = Duration::from_millis(100);
+
+impl Operator {
+    fn start(self, sim: &mut turmoil::Sim<'_>) -> mpsc::UnboundedSender<Command> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        sim.client("operator", async move {
+            trace::register_host("operator");
+            while let Some(command) = rx.recv().await {
+                match command {
+                    Command::FailOver => self.fail_over().await,
+                    Command::FinalReads { keys } => self.final_reads(keys).await,
+                }
+                self.pending.set(self.pending.get() - 1);
+            }
+            Ok(())
+        });
+        tx
+    }
+
+    /// Promotes a survivor; tries again while none could be promoted or the
+    /// one promoted was lost meanwhile (an operator would do the same).
+    async fn fail_over(&self) {
+        loop {
+            let lost = self.lost.borrow().clone();
+            if lost.len() == self.ctx.replicas.len() {
+                tracing::warn!(target: "replisim::harness", "every replica is lost; nothing to fail over to");
+                return;
+            }
+            match self.system.fail_over(self.ctx.clone(), lost).await {
+                Some(primary) if !self.lost.borrow().contains(&primary) => {
+                    tracing::info!(target: "replisim::harness", primary, "failover done; clients redirected");
+                    self.ctx.directory.set_primary(primary);
+                    return;
+                }
+                _ => {
+                    tracing::info!(target: "replisim::harness", "failover found no replica to promote; trying again");
+                    tokio::time::sleep(FAILOVER_RETRY).await;
                 }
             }
         }
-        Ok(())
-    });
-    tx
+    }
+
+    async fn final_reads(&self, keys: Vec<String>) {
+        let mut client = self.system.client(self.ctx.clone());
+        for key in keys {
+            let op = Op::Read { key, value: None };
+            perform(&mut *client, &self.history, self.ctx.process, op).await;
+        }
+    }
 }
 
 /// Performs one operation and records it in the history.

@@ -102,8 +102,8 @@ pub(super) struct Nemesis {
     pub applied: usize,
 }
 
-/// What the harness must do after a fault: fail over away from lost replicas.
-pub(super) struct FailOver(pub Vec<usize>);
+/// What the harness must do after a fault: fail over (the primary is lost).
+pub(super) struct FailOver;
 
 pub(super) fn host(id: usize) -> String {
     format!("replica-{id}")
@@ -173,7 +173,7 @@ impl Nemesis {
                 trace::add_effect("nodes_lost", 1);
                 self.open(format!("replica-{r} lost"), now);
                 if r == primary {
-                    return Some(FailOver(self.lost.iter().copied().collect()));
+                    return Some(FailOver);
                 }
             }
             Fault::Pause { node } => {
@@ -315,7 +315,7 @@ impl Nemesis {
                 && !self.lost.contains(&r)
                 && !sim.is_host_running(host(r))
             {
-                tracing::warn!(target: "replisim::nemesis", replica = r, "replica software exited; restarting it");
+                tracing::info!(target: "replisim::nemesis", replica = r, "replica software exited; restarting it");
                 trace::add_effect("replica_exits", 1);
                 sim.bounce(host(r));
             }

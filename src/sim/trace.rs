@@ -140,12 +140,13 @@ pub(crate) fn set_harness_time(now: Duration) {
 }
 
 /// The subscriber for one run: digest always, log lines as `RUST_LOG` says
-/// (everything from replisim when recording).
+/// (errors only by default: faults make warnings routine; everything from
+/// replisim when recording).
 pub(crate) fn subscriber(record: bool) -> impl Subscriber + Send + Sync {
     let log_filter = if record {
         EnvFilter::new("trace,turmoil=off")
     } else {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"))
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"))
     };
     Registry::default()
         .with(DigestLayer.with_filter(filter_fn(|meta| {

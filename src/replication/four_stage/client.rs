@@ -107,16 +107,18 @@ pub(super) async fn fail_over(
         .collect();
     let mut positions = BTreeMap::new();
     for round in 0..MAX_ROUNDS {
-        for (&id, connection) in connections.iter_mut() {
-            if positions.contains_key(&id) {
-                continue;
-            }
+        // Ask every survivor that has not answered yet, all at once.
+        let asks = connections
+            .iter_mut()
+            .filter(|(id, _)| !positions.contains_key(*id))
+            .map(|(&id, connection)| async move { (id, connection.call(&Request::Status).await) });
+        for (id, answer) in futures_util::future::join_all(asks).await {
             if let Ok(Response::Status {
                 epoch,
                 last_index,
                 last_epoch,
                 ..
-            }) = connection.call(&Request::Status).await
+            }) = answer
             {
                 positions.insert(id, (epoch, last_epoch, last_index));
             }

@@ -190,7 +190,7 @@ pub(super) async fn run(node: NodeContext, mode: Mode, config: EngineConfig) -> 
     tokio::select! {
         served = serve(listener, handler) => served?,
         () = replica.failed.notified() => {
-            tracing::error!(target: "replisim::engine", "stopping after a disk failure");
+            tracing::warn!(target: "replisim::engine", "stopping after a disk failure");
         }
     }
     Ok(())
@@ -222,7 +222,7 @@ impl Replica {
 
     /// Records a disk failure: the replica stops serving (fail-stop).
     fn disk_failed(&self, error: &StorageError) -> String {
-        tracing::error!(target: "replisim::engine", %error, "disk failure");
+        tracing::warn!(target: "replisim::engine", %error, "disk failure");
         self.failed.notify_one();
         format!("disk failure: {error}")
     }

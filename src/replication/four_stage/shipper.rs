@@ -66,7 +66,7 @@ pub(super) async fn ship(replica: Rc<Replica>, backup: usize, epoch: u64) {
                 continue;
             }
             Ok(other) => {
-                tracing::warn!(target: "replisim::engine", backup, ?other, "unexpected answer to replicate");
+                tracing::debug!(target: "replisim::engine", backup, ?other, "unexpected answer to replicate");
                 sleep(replica.config.heartbeat).await;
                 continue;
             }

@@ -1,0 +1,209 @@
+//! `replisim run` and `replisim replay`: one simulated scenario, its
+//! verdicts, statistics and digest; on failure the saved scenario, its
+//! trace and the command that reproduces it.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use replisim::{
+    replication::four_stage::Mode,
+    sim::{self, Fault, Outcome, Role, Scenario, ScheduledFault, Target, repro},
+};
+
+use super::bad_input;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// sync, semi-sync:K or async
+    #[arg(long)]
+    protocol: Mode,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
+    #[arg(long, default_value_t = 2)]
+    clients: usize,
+    /// Operations per client.
+    #[arg(long, default_value_t = 50)]
+    ops: usize,
+    /// At this simulated time (ms) the primary's machine is lost for
+    /// good and the operator fails over to a backup.
+    #[arg(long, value_name = "MS")]
+    crash_primary_at: Option<u64>,
+    /// Save the scenario as JSON to this file (for `replisim replay`).
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+    /// Write the recorded history as JSON to this file (`replisim check` reads it).
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
+}
+
+impl RunArgs {
+    pub fn run(self) -> ExitCode {
+        let mut scenario = Scenario::new(self.protocol, self.seed);
+        scenario.replicas = self.replicas;
+        scenario.clients = self.clients;
+        scenario.workload.ops_per_client = self.ops;
+        if let Some(at_ms) = self.crash_primary_at {
+            let lose = Fault::Lose {
+                node: Target::Role(Role::Primary),
+            };
+            scenario.faults.push(ScheduledFault::at(at_ms, lose));
+        }
+        if let Some(path) = &self.save
+            && let Err(error) = std::fs::write(path, scenario.to_json())
+        {
+            return bad_input(format!(
+                "cannot save the scenario to {}: {error}",
+                path.display()
+            ));
+        }
+        let mut line = format!(
+            "replisim run --protocol {} --seed {} --replicas {} --clients {} --ops {}",
+            self.protocol, self.seed, self.replicas, self.clients, self.ops
+        );
+        if let Some(at) = self.crash_primary_at {
+            line += &format!(" --crash-primary-at {at}");
+        }
+        let files = OutputFiles {
+            history: self.history.as_deref(),
+            record: None,
+        };
+        run_and_report(&scenario, &line, files)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    file: PathBuf,
+    /// Write the recorded history as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
+    /// Write this run's digest into the file as its `recorded_digest`
+    /// (after an intended change of the code's behaviour).
+    #[arg(long)]
+    record: bool,
+}
+
+impl ReplayArgs {
+    pub fn run(self) -> ExitCode {
+        let text = match std::fs::read_to_string(&self.file) {
+            Ok(text) => text,
+            Err(error) => {
+                return bad_input(format!("cannot read {}: {error}", self.file.display()));
+            }
+        };
+        match Scenario::from_json(&text) {
+            Ok(scenario) => {
+                let files = OutputFiles {
+                    history: self.history.as_deref(),
+                    record: self.record.then_some(self.file.as_path()),
+                };
+                let line = format!("replisim replay {}", self.file.display());
+                run_and_report(&scenario, &line, files)
+            }
+            Err(error) => bad_input(format!("{}: {error}", self.file.display())),
+        }
+    }
+}
+
+/// Files a run writes besides its report.
+struct OutputFiles<'a> {
+    /// The history, as JSON.
+    history: Option<&'a Path>,
+    /// The scenario file to write this run's digest into.
+    record: Option<&'a Path>,
+}
+
+/// Runs `scenario`, prints the verdicts and, on failure, saves it and the
+/// command that reproduces it.
+fn run_and_report(scenario: &Scenario, command_line: &str, files: OutputFiles) -> ExitCode {
+    let system = match sim::builtin_system(scenario) {
+        Ok(system) => system,
+        Err(error) => return bad_input(error),
+    };
+    let outcome = match sim::run_system(scenario, system.clone()) {
+        Ok(outcome) => outcome,
+        Err(error) => return bad_input(error),
+    };
+    if let Some(path) = files.history {
+        let json = serde_json::to_string_pretty(&outcome.history).expect("histories serialise");
+        if let Err(error) = std::fs::write(path, json) {
+            return bad_input(format!(
+                "cannot write the history to {}: {error}",
+                path.display()
+            ));
+        }
+    }
+    let verdicts = outcome.verdicts();
+    print_report(&outcome, &verdicts);
+    if let Some(file) = files.record {
+        let mut recorded = scenario.clone();
+        recorded.recorded_digest = Some(outcome.digest_hex());
+        if let Err(error) = std::fs::write(file, recorded.to_json() + "\n") {
+            return bad_input(format!("cannot write {}: {error}", file.display()));
+        }
+        println!("digest recorded in {}", file.display());
+    } else if let Some(recorded) = &scenario.recorded_digest {
+        if *recorded == outcome.digest_hex() {
+            println!("digest matches the one recorded in the scenario");
+        } else {
+            println!("digest DIFFERS from the recorded {recorded}: the code's behaviour changed");
+        }
+    }
+    if verdicts.passed() {
+        return ExitCode::SUCCESS;
+    }
+    match repro::save_failure(&outcome, system, &repro::output_dir()) {
+        Ok(saved) => {
+            println!("scenario saved: {}", saved.scenario_file.display());
+            println!("trace written:  {}", saved.trace_file.display());
+            println!("reproduce with: {command_line}");
+            println!(
+                "            or: replisim replay {}",
+                saved.scenario_file.display()
+            );
+        }
+        Err(error) => {
+            eprintln!("warning: could not save the failure: {error}");
+            println!("reproduce with: {command_line}");
+        }
+    }
+    ExitCode::FAILURE
+}
+
+fn print_report(outcome: &Outcome, verdicts: &sim::Verdicts) {
+    let s = &outcome.scenario;
+    let faults: Vec<String> = s.faults.iter().map(ToString::to_string).collect();
+    println!(
+        "protocol {} | seed {} | {} replicas, {} clients x {} ops | faults: {} | simulated {} ms, {} trace events",
+        s.protocol,
+        s.seed,
+        s.replicas,
+        s.clients,
+        s.workload.ops_per_client,
+        if faults.is_empty() {
+            "none".to_string()
+        } else {
+            faults.join(", ")
+        },
+        outcome.stats.simulated_ms,
+        outcome.stats.trace_events
+    );
+    println!("{verdicts}");
+    for phase in outcome.phases() {
+        println!("  {phase}");
+    }
+    if !outcome.stats.effects.is_empty() {
+        let effects: Vec<String> = outcome
+            .stats
+            .effects
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!("effects: {}", effects.join(" "));
+    }
+    println!("digest: {}", outcome.digest_hex());
+}
