@@ -17,7 +17,7 @@ pub struct ExploreArgs {
     #[arg(long, value_delimiter = ',', default_value = "sync,semi-sync:1,async")]
     protocols: Vec<String>,
     /// Random scenarios per protocol.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 100)]
     runs: usize,
     /// Fault preset: everything, crashes, crashes-with-disk-loss,
     /// partitions, network or none.
