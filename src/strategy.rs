@@ -382,15 +382,8 @@ pub fn schedule(
 
 /// Points a node fault at replica `id`; link faults are left alone.
 fn retarget(fault: &mut Fault, id: usize) {
-    match fault {
-        Fault::Crash { node }
-        | Fault::Restart { node }
-        | Fault::Lose { node }
-        | Fault::Pause { node }
-        | Fault::Isolate { node }
-        | Fault::Duplicate { node }
-        | Fault::ClockSkew { node, .. } => *node = Target::Replica(id),
-        _ => {}
+    if let Some(node) = fault.node_mut() {
+        *node = Target::Replica(id);
     }
 }
 

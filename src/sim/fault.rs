@@ -105,6 +105,20 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The replica a node fault strikes (`None` for link and network faults).
+    pub fn node_mut(&mut self) -> Option<&mut Target> {
+        match self {
+            Fault::Crash { node }
+            | Fault::Restart { node }
+            | Fault::Lose { node }
+            | Fault::Pause { node }
+            | Fault::Isolate { node }
+            | Fault::Duplicate { node }
+            | Fault::ClockSkew { node, .. } => Some(node),
+            _ => None,
+        }
+    }
+
     /// Checks replica ids and values against the cluster size.
     pub fn validate(&self, replicas: usize) -> Result<(), String> {
         let replica = |id: usize| {
@@ -121,14 +135,10 @@ impl Fault {
             Target::Role(_) => Ok(()),
         };
         let all = |ids: &[usize]| ids.iter().try_for_each(|&id| replica(id));
+        if let Some(node) = self.clone().node_mut() {
+            return target(node);
+        }
         match self {
-            Fault::Crash { node }
-            | Fault::Restart { node }
-            | Fault::Lose { node }
-            | Fault::Pause { node }
-            | Fault::Isolate { node }
-            | Fault::Duplicate { node }
-            | Fault::ClockSkew { node, .. } => target(node),
             Fault::Partition { groups } => groups.iter().try_for_each(|g| all(g)),
             Fault::Bridge {
                 left,
@@ -149,7 +159,8 @@ impl Fault {
                 }
                 all(between).and(all(and))
             }
-            Fault::Heal => Ok(()),
+            // Heal, and the node faults checked above.
+            _ => Ok(()),
         }
     }
 }
