@@ -177,9 +177,13 @@ pub trait System {
     /// A client connection.
     fn client(&self, ctx: ClientContext) -> Box<dyn KvClient>;
 
-    /// Called when the harness loses replicas for good: promote a survivor
-    /// and return its id (the harness then points the [`Directory`] at it).
-    /// The default does nothing, for systems that elect leaders themselves.
+    /// Called whenever the harness loses a replica for good (`lost` lists
+    /// every replica lost so far): promote a survivor, or reconfigure the
+    /// current primary without the lost members, and return the primary's
+    /// id (the harness then points the [`Directory`] at it). `None` means
+    /// nothing could be done; the harness tries again only if more replicas
+    /// were lost meanwhile. The default does nothing, for systems that elect
+    /// leaders themselves.
     fn fail_over(
         &self,
         ctx: ClientContext,

@@ -97,7 +97,7 @@ const EPOCH_SECS: u64 = 1_700_000_000;
 
 /// What the run loop asks the operator host to do.
 enum Command {
-    /// The primary is lost: promote a survivor, retrying until one is.
+    /// A replica is lost for good: let the system fail over or reconfigure.
     FailOver,
     FinalReads {
         keys: Vec<String>,
@@ -395,9 +395,6 @@ struct Operator {
     lost: Rc<RefCell<Vec<usize>>>,
 }
 
-/// How long the operator waits before trying a failed failover again.
-const FAILOVER_RETRY: Duration = Duration::from_millis(100);
-
 impl Operator {
     fn start(self, sim: &mut turmoil::Sim<'_>) -> mpsc::UnboundedSender<Command> {
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -415,24 +412,26 @@ impl Operator {
         tx
     }
 
-    /// Promotes a survivor; tries again while none could be promoted or the
-    /// one promoted was lost meanwhile (an operator would do the same).
+    /// Lets the system fail over; tries again while more replicas were lost
+    /// meanwhile (the promoted one among them, perhaps), as an operator
+    /// would.
     async fn fail_over(&self) {
         loop {
             let lost = self.lost.borrow().clone();
-            if lost.len() == self.ctx.replicas.len() {
-                tracing::warn!(target: "replisim::harness", "every replica is lost; nothing to fail over to");
-                return;
-            }
-            match self.system.fail_over(self.ctx.clone(), lost).await {
+            let promoted = self.system.fail_over(self.ctx.clone(), lost.clone()).await;
+            let lost_meanwhile = *self.lost.borrow() != lost;
+            match promoted {
                 Some(primary) if !self.lost.borrow().contains(&primary) => {
                     tracing::info!(target: "replisim::harness", primary, "failover done; clients redirected");
                     self.ctx.directory.set_primary(primary);
                     return;
                 }
+                _ if lost_meanwhile => {
+                    tracing::info!(target: "replisim::harness", "more replicas were lost during the failover; trying again");
+                }
                 _ => {
-                    tracing::info!(target: "replisim::harness", "failover found no replica to promote; trying again");
-                    tokio::time::sleep(FAILOVER_RETRY).await;
+                    tracing::info!(target: "replisim::harness", "the failover found no replica to promote");
+                    return;
                 }
             }
         }

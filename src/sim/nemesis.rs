@@ -102,7 +102,7 @@ pub(super) struct Nemesis {
     pub applied: usize,
 }
 
-/// What the harness must do after a fault: fail over (the primary is lost).
+/// What the harness must do after a fault: fail over (a replica is lost).
 pub(super) struct FailOver;
 
 pub(super) fn host(id: usize) -> String {
@@ -172,9 +172,7 @@ impl Nemesis {
                 self.probes[r].clear();
                 trace::add_effect("nodes_lost", 1);
                 self.open(format!("replica-{r} lost"), now);
-                if r == primary {
-                    return Some(FailOver);
-                }
+                return Some(FailOver);
             }
             Fault::Pause { node } => {
                 let r = resolve(node);

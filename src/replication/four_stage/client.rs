@@ -86,8 +86,9 @@ fn unsent_or_unknown(error: NetError) -> Completion {
 const STATUS_ROUNDS: usize = 5;
 const MAX_ROUNDS: usize = 50;
 
-/// Manual failover: find the most up-to-date survivor, promote it under a
-/// new epoch with the survivors as members, and return it.
+/// Manual failover (and reconfiguration after a backup is lost): find the
+/// most up-to-date survivor, promote it under a new epoch with the
+/// survivors as members, and return it.
 pub(super) async fn fail_over(
     ctx: ClientContext,
     lost: Rc<[usize]>,
@@ -96,7 +97,17 @@ pub(super) async fn fail_over(
     let survivors: Vec<usize> = (0..ctx.replicas.len())
         .filter(|id| !lost.contains(id))
         .collect();
-    let mut connections: BTreeMap<usize, RpcClient<Request, Response>> = survivors
+    // With the primary alive, only the membership changes: the primary
+    // stays (a backup's position, asked at another moment than the
+    // primary's, could look newer and would take acknowledged writes
+    // back). With it lost, any survivor may take over.
+    let current = ctx.directory.primary();
+    let candidates = if lost.contains(&current) {
+        survivors.clone()
+    } else {
+        vec![current]
+    };
+    let mut connections: BTreeMap<usize, RpcClient<Request, Response>> = candidates
         .iter()
         .map(|&id| {
             (
@@ -107,7 +118,7 @@ pub(super) async fn fail_over(
         .collect();
     let mut positions = BTreeMap::new();
     for round in 0..MAX_ROUNDS {
-        // Ask every survivor that has not answered yet, all at once.
+        // Ask every candidate that has not answered yet, all at once.
         let asks = connections
             .iter_mut()
             .filter(|(id, _)| !positions.contains_key(*id))
@@ -123,10 +134,12 @@ pub(super) async fn fail_over(
                 positions.insert(id, (epoch, last_epoch, last_index));
             }
         }
-        if positions.len() == survivors.len() || (round >= STATUS_ROUNDS && !positions.is_empty()) {
+        if positions.len() == candidates.len() || (round >= STATUS_ROUNDS && !positions.is_empty())
+        {
             break;
         }
     }
+    // The most up-to-date candidate; on a tie the lowest id.
     let (&best, _) = positions
         .iter()
         .max_by_key(|(id, (_, last_epoch, last_index))| {

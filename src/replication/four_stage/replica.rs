@@ -52,6 +52,9 @@ pub(super) struct State {
     results: BTreeMap<u64, Completion>,
     /// Per client, the last request applied and its result (for dedup).
     sessions: BTreeMap<u64, (u64, Completion)>,
+    /// A primary serves reads only once its commit point reached this: the
+    /// length of its log when it recovered or was promoted.
+    serving_from: u64,
 }
 
 impl State {
@@ -147,19 +150,20 @@ pub(super) async fn run(node: NodeContext, mode: Mode, config: EngineConfig) -> 
         waiting: BTreeSet::new(),
         results: BTreeMap::new(),
         sessions: BTreeMap::new(),
+        serving_from: 0,
     };
-    // On the primary everything persisted counts as committed: an entry the
-    // old incarnation had not committed was never acknowledged, so applying
-    // it is one of the outcomes its client was told to expect (`info`). A
-    // backup waits for the commit point the primary ships: applying entries
-    // the primary never commits (a synchronous primary missing a backup
-    // commits nothing) would make it diverge for good.
+    // Nothing recovered counts as committed yet: which entries were
+    // committed before the crash is not known. A backup waits for the commit
+    // point the primary ships; a primary commits its log again as the Sync
+    // stage's backups confirm it (at once without a Sync stage) and serves
+    // no read before, or a read could expose an entry the backups lack,
+    // which a failover would then take back.
     if state.meta.primary == node.id {
-        state.commit = state.last_index();
-        state.apply_to(state.commit);
+        state.serving_from = state.last_index();
     }
     tracing::info!(target: "replisim::engine", entries = state.log.len(), epoch = state.meta.epoch, primary = state.meta.primary, "recovered");
     let last = state.last_index();
+    let commit = state.commit;
     let replica = Rc::new(Replica {
         id: node.id,
         mode,
@@ -169,7 +173,7 @@ pub(super) async fn run(node: NodeContext, mode: Mode, config: EngineConfig) -> 
         state: RefCell::new(state),
         wal: Mutex::new(wal),
         meta_file,
-        commit_tx: watch::Sender::new(last),
+        commit_tx: watch::Sender::new(commit),
         last_tx: watch::Sender::new(last),
         failed: Notify::new(),
     });
@@ -180,6 +184,7 @@ pub(super) async fn run(node: NodeContext, mode: Mode, config: EngineConfig) -> 
             .map(|r| r.state.borrow().store.snapshot())
             .unwrap_or_default()
     });
+    replica.advance_commit();
     replica.start_shippers_if_primary();
     let listener = node.net.bind(node.port()).await?;
     let handler_replica = replica.clone();
@@ -234,7 +239,13 @@ impl Replica {
             return Completion::Fail(format!("not the primary (replica {primary} is)"));
         }
         if let Op::Read { key, .. } = &op {
-            return Completion::Ok(self.state.borrow().store.get(key).cloned());
+            let state = self.state.borrow();
+            if !backup_read && state.commit < state.serving_from {
+                return Completion::Fail(
+                    "the primary is still confirming its log with its backups".into(),
+                );
+            }
+            return Completion::Ok(state.store.get(key).cloned());
         }
         // Request -> Sync: durable on the primary first.
         let index = {
@@ -417,18 +428,18 @@ impl Replica {
         if let Err(error) = self.meta_file.store(&meta).await {
             return Response::Refused(self.disk_failed(&error));
         }
+        // Like a restarted primary, a promoted one commits its log again as
+        // its backups confirm it, and serves reads only after that.
         let last = {
             let mut state = self.state.borrow_mut();
             state.meta = meta;
             state.matched.clear();
-            state.commit = state.last_index();
-            let commit = state.commit;
-            state.apply_to(commit);
-            commit
+            state.serving_from = state.last_index();
+            state.serving_from
         };
         tracing::info!(target: "replisim::engine", epoch, last, "promoted to primary");
-        self.commit_tx.send_replace(last);
         self.last_tx.send_replace(last);
+        self.advance_commit();
         self.start_shippers_if_primary();
         Response::Done
     }
