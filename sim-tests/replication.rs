@@ -158,3 +158,80 @@ fn reads_from_a_backup_can_be_stale() {
     });
     println!("{}", stale.expect("no stale read from a backup in 10 runs"));
 }
+
+/// A failover that can only reach a lagging backup promotes it; when the
+/// more up-to-date backup comes back, its entries from the old epoch
+/// disagree with the new primary's log and are truncated, and the replicas
+/// converge (the asynchronous writes only it held are lost, as async
+/// replication allows).
+#[test]
+fn a_backup_with_a_divergent_tail_truncates_it_and_converges() {
+    let mut scenario = Scenario::new(Mode::Async, 11);
+    scenario.workload.ops_per_client = 300;
+    scenario.workload.keys = 2;
+    scenario.faults = vec![
+        at(
+            100,
+            Fault::Partition {
+                groups: vec![vec![1]],
+            },
+        )
+        .lasting(200),
+        at(
+            300,
+            Fault::Pause {
+                node: Target::Replica(2),
+            },
+        )
+        .lasting(2000),
+        lose_primary(300),
+    ];
+    let outcome = sim::run(&scenario).unwrap();
+    let verdicts = outcome.verdicts();
+    assert!(verdicts.convergence.is_ok(), "{verdicts}");
+    let truncated = outcome.stats.effects.get("log_entries_truncated");
+    assert!(
+        truncated.is_some_and(|&n| n > 0),
+        "{:?}",
+        outcome.stats.effects
+    );
+}
+
+/// Requests duplicated by at-least-once retries are applied once: appends
+/// do not double. Short pauses of the primary lose its answers to requests
+/// it did apply; the clients time out, reconnect and re-send them.
+#[test]
+fn duplicated_requests_are_applied_once() {
+    let mut scenario = Scenario::new(Mode::Sync, 5);
+    scenario.workload.mix.append = 4;
+    scenario.workload.ops_per_client = 100;
+    let pause = |at_ms| {
+        at(
+            at_ms,
+            Fault::Pause {
+                node: Target::Replica(0),
+            },
+        )
+        .lasting(20)
+    };
+    scenario.faults = vec![
+        at(
+            0,
+            Fault::Duplicate {
+                node: Target::Replica(0),
+            },
+        ),
+        pause(100),
+        pause(700),
+        pause(1300),
+    ];
+    let outcome = sim::run(&scenario).unwrap();
+    let verdicts = outcome.verdicts();
+    assert!(verdicts.passed(), "{verdicts}");
+    let duplicates = outcome.stats.effects.get("duplicates_sent");
+    assert!(
+        duplicates.is_some_and(|&n| n > 0),
+        "{:?}",
+        outcome.stats.effects
+    );
+}

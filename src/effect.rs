@@ -17,7 +17,9 @@
 //! [`MESSAGES_DELIVERED`]; the simulated disk `disk_io_errors`; the
 //! write-ahead log and metadata file `disk_damage_detected` (a read whose
 //! checksum failed; it is read again) and `disk_bytes_dropped` (a torn or
-//! corrupt tail cut off on recovery).
+//! corrupt tail cut off on recovery); the built-in engine
+//! `log_entries_truncated` (a backup's entries that disagreed with a new
+//! primary's log).
 
 /// The tracing target effects are recorded on.
 pub const TARGET: &str = "replisim::effect";

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use real::TcpNetwork;
 pub use rpc::{Handler, RpcClient, RpcConfig, serve};
-pub use sim::SimNetwork;
+pub use sim::{DuplicationFault, SimNetwork};
 
 /// A byte stream between two nodes.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin {}
@@ -39,9 +39,11 @@ pub trait Network {
     async fn connect(&self, addr: &str) -> io::Result<BoxStream>;
     /// Listens on `port` on all of this node's addresses.
     async fn bind(&self, port: u16) -> io::Result<Box<dyn Listener>>;
-    /// Whether an [`RpcClient`] should re-send its previous request on every
-    /// new connection (the duplication fault: at-least-once retries).
-    fn duplicates_on_reconnect(&self) -> bool {
+    /// Whether an [`RpcClient`] connected to `addr` should re-send its
+    /// previous request on every new connection (the duplication fault:
+    /// at-least-once retries).
+    fn duplicates_on_reconnect(&self, addr: &str) -> bool {
+        let _ = addr;
         false
     }
 }

@@ -196,7 +196,7 @@ impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
             if let Some(previous) = self
                 .last_request
                 .clone()
-                .filter(|_| self.net.duplicates_on_reconnect())
+                .filter(|_| self.net.duplicates_on_reconnect(&self.addr))
             {
                 tracing::debug!(target: "replisim::net", peer = %self.addr, "re-sending the previous request (duplication fault)");
                 effect::record("duplicates_sent", 1);

@@ -1,19 +1,24 @@
 //! [`Network`] on turmoil's simulated TCP: usable only inside a turmoil host.
 
-use std::{cell::Cell, io, rc::Rc};
+use std::{io, rc::Rc};
 
 use super::{BoxStream, Listener, Network};
 
+/// Says, for a peer address, whether requests to it are duplicated.
+pub type DuplicationFault = Rc<dyn Fn(&str) -> bool>;
+
 /// The simulated network of the current turmoil host.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SimNetwork {
-    duplicate: Rc<Cell<bool>>,
+    duplicate: Option<DuplicationFault>,
 }
 
 impl SimNetwork {
-    /// A network that duplicates requests on reconnect while `duplicate` is set.
-    pub fn with_duplicates(duplicate: Rc<Cell<bool>>) -> Self {
-        SimNetwork { duplicate }
+    /// A network that duplicates requests to the peers `duplicate` names.
+    pub fn with_duplicates(duplicate: DuplicationFault) -> Self {
+        SimNetwork {
+            duplicate: Some(duplicate),
+        }
     }
 }
 
@@ -29,8 +34,10 @@ impl Network for SimNetwork {
         Ok(Box::new(SimListener(listener)))
     }
 
-    fn duplicates_on_reconnect(&self) -> bool {
-        self.duplicate.get()
+    fn duplicates_on_reconnect(&self, addr: &str) -> bool {
+        self.duplicate
+            .as_ref()
+            .is_some_and(|duplicate| duplicate(addr))
     }
 }
 

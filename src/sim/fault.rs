@@ -91,8 +91,8 @@ pub enum Fault {
         and: Vec<usize>,
         percent: u8,
     },
-    /// The replica's transport re-sends its previous request after every
-    /// reconnect, as at-least-once retries do: duplicates, late.
+    /// Requests from and to the replica (clients' included) are re-sent
+    /// after every reconnect, as at-least-once retries do: duplicates, late.
     Duplicate { node: Target },
     /// The replica's clock (as its code reads it through
     /// [`crate::node::Clock`]) is off by `offset_ms` and drifts by

@@ -19,7 +19,7 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
-    fault::{Role, ScheduledFault, Target},
+    fault::{Fault, Role, ScheduledFault, Target},
     nemesis::{FailOver, Nemesis, ReplicaFaults, host},
     outcome::{Outcome, RunStats},
     scenario::{Scenario, ScenarioError},
@@ -27,7 +27,7 @@ use super::{
 };
 use crate::{
     history::{History, Op},
-    net::SimNetwork,
+    net::{DuplicationFault, SimNetwork},
     node::{
         ClientContext, Clock, Directory, KvClient, NodeContext, REPLICA_PORT, StateProbe, System,
     },
@@ -251,6 +251,9 @@ impl<'a> Harness<'a> {
     }
 
     fn apply(&mut self, sim: &mut turmoil::Sim<'a>, id: usize, now: Duration) {
+        if matches!(self.scenario.faults[id].fault, Fault::Pause { .. }) {
+            self.ensure_operator(sim);
+        }
         let fault = &self.scenario.faults[id];
         let mut others: Vec<String> = (0..self.scenario.clients)
             .map(|p| format!("client-{p}"))
@@ -270,11 +273,8 @@ impl<'a> Harness<'a> {
         let system = self.system.clone();
         let replicas = self.replicas.clone();
         let probe = self.probes[id].clone();
-        let ReplicaFaults {
-            duplicate,
-            skew,
-            exited,
-        } = self.nemesis.faults[id].clone();
+        let ReplicaFaults { skew, exited, .. } = self.nemesis.faults[id].clone();
+        let duplication = self.duplication(Some(id));
         let name = host(id);
         sim.host(name.clone(), move || {
             let skew = skew.clone();
@@ -290,7 +290,7 @@ impl<'a> Harness<'a> {
             let node = NodeContext {
                 id,
                 replicas: replicas.clone(),
-                net: Rc::new(SimNetwork::with_duplicates(duplicate.clone())),
+                net: Rc::new(SimNetwork::with_duplicates(duplication.clone())),
                 disk: Rc::new(SimDisk::new("/data")),
                 clock,
                 state: probe.clone(),
@@ -313,9 +313,26 @@ impl<'a> Harness<'a> {
         ClientContext {
             process,
             replicas: self.replicas.clone(),
-            net: Rc::new(SimNetwork::default()),
+            net: Rc::new(SimNetwork::with_duplicates(self.duplication(None))),
             directory: self.directory.clone(),
         }
+    }
+
+    /// The duplication fault as the network of replica `own` (or of a
+    /// client) sees it: requests to a duplicating replica, and every request
+    /// of a duplicating replica, are duplicated.
+    fn duplication(&self, own: Option<usize>) -> DuplicationFault {
+        let flags: Vec<(String, Rc<Cell<bool>>)> = self
+            .replicas
+            .iter()
+            .zip(&self.nemesis.faults)
+            .map(|(addr, faults)| (addr.clone(), faults.duplicate.clone()))
+            .collect();
+        let own = own.map(|id| self.nemesis.faults[id].duplicate.clone());
+        Rc::new(move |addr: &str| {
+            own.as_ref().is_some_and(|flag| flag.get())
+                || flags.iter().any(|(a, flag)| a == addr && flag.get())
+        })
     }
 
     fn add_client(&self, sim: &mut turmoil::Sim<'a>, process: u64) {
@@ -342,8 +359,18 @@ impl<'a> Harness<'a> {
     }
 
     /// Hands `command` to the operator, starting its host on first use (an
-    /// idle host would cost a tick per step for nothing).
+    /// idle host would cost a tick per step for nothing; a pause needs it
+    /// earlier, to cut it off too).
     fn command(&mut self, sim: &mut turmoil::Sim<'a>, command: Command) {
+        self.ensure_operator(sim);
+        if let Some(operator) = &self.operator
+            && operator.send(command).is_ok()
+        {
+            self.pending.set(self.pending.get() + 1);
+        }
+    }
+
+    fn ensure_operator(&mut self, sim: &mut turmoil::Sim<'a>) {
         if self.operator.is_none() {
             let operator = Operator {
                 system: self.system.clone(),
@@ -353,11 +380,6 @@ impl<'a> Harness<'a> {
                 lost: self.lost.clone(),
             };
             self.operator = Some(operator.start(sim));
-        }
-        if let Some(operator) = &self.operator
-            && operator.send(command).is_ok()
-        {
-            self.pending.set(self.pending.get() + 1);
         }
     }
 

@@ -19,6 +19,7 @@ use super::{
     shipper,
 };
 use crate::{
+    effect,
     history::{Completion, Op},
     net::{Handler, Network, serve},
     node::{NodeContext, NodeResult},
@@ -58,6 +59,23 @@ pub(super) struct State {
 }
 
 impl State {
+    /// The state of a replica that recovered `log` from disk: nothing
+    /// applied or committed yet.
+    fn recovered(meta: Meta, log: Vec<Entry>) -> Self {
+        State {
+            meta,
+            log,
+            store: KvStore::default(),
+            applied: 0,
+            commit: 0,
+            matched: BTreeMap::new(),
+            waiting: BTreeSet::new(),
+            results: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            serving_from: 0,
+        }
+    }
+
     pub fn last_index(&self) -> u64 {
         self.log.len() as u64
     }
@@ -100,6 +118,9 @@ impl State {
 
     /// Drops entries after `len`, rebuilding the store if applied ones go.
     fn truncate(&mut self, len: u64) {
+        let dropped = self.last_index().saturating_sub(len);
+        tracing::info!(target: "replisim::engine", len, dropped, "truncating a log that disagrees with the primary's");
+        effect::record("log_entries_truncated", dropped);
         self.log.truncate(len as usize);
         self.commit = self.commit.min(len);
         if self.applied > len {
@@ -140,18 +161,7 @@ pub(super) async fn run(node: NodeContext, mode: Mode, config: EngineConfig) -> 
             members: (0..node.replicas.len()).collect(),
         },
     };
-    let mut state = State {
-        meta,
-        log: entries,
-        store: KvStore::default(),
-        applied: 0,
-        commit: 0,
-        matched: BTreeMap::new(),
-        waiting: BTreeSet::new(),
-        results: BTreeMap::new(),
-        sessions: BTreeMap::new(),
-        serving_from: 0,
-    };
+    let mut state = State::recovered(meta, entries);
     // Nothing recovered counts as committed yet: which entries were
     // committed before the crash is not known. A backup waits for the commit
     // point the primary ships; a primary commits its log again as the Sync
@@ -452,5 +462,78 @@ impl Replica {
         for &backup in state.meta.members.iter().filter(|&&m| m != self.id) {
             tokio::task::spawn_local(shipper::ship(self.clone(), backup, state.meta.epoch));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64, epoch: u64, value: &str, seq: u64) -> Entry {
+        Entry {
+            index,
+            epoch,
+            op: Op::Append {
+                key: "k".into(),
+                value: value.into(),
+            },
+            request: RequestId { client: 7, seq },
+        }
+    }
+
+    fn state(log: Vec<Entry>) -> State {
+        let meta = Meta {
+            epoch: 1,
+            primary: 0,
+            members: vec![0, 1],
+        };
+        State::recovered(meta, log)
+    }
+
+    #[test]
+    fn a_duplicated_request_is_applied_once() {
+        let mut state = state(vec![
+            entry(1, 1, "a;", 1),
+            entry(2, 1, "a;", 1),
+            entry(3, 1, "b;", 2),
+            entry(4, 1, "a;", 1),
+        ]);
+        state.waiting.extend([2, 4]);
+        state.apply_to(4);
+        assert_eq!(state.store.get("k").map(String::as_str), Some("a;b;"));
+        assert_eq!(
+            state.results[&2],
+            Completion::Ok(None),
+            "the duplicate gets the first result"
+        );
+        assert!(
+            matches!(state.results[&4], Completion::Fail(_)),
+            "a stale duplicate fails"
+        );
+    }
+
+    #[test]
+    fn truncating_applied_entries_rebuilds_the_store() {
+        let mut state = state(vec![
+            entry(1, 1, "a;", 1),
+            entry(2, 1, "b;", 2),
+            entry(3, 2, "c;", 3),
+        ]);
+        state.commit = 3;
+        state.apply_to(3);
+        assert_eq!(state.epoch_at(3), 2);
+        assert_eq!(state.epoch_at(0), 0);
+        state.truncate(1);
+        assert_eq!(state.last_index(), 1);
+        assert_eq!(state.commit, 1);
+        assert_eq!(state.store.get("k").map(String::as_str), Some("a;"));
+        state.log.push(entry(2, 3, "b;", 2));
+        state.commit = 2;
+        state.apply_to(2);
+        assert_eq!(
+            state.store.get("k").map(String::as_str),
+            Some("a;b;"),
+            "the session was rebuilt too"
+        );
     }
 }
