@@ -21,7 +21,7 @@
 //! `memo`. The time limit is checked every [`CHECK_EVERY`] steps, and so
 //! is the memo's size against the memory limit.
 
-use std::time::Instant;
+use std::time::Instant; // determinism-ok: the checker's wall-clock limit, never simulated
 
 use super::memo::{Bitset, Memo, fx_hash, mix};
 use super::model::Model;

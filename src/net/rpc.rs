@@ -173,7 +173,7 @@ impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
     /// caller's deadline cancels this future).
     async fn connected(&mut self, deadline: Duration) -> Result<&mut FramedConn, NetError> {
         if self.conn.is_none() {
-            let started = Instant::now();
+            let started = Instant::now(); // determinism-ok: tokio's clock, simulated under turmoil
             let mut backoff = self.config.min_backoff;
             let stream = loop {
                 match self.net.connect(&self.addr).await {

@@ -5,8 +5,8 @@
 //! `fsync` of the directory that holds it, so a new file survives a power
 //! loss once its data was synced. Calls block the calling thread for the
 //! duration of the I/O (an `fsync` included); that is fine for a node's
-//! single writer task, and keeps the implementation free of
-//! `spawn_blocking`.
+//! single writer task, and keeps the implementation free of helper
+//! threads.
 //!
 //! Open files are cached per path in a `BTreeMap`, opened in append mode so
 //! the kernel positions every append at the end of the file.
