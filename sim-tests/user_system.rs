@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use replisim::{
     history::{Completion, Op},
     net::{Handler, RpcClient, RpcConfig, serve},
-    node::{ClientContext, KvClient, NodeContext, NodeResult, System},
+    node::{ClientContext, KvClient, NodeContext, NodeResult, System, completion_of_error},
     replication::kv::KvStore,
     sim::{Fault, Scenario, ScheduledFault, Target, run_system},
 };
@@ -77,10 +77,7 @@ struct NaiveClient(RpcClient<Op, Completion>);
 #[async_trait::async_trait(?Send)]
 impl KvClient for NaiveClient {
     async fn call(&mut self, op: &Op) -> Completion {
-        self.0
-            .call(op)
-            .await
-            .unwrap_or_else(|e| Completion::Info(e.to_string()))
+        self.0.call(op).await.unwrap_or_else(completion_of_error)
     }
 }
 

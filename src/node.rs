@@ -39,7 +39,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::{
     history::{Completion, Op},
-    net::Network,
+    net::{NetError, Network},
     storage::Disk,
 };
 
@@ -155,6 +155,17 @@ pub struct ClientContext {
     pub replicas: Rc<[String]>,
     pub net: Rc<dyn Network>,
     pub directory: Directory,
+}
+
+/// How a request that failed on the network ended, for the history: `fail`
+/// when it never reached the replica (it cannot have taken effect), `info`
+/// otherwise (it may have).
+pub fn completion_of_error(error: NetError) -> Completion {
+    if error.never_sent() {
+        Completion::Fail(error.to_string())
+    } else {
+        Completion::Info(error.to_string())
+    }
 }
 
 /// One client's connection to the system: performs one operation at a time.

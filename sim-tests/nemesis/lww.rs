@@ -11,7 +11,7 @@ use futures_util::future::LocalBoxFuture;
 use replisim::{
     history::{Completion, Op},
     net::{Handler, RpcClient, RpcConfig, serve},
-    node::{ClientContext, KvClient, NodeContext, NodeResult, System},
+    node::{ClientContext, KvClient, NodeContext, NodeResult, System, completion_of_error},
 };
 use serde::{Deserialize, Serialize};
 
@@ -124,6 +124,6 @@ impl KvClient for LwwClient {
         self.0
             .call(&Message::Client(op.clone()))
             .await
-            .unwrap_or_else(|e| Completion::Info(e.to_string()))
+            .unwrap_or_else(completion_of_error)
     }
 }

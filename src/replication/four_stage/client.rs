@@ -8,8 +8,8 @@ use super::{
 };
 use crate::{
     history::{Completion, Op},
-    net::{NetError, RpcClient, RpcConfig},
-    node::{ClientContext, KvClient},
+    net::{RpcClient, RpcConfig},
+    node::{ClientContext, KvClient, completion_of_error},
 };
 
 /// A client: mutations (and reads, unless configured otherwise) go to the
@@ -67,16 +67,8 @@ impl KvClient for Client {
             Ok(Response::Client(completion)) => completion,
             Ok(Response::Refused(reason)) => Completion::Fail(reason),
             Ok(other) => Completion::Info(format!("unexpected answer {other:?}")),
-            Err(error) => unsent_or_unknown(error),
+            Err(error) => completion_of_error(error),
         }
-    }
-}
-
-fn unsent_or_unknown(error: NetError) -> Completion {
-    if error.never_sent() {
-        Completion::Fail(error.to_string())
-    } else {
-        Completion::Info(error.to_string())
     }
 }
 
