@@ -169,6 +169,7 @@ pub fn generate_history(ops: usize, keys: usize, clients: usize, seed: u64) -> H
                     Completion::Ok(None)
                 }
             }
+            other => unreachable!("the generator draws key-value operations only, not {other:?}"),
         };
         if *timed_out {
             outcome[i] = Completion::Info("timeout".into());

@@ -228,7 +228,9 @@ impl KeyOps {
                             CellOp::MaybeCas { from, to }
                         }
                     }
-                    Op::Read { .. } => return None,
+                    // Reads were handled above; other workloads' operations
+                    // are not key-value operations and constrain nothing here.
+                    _ => return None,
                 };
                 Some((op, ret))
             }

@@ -7,9 +7,18 @@
 //! effect at any time after its invocation, or never). Times are simulated
 //! nanoseconds since the start of the run.
 //!
-//! Operations act on a key-value store of string keys and string values:
-//! read, write, append (string concatenation) and compare-and-set. Written
-//! values are unique per run so that a read identifies the write it saw.
+//! Operations act on keys; each workload uses its own family of them:
+//!
+//! - key-value: read, write, append (string concatenation) and
+//!   compare-and-set on string values;
+//! - counter: `add` (an amount, possibly negative) and read (the decimal value);
+//! - set: `insert` and `remove` of an element, and read (the elements as a
+//!   sorted JSON array of strings, `["a","b"]`);
+//! - a user's own workload: `call`, an operation named by the workload
+//!   with an optional argument and, once `ok`, an optional result.
+//!
+//! Written values are unique per run so that a read identifies the write it
+//! saw.
 //!
 //! The JSON form of a history (`serde_json` of [`History`]) is the
 //! documented export format: `{"events":[{"process":0,"time":1000,
@@ -60,6 +69,22 @@ pub enum Op {
         from: String,
         to: String,
     },
+    /// Add `amount` (possibly negative) to a counter (unset counts as 0).
+    Add { key: String, amount: i64 },
+    /// Put `element` into a set.
+    Insert { key: String, element: String },
+    /// Take `element` out of a set (absent: nothing changes).
+    Remove { key: String, element: String },
+    /// An operation of a user-defined workload: `name` says which, `arg`
+    /// carries its input; in an `ok` completion `value` is its result.
+    Call {
+        key: String,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arg: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
+    },
 }
 
 impl Op {
@@ -69,22 +94,55 @@ impl Op {
             Op::Read { key, .. }
             | Op::Write { key, .. }
             | Op::Append { key, .. }
-            | Op::Cas { key, .. } => key,
+            | Op::Cas { key, .. }
+            | Op::Add { key, .. }
+            | Op::Insert { key, .. }
+            | Op::Remove { key, .. }
+            | Op::Call { key, .. } => key,
         }
     }
 
-    /// Whether the operation can change the store.
+    /// Whether the operation can change the store (a user's `call` is
+    /// assumed to).
     pub fn is_mutation(&self) -> bool {
         !matches!(self, Op::Read { .. })
     }
 
-    /// A short name: `read`, `write`, `append` or `cas`.
-    pub fn name(&self) -> &'static str {
+    /// A short name: `read`, `write`, `append`, `cas`, `add`, `insert`,
+    /// `remove`, or a user operation's own name.
+    pub fn name(&self) -> &str {
         match self {
             Op::Read { .. } => "read",
             Op::Write { .. } => "write",
             Op::Append { .. } => "append",
             Op::Cas { .. } => "cas",
+            Op::Add { .. } => "add",
+            Op::Insert { .. } => "insert",
+            Op::Remove { .. } => "remove",
+            Op::Call { name, .. } => name,
+        }
+    }
+
+    /// The same operation with `result` as the value it returned (reads and
+    /// user calls carry one; other operations are returned unchanged).
+    pub fn with_result(self, result: Option<String>) -> Op {
+        match self {
+            Op::Read { key, .. } => Op::Read { key, value: result },
+            Op::Call { key, name, arg, .. } => Op::Call {
+                key,
+                name,
+                arg,
+                value: result,
+            },
+            op => op,
+        }
+    }
+
+    /// The value a read or user call returned, as recorded in its completion.
+    pub fn result(&self) -> Option<&String> {
+        match self {
+            Op::Read { value, .. } | Op::Call { value, .. } => value.as_ref(),
+            _ => None,
         }
     }
 }
@@ -133,7 +191,7 @@ pub struct Operation {
     /// (treated like `Info` by the checkers).
     pub complete_time: Option<u64>,
     pub kind: EventType,
-    /// For an `Ok` read, the value read.
+    /// For an `Ok` read or user call, the value returned.
     pub result: Option<String>,
 }
 
@@ -172,14 +230,7 @@ impl History {
     /// Records the completion of `process`'s outstanding operation `op`.
     pub fn complete(&mut self, process: u64, time: u64, op: Op, completion: &Completion) {
         let (kind, op) = match (completion, op) {
-            (Completion::Ok(value), Op::Read { key, .. }) => (
-                EventType::Ok,
-                Op::Read {
-                    key,
-                    value: value.clone(),
-                },
-            ),
-            (Completion::Ok(_), op) => (EventType::Ok, op),
+            (Completion::Ok(value), op) => (EventType::Ok, op.with_result(value.clone())),
             (Completion::Fail(_), op) => (EventType::Fail, op),
             (Completion::Info(_), op) => (EventType::Info, op),
         };
@@ -211,9 +262,7 @@ impl History {
                 let operation = &mut ops[i];
                 operation.complete_time = Some(event.time);
                 operation.kind = event.kind;
-                if let Op::Read { value, .. } = &event.op {
-                    operation.result = value.clone();
-                }
+                operation.result = event.op.result().cloned();
             }
         }
         ops

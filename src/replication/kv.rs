@@ -32,6 +32,10 @@ impl KvStore {
                 }
                 current => Completion::Fail(format!("cas expected {from:?}, found {current:?}")),
             },
+            other => Completion::Fail(format!(
+                "a key-value store has no {} operation",
+                other.name()
+            )),
         }
     }
 
