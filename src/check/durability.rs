@@ -14,6 +14,11 @@
 //! Anything else is a lost write. An unset final value loses every
 //! acknowledged mutation of that key; a key whose final read failed makes
 //! the verdict `unknown`.
+//!
+//! This module checks key-value histories and owns the evidence
+//! ([`Evidence`], [`LostWrite`]) and the helpers that the counter's and
+//! the set's durability checks ([`super::counter::durability`],
+//! [`super::set::durability`]) share with it.
 
 use std::{collections::BTreeMap, fmt};
 
@@ -30,6 +35,19 @@ pub struct LostWrite {
     pub invoke_ns: u64,
     pub complete_ns: u64,
     pub final_value: Option<String>,
+}
+
+impl LostWrite {
+    /// `w` (an `ok` operation), lost from the final value read.
+    pub(crate) fn new(w: &Operation, final_value: Option<String>) -> Self {
+        LostWrite {
+            process: w.process,
+            op: w.op.clone(),
+            invoke_ns: w.invoke_time,
+            complete_ns: w.complete_time.unwrap_or_default(),
+            final_value,
+        }
+    }
 }
 
 /// Every lost write.
@@ -84,27 +102,48 @@ pub fn check(
         .filter(|o| o.is_ok() && o.op.is_mutation())
     {
         let key = w.op.key();
-        let Some(final_value) = final_reads.get(key) else {
-            return Verdict::Unknown(format!("the final read of {key} did not succeed"));
+        let (final_value, ()) = match final_read(final_reads, key, |_| Ok(())) {
+            Ok(read) => read,
+            Err(reason) => return Verdict::Unknown(reason),
         };
         let survives = final_value
             .as_deref()
             .is_some_and(|f| reflected(&w.op, f) || overwritten_later(&operations, w, f));
         if !survives {
-            lost.push(LostWrite {
-                process: w.process,
-                op: w.op.clone(),
-                invoke_ns: w.invoke_time,
-                complete_ns: w.complete_time.unwrap_or_default(),
-                final_value: final_value.clone(),
-            });
+            lost.push(LostWrite::new(w, final_value.clone()));
         }
     }
-    if lost.is_empty() {
-        Verdict::Ok
-    } else {
-        Verdict::Violation(Evidence { lost })
+    verdict(lost, None)
+}
+
+/// A violation if anything was lost (a definite answer even when some key
+/// could not be judged), else `unknown` with the first reason, if any.
+pub(crate) fn verdict(lost: Vec<LostWrite>, unknown: Option<String>) -> Verdict<Evidence> {
+    match (lost.is_empty(), unknown) {
+        (false, _) => Verdict::Violation(Evidence { lost }),
+        (true, Some(reason)) => Verdict::Unknown(reason),
+        (true, None) => Verdict::Ok,
     }
+}
+
+/// The final read of `key` and its parse; `Err` is why the key cannot be
+/// judged (the read failed, or `parse` rejected what it returned).
+pub(crate) fn final_read<'a, T>(
+    final_reads: &'a BTreeMap<String, Option<String>>,
+    key: &str,
+    parse: impl FnOnce(Option<&str>) -> Result<T, String>,
+) -> Result<(&'a Option<String>, T), String> {
+    let read = final_reads
+        .get(key)
+        .ok_or_else(|| format!("the final read of {key} did not succeed"))?;
+    let state = parse(read.as_deref()).map_err(|e| format!("the final read of {key}: {e}"))?;
+    Ok((read, state))
+}
+
+/// Whether `o` may have taken effect after `w` did: it completed `ok` or
+/// is indeterminate, and did not complete before `w` was invoked.
+pub(crate) fn may_follow(o: &Operation, w: &Operation) -> bool {
+    o.may_have_happened() && o.complete_time.is_none_or(|done| done >= w.invoke_time)
 }
 
 /// Whether the final value came from a write that may have followed `w`.
@@ -112,8 +151,7 @@ fn overwritten_later(operations: &[Operation], w: &Operation, final_value: &str)
     operations.iter().any(|o| {
         o.op.key() == w.op.key()
             && !std::ptr::eq(o, w)
-            && o.may_have_happened()
-            && o.complete_time.is_none_or(|done| done >= w.invoke_time)
+            && may_follow(o, w)
             && installed_value(&o.op).is_some_and(|v| final_value.starts_with(v))
     })
 }

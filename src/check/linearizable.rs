@@ -15,6 +15,10 @@
 //! verdict and shrinks the search. The time limit covers the whole
 //! history; the memory limit bounds each key's memo. A violation on any key
 //! is a definite answer even if another key ran out of time.
+//!
+//! Other workloads' histories (counters, sets) are checked key by key the
+//! same way, against their own models, with `check_per_key`: the rules
+//! of the table's first two rows apply to their reads and mutations.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -55,17 +59,13 @@ impl SearchLimits {
         }
     }
 
-    fn reason(&self, limit: Limit, key: Option<&str>) -> String {
-        let key = key.map_or_else(String::new, |k| format!(" on key {k:?}"));
+    fn reason(&self, limit: Limit) -> String {
         match limit {
             Limit::Time => format!(
-                "time limit of {:.3} s reached{key}",
+                "time limit of {:.3} s reached",
                 self.time_limit.unwrap_or_default().as_secs_f64()
             ),
-            Limit::Memory => format!(
-                "memory limit of {} MiB reached{key}",
-                self.memory_limit >> 20
-            ),
+            Limit::Memory => format!("memory limit of {} MiB reached", self.memory_limit >> 20),
         }
     }
 }
@@ -86,38 +86,23 @@ pub fn check_operations(
     conventions: &Conventions,
     limits: &SearchLimits,
 ) -> Verdict<NonLinearizable> {
-    let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, op) in ops.iter().enumerate() {
-        by_key.entry(op.op.key()).or_default().push(i);
-    }
-    let bounds = limits.start();
-    let mut unknown = None;
-    for (key, indexes) in by_key {
+    check_keys(ops, limits, |indexes, bounds| {
         let KeyOps {
             mut values,
             timed,
             source,
             appends,
-        } = KeyOps::new(ops, &indexes, conventions);
-        let (outcome, evidence) = if appends {
+        } = KeyOps::new(ops, indexes, conventions);
+        let index = |i: usize| source[i];
+        if appends {
             let initial = conventions.initial.clone();
-            run(&StringCell { values, initial }, &timed, &source, bounds)
+            let model = StringCell { values, initial };
+            run(&model, &timed, index, bounds, limits)
         } else {
             let initial = conventions.initial.as_deref().map(|v| values.intern(v));
-            run(&Register { values, initial }, &timed, &source, bounds)
-        };
-        match (outcome, evidence) {
-            (_, Some(mut evidence)) => {
-                evidence.key = Some(key.to_string());
-                return Verdict::Violation(evidence);
-            }
-            (Some(limit), None) => {
-                unknown.get_or_insert_with(|| limits.reason(limit, Some(key)));
-            }
-            (None, None) => {}
+            run(&Register { values, initial }, &timed, index, bounds, limits)
         }
-    }
-    unknown.map_or(Verdict::Ok, Verdict::Unknown)
+    })
 }
 
 /// Checks operations of any model; evidence indexes refer to `ops`.
@@ -126,28 +111,96 @@ pub fn check_model<M: Model>(
     ops: &[Timed<M::Op>],
     limits: &SearchLimits,
 ) -> Verdict<NonLinearizable> {
-    match search::search(model, ops, limits.start()) {
-        Outcome::Linearizable => Verdict::Ok,
-        Outcome::Illegal { longest } => Verdict::Violation(explain(model, ops, &longest, |i| i)),
-        Outcome::Stopped(limit) => Verdict::Unknown(limits.reason(limit, None)),
-    }
+    run(model, ops, |i| i, limits.start(), limits)
 }
 
-/// Runs one key's search: the limit that stopped it, or the evidence.
-/// `source` maps a position in `timed` to the history operation's index.
-fn run<M: Model<Op = CellOp>>(
-    model: &M,
-    timed: &[Timed<CellOp>],
-    source: &[usize],
-    bounds: search::Limits,
-) -> (Option<Limit>, Option<NonLinearizable>) {
-    match search::search(model, timed, bounds) {
-        Outcome::Linearizable => (None, None),
-        Outcome::Illegal { longest } => {
-            let evidence = explain(model, timed, &longest, |i| source[i]);
-            (None, Some(evidence))
+/// Checks each key's operations against a fresh model from `new_model`,
+/// for workloads whose operations map one to one onto the model's, with
+/// Jepsen semantics: failed operations, and reads that did not complete
+/// `ok`, are dropped; other `ok` operations took effect in their interval;
+/// indeterminate ones may take effect any time after their call, or never.
+///
+/// `translate` turns each remaining operation into the model's (interning
+/// into the key's model as it needs to): `Ok(None)` skips an operation of
+/// another workload; `Err(reason)` (an unusable read result) makes that
+/// key's verdict unknown. Evidence indexes refer to `ops`, and name the key.
+pub(crate) fn check_per_key<M: Model>(
+    ops: &[Operation],
+    limits: &SearchLimits,
+    new_model: impl Fn() -> M,
+    mut translate: impl FnMut(&mut M, &Operation) -> Result<Option<M::Op>, String>,
+) -> Verdict<NonLinearizable> {
+    check_keys(ops, limits, |indexes, bounds| {
+        let mut model = new_model();
+        let (mut timed, mut source) = (Vec::new(), Vec::new());
+        for &i in indexes {
+            let o = &ops[i];
+            let read = matches!(o.op, Op::Read { .. });
+            let dropped = o.kind == EventType::Fail || (read && !o.is_ok());
+            if dropped {
+                continue;
+            }
+            let op = match translate(&mut model, o) {
+                Ok(Some(op)) => op,
+                Ok(None) => continue,
+                Err(reason) => return Verdict::Unknown(reason),
+            };
+            let ret = if o.is_ok() { o.complete_time } else { None };
+            timed.push(Timed {
+                op,
+                client: o.process,
+                call: o.invoke_time,
+                ret,
+            });
+            source.push(i);
         }
-        Outcome::Stopped(limit) => (Some(limit), None),
+        run(&model, &timed, |i| source[i], bounds, limits)
+    })
+}
+
+/// Checks each key of `ops` on its own, in key order, with `check_key`
+/// (given the key's operations' indexes in `ops` and the bounds shared by
+/// the whole check). The first violation wins, its evidence naming the
+/// key; otherwise the first key's reason to be unknown, naming the key.
+fn check_keys(
+    ops: &[Operation],
+    limits: &SearchLimits,
+    mut check_key: impl FnMut(&[usize], search::Limits) -> Verdict<NonLinearizable>,
+) -> Verdict<NonLinearizable> {
+    let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        by_key.entry(op.op.key()).or_default().push(i);
+    }
+    let bounds = limits.start();
+    let mut unknown = None;
+    for (key, indexes) in by_key {
+        match check_key(&indexes, bounds) {
+            Verdict::Ok => {}
+            Verdict::Violation(mut evidence) => {
+                evidence.key = Some(key.to_string());
+                return Verdict::Violation(evidence);
+            }
+            Verdict::Unknown(reason) => {
+                unknown.get_or_insert_with(|| format!("{reason} on key {key:?}"));
+            }
+        }
+    }
+    unknown.map_or(Verdict::Ok, Verdict::Unknown)
+}
+
+/// Runs one search within `bounds`. `index` maps a position in `timed` to
+/// the index the evidence reports.
+fn run<M: Model>(
+    model: &M,
+    timed: &[Timed<M::Op>],
+    index: impl Fn(usize) -> usize,
+    bounds: search::Limits,
+    limits: &SearchLimits,
+) -> Verdict<NonLinearizable> {
+    match search::search(model, timed, bounds) {
+        Outcome::Linearizable => Verdict::Ok,
+        Outcome::Illegal { longest } => Verdict::Violation(explain(model, timed, &longest, index)),
+        Outcome::Stopped(limit) => Verdict::Unknown(limits.reason(limit)),
     }
 }
 

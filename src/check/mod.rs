@@ -15,6 +15,11 @@
 //! - [`stats`]: availability and latency per fault phase;
 //! - [`durability`]: every acknowledged write survives in the final state;
 //! - [`convergence`]: replicas hold equal states after heal and quiesce;
+//! - [`counter`]: counter histories (add, read): the [`counter::Counter`]
+//!   model, linearizability and durability (every acknowledged add counted);
+//! - [`set`]: set histories (insert, remove, read): the [`set::Set`] model,
+//!   linearizability and durability (every acknowledged insert kept unless
+//!   a remove may have followed);
 //! - [`availability`]: the share of operations completed, overall and
 //!   during faults (the one-line summary of [`stats`]);
 //! - [`mod@file`]: checking a history file (what `replisim check` runs);
@@ -26,6 +31,7 @@
 pub mod availability;
 pub mod bench;
 pub mod convergence;
+pub mod counter;
 pub mod durability;
 pub mod explain;
 pub mod file;
@@ -34,6 +40,7 @@ pub mod log_agreement;
 mod memo;
 pub mod model;
 mod search;
+pub mod set;
 pub mod stats;
 
 use std::fmt;

@@ -32,6 +32,7 @@ fn on(
             from,
             to,
         },
+        other => panic!("these tests use key-value operations, not {other:?}"),
     };
     let done = kind != EventType::Invoke;
     Operation {
