@@ -13,25 +13,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use replisim::{
-    replication::four_stage::Mode,
-    sim::{self, Mix, Scenario},
-};
+use replisim::{registry::Registry, replication, sim::Scenario, workload::Mix};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WRITES: usize = 200;
 
 fn standard_scenario(seed: u64) -> Scenario {
-    let mut scenario = Scenario::new(Mode::Sync, seed);
+    let mut scenario = Scenario::new("sync", seed);
     scenario.clients = 1;
     scenario.workload.ops_per_client = WRITES;
     scenario.workload.think_time = Duration::ZERO;
-    scenario.workload.mix = Mix {
-        read: 0,
-        write: 1,
-        append: 0,
-        cas: 0,
-    };
+    scenario.workload.mix = Mix::new([("write", 1)]);
     scenario.limits.quiesce = Duration::from_millis(100);
     scenario
 }
@@ -110,13 +102,18 @@ fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(100);
+    let registry: Registry = replication::registry();
     let (bare_rate, bare_speed) = measure(runs, bare_run);
     let (rate, speed) = measure(runs, |seed| {
-        let outcome = sim::run(&standard_scenario(seed)).expect("standard scenario runs");
+        let outcome = registry
+            .run(&standard_scenario(seed))
+            .expect("standard scenario runs");
         Duration::from_millis(outcome.stats.simulated_ms)
     });
     // The checkers are not the harness: check one run outside the timing.
-    let outcome = sim::run(&standard_scenario(0)).expect("standard scenario runs");
+    let outcome = registry
+        .run(&standard_scenario(0))
+        .expect("standard scenario runs");
     assert!(outcome.verdicts().passed(), "{}", outcome.verdicts());
     println!(
         "standard scenario: 3 replicas, sync, 1 client x {WRITES} writes, 1-5 ms latency, 1 ms tick; {runs} runs each"

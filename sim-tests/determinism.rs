@@ -4,13 +4,13 @@
 
 use proptest::prelude::*;
 use replisim::{
-    replication::four_stage::Mode,
-    sim::{self, Fault, Role, Scenario, ScheduledFault, Target, builtin_system, check_determinism},
+    replication,
+    sim::{Fault, Scenario, ScheduledFault, Target, check_determinism},
     strategy::{FaultKinds, ScenarioSpace},
 };
 
-fn scenario(mode: Mode, seed: u64) -> Scenario {
-    let mut scenario = Scenario::new(mode, seed);
+fn scenario(system: &str, seed: u64) -> Scenario {
+    let mut scenario = Scenario::new(system, seed);
     scenario.workload.ops_per_client = 20;
     scenario.faults = vec![
         ScheduledFault::at(
@@ -29,7 +29,7 @@ fn scenario(mode: Mode, seed: u64) -> Scenario {
         ScheduledFault::at(
             120 + seed % 80,
             Fault::Lose {
-                node: Target::Role(Role::Primary),
+                node: Target::role("primary"),
             },
         ),
     ];
@@ -38,15 +38,16 @@ fn scenario(mode: Mode, seed: u64) -> Scenario {
 
 #[test]
 fn every_protocol_gives_the_same_digest_twice_over_50_seeds() {
-    for mode in [Mode::Sync, Mode::SemiSync(1), Mode::Async] {
+    let registry = replication::registry();
+    for system in ["sync", "semi-sync:1", "async"] {
         for seed in 0..50 {
-            let scenario = scenario(mode, seed);
-            let first = sim::run(&scenario).unwrap();
-            let second = sim::run(&scenario).unwrap();
+            let scenario = scenario(system, seed);
+            let first = registry.run(&scenario).unwrap();
+            let second = registry.run(&scenario).unwrap();
             assert_eq!(
                 first.digest_hex(),
                 second.digest_hex(),
-                "{mode} seed {seed} is not deterministic"
+                "{system} seed {seed} is not deterministic"
             );
             assert_eq!(first.history, second.history);
         }
@@ -55,20 +56,22 @@ fn every_protocol_gives_the_same_digest_twice_over_50_seeds() {
 
 #[test]
 fn different_seeds_give_different_digests() {
-    let a = sim::run(&scenario(Mode::Sync, 1)).unwrap();
-    let b = sim::run(&scenario(Mode::Sync, 2)).unwrap();
+    let registry = replication::registry();
+    let a = registry.run(&scenario("sync", 1)).unwrap();
+    let b = registry.run(&scenario("sync", 2)).unwrap();
     assert_ne!(a.digest, b.digest);
 }
 
 /// Random scenarios of every built-in protocol with every fault kind.
 fn any_scenario() -> impl Strategy<Value = Scenario> {
     let kinds = FaultKinds::everything().simultaneous(2);
-    let space = |mode: Mode| ScenarioSpace::new(&mode.to_string(), kinds.clone()).strategy();
-    prop_oneof![
-        space(Mode::Sync),
-        space(Mode::SemiSync(1)),
-        space(Mode::Async)
-    ]
+    let registry = replication::registry();
+    let space = |name: &str| {
+        ScenarioSpace::registered(&registry, name, kinds.clone())
+            .unwrap()
+            .strategy()
+    };
+    prop_oneof![space("sync"), space("semi-sync:1"), space("async")]
 }
 
 proptest! {
@@ -82,7 +85,7 @@ proptest! {
     /// random scenarios with all fault kinds.
     #[test]
     fn random_scenarios_with_every_fault_kind_are_deterministic(scenario in any_scenario()) {
-        let system = builtin_system(&scenario).unwrap();
+        let system = replication::registry().system_for(&scenario).unwrap();
         if let Err(error) = check_determinism(&scenario, system) {
             prop_assert!(false, "{error}\nscenario: {}", scenario.to_json());
         }

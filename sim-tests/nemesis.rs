@@ -11,11 +11,20 @@ use std::rc::Rc;
 use replisim::{
     check::durability,
     history::{EventType, Op},
-    replication::four_stage::{Bug, Mode},
-    sim::{self, DiskSpec, Fault, Mix, Outcome, Role, Scenario, ScheduledFault, Target},
+    replication,
+    sim::{self, DiskSpec, Fault, Outcome, Scenario, ScheduledFault, Target},
+    workload::Mix,
 };
 
-const PRIMARY: Target = Target::Role(Role::Primary);
+/// The replica holding the built-in engine's primary role.
+fn primary() -> Target {
+    Target::role("primary")
+}
+
+/// Runs a scenario of a built-in protocol.
+fn run(scenario: &Scenario) -> Outcome {
+    replication::registry().run(scenario).unwrap()
+}
 
 fn r(id: usize) -> Target {
     Target::Replica(id)
@@ -30,9 +39,9 @@ fn briefly(fault: Fault) -> ScheduledFault {
 struct Case {
     kind: &'static str,
     faults: Vec<ScheduledFault>,
-    mode: Mode,
+    system: &'static str,
     disk: DiskSpec,
-    bug: Option<Bug>,
+    bug: Option<&'static str>,
     effects: &'static [&'static str],
 }
 
@@ -41,7 +50,7 @@ fn case(kind: &'static str, faults: Vec<ScheduledFault>, effects: &'static [&'st
         kind,
         faults,
         disk: DiskSpec::default(),
-        mode: Mode::Sync,
+        system: "sync",
         bug: None,
         effects,
     }
@@ -59,9 +68,9 @@ fn crash_backups_on(kind: &'static str, disk: DiskSpec, effects: &'static [&'sta
             .into_iter()
             .flat_map(|at_ms| [crash(at_ms, 1), crash(at_ms, 2)])
             .collect(),
-        mode: Mode::Async,
+        system: "async",
         disk,
-        bug: Some(Bug::AckBeforePersist),
+        bug: Some("ack-before-persist"),
         effects,
     }
 }
@@ -85,12 +94,12 @@ fn catalogue() -> Vec<Case> {
         ),
         case(
             "lose",
-            vec![ScheduledFault::at(150, Fault::Lose { node: PRIMARY })],
+            vec![ScheduledFault::at(150, Fault::Lose { node: primary() })],
             &["nodes_lost"],
         ),
         case(
             "pause",
-            vec![briefly(Fault::Pause { node: PRIMARY })],
+            vec![briefly(Fault::Pause { node: primary() })],
             &["nodes_paused", "links_cut"],
         ),
         case(
@@ -182,7 +191,7 @@ fn catalogue() -> Vec<Case> {
                 io_error_probability: 0.01,
                 ..DiskSpec::default()
             },
-            mode: Mode::Sync,
+            system: "sync",
             bug: None,
             effects: &["disk_io_errors"],
         },
@@ -198,11 +207,11 @@ fn catalogue() -> Vec<Case> {
 }
 
 fn run_case(case: &Case) -> Outcome {
-    let mut scenario = Scenario::new(case.mode, 5);
+    let mut scenario = Scenario::new(case.system, 5);
     scenario.faults = case.faults.clone();
     scenario.disk = case.disk;
-    scenario.engine.bug = case.bug;
-    sim::run(&scenario).unwrap()
+    scenario.bug = case.bug.map(str::to_string);
+    run(&scenario)
 }
 
 fn effect(outcome: &Outcome, kind: &str) -> u64 {
@@ -277,15 +286,10 @@ fn partitions_count_dropped_messages() {
 #[test]
 fn clock_skew_makes_last_writer_wins_lose_acknowledged_writes() {
     let run = |faults: Vec<ScheduledFault>| {
-        let mut scenario = Scenario::for_system("lww", 11);
+        let mut scenario = Scenario::new("lww", 11);
         scenario.workload.keys = 1;
         scenario.workload.ops_per_client = 30;
-        scenario.workload.mix = Mix {
-            read: 1,
-            write: 2,
-            append: 0,
-            cas: 0,
-        };
+        scenario.workload.mix = Mix::new([("read", 1), ("write", 2)]);
         scenario.faults = faults;
         let outcome = sim::run_system(&scenario, Rc::new(lww::Lww)).unwrap();
         let verdict = durability::check(&outcome.history, &outcome.final_reads());
@@ -310,21 +314,16 @@ fn clock_skew_makes_last_writer_wins_lose_acknowledged_writes() {
 /// check.
 #[test]
 fn primary_lost_after_backup_applied_leaves_an_info_write_that_survives() {
-    let mut scenario = Scenario::new(Mode::Sync, 21);
+    let mut scenario = Scenario::new("sync", 21);
     scenario.clients = 1;
     scenario.workload.keys = 64;
     scenario.workload.ops_per_client = 20;
-    scenario.workload.mix = Mix {
-        read: 0,
-        write: 1,
-        append: 0,
-        cas: 0,
-    };
+    scenario.workload.mix = Mix::new([("write", 1)]);
     scenario.faults = vec![
-        ScheduledFault::at(60, Fault::Lose { node: PRIMARY })
+        ScheduledFault::at(60, Fault::Lose { node: primary() })
             .when(Some(r(1)), "applied replicated entries"),
     ];
-    let outcome = sim::run(&scenario).unwrap();
+    let outcome = run(&scenario);
     assert_eq!(effect(&outcome, "faults_triggered"), 1);
     assert_eq!(outcome.lost, vec![0]);
     let finals = outcome.final_reads();
@@ -351,12 +350,12 @@ fn primary_lost_after_backup_applied_leaves_an_info_write_that_survives() {
 /// An armed trigger whose event never comes never fires its fault.
 #[test]
 fn event_trigger_waits_for_its_event() {
-    let mut scenario = Scenario::new(Mode::Sync, 21);
+    let mut scenario = Scenario::new("sync", 21);
     scenario.faults = vec![
         ScheduledFault::at(60, Fault::Crash { node: r(2) })
             .when(Some(r(1)), "no replica ever logs this"),
     ];
-    let outcome = sim::run(&scenario).unwrap();
+    let outcome = run(&scenario);
     assert_eq!(outcome.stats.faults_applied, 0);
     assert_eq!(effect(&outcome, "nodes_crashed"), 0);
 }

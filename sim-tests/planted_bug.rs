@@ -1,6 +1,6 @@
 //! The framework catches a planted bug and shrinks it to its essence.
 //!
-//! With [`Bug::AckBeforePersist`] backups acknowledge replicated entries
+//! With the planted bug `ack-before-persist` backups acknowledge replicated entries
 //! before they fsync them. Synchronous replication then loses acknowledged
 //! writes when both backups crash (losing their unsynced tails) and the
 //! primary's machine is lost: the promoted backup never had them on disk.
@@ -9,35 +9,32 @@
 
 use replisim::{
     check::durability,
-    replication::four_stage::{Bug, EngineConfig},
-    sim,
+    replication,
     strategy::{FaultKind, FaultKinds, ScenarioSpace},
-    testing,
+    testing::Explorer,
 };
 
 #[test]
 fn ack_before_persist_is_caught_and_shrunk_to_three_faults() {
-    let buggy = EngineConfig {
-        bug: Some(Bug::AckBeforePersist),
-        ..EngineConfig::default()
-    };
+    let registry = replication::registry();
     let kinds = FaultKinds::crashes().with(FaultKind::Lose).simultaneous(3);
-    let space = ScenarioSpace::new("sync", kinds)
+    let space = ScenarioSpace::registered(&registry, "sync", kinds)
+        .unwrap()
         .replicas(3)
         .max_faults(3)
-        .engine(buggy);
-    let outcome = testing::find_violation(
+        .bug("ack-before-persist");
+    let outcome = Explorer::new(
         "ack_before_persist_is_caught_and_shrunk_to_three_faults",
         500,
-        space.strategy(),
-        |outcome| {
-            let verdict = durability::check(&outcome.history, &outcome.final_reads());
-            match verdict.is_violation() {
-                true => Err(verdict.to_string()),
-                false => Ok(()),
-            }
-        },
-    );
+    )
+    .registry(registry.clone())
+    .find_violation(space.strategy(), |outcome| {
+        let verdict = durability::check(&outcome.history, &outcome.final_reads());
+        match verdict.is_violation() {
+            true => Err(verdict.to_string()),
+            false => Ok(()),
+        }
+    });
     let faults = &outcome.scenario.faults;
     assert!(faults.len() <= 3, "not shrunk: {faults:?}");
     println!("found and shrunk to:");
@@ -45,7 +42,7 @@ fn ack_before_persist_is_caught_and_shrunk_to_three_faults() {
         println!("  {fault}");
     }
     let mut fixed = outcome.scenario.clone();
-    fixed.engine.bug = None;
-    let verdicts = sim::run(&fixed).unwrap().verdicts();
+    fixed.bug = None;
+    let verdicts = registry.run(&fixed).unwrap().verdicts();
     assert!(verdicts.passed(), "without the bug: {verdicts}");
 }

@@ -5,15 +5,13 @@
 use std::{
     net::TcpListener,
     process::{Child, Command, Stdio},
-    rc::Rc,
     thread::sleep,
     time::Duration,
 };
 
 use replisim::{
     history::{Completion, Op},
-    replication::four_stage::{EngineConfig, FourStage, Mode},
-    serve,
+    replication, serve,
 };
 
 struct Cluster {
@@ -68,7 +66,9 @@ impl Cluster {
 
     /// Performs `op`, retrying while the servers are still starting.
     fn call(&self, op: Op) -> Completion {
-        let system = Rc::new(FourStage::new(Mode::Sync, EngineConfig::default()));
+        let system = replication::registry()
+            .build("sync", &serde_json::Value::Null, None)
+            .unwrap();
         serve::call(system, self.replicas.clone(), 0, &op).unwrap()
     }
 

@@ -9,7 +9,8 @@ use std::{
 };
 
 use replisim::{
-    sim::{self, Outcome, Scenario},
+    replication,
+    sim::{Outcome, Scenario},
     strategy::{FaultKinds, ScenarioSpace},
     testing::{self, Explorer},
 };
@@ -44,7 +45,7 @@ fn every_saved_scenario_replays_to_its_recorded_digest() {
             .recorded_digest
             .clone()
             .unwrap_or_else(|| panic!("{} has no recorded_digest", file.display()));
-        let outcome = sim::run(&scenario).unwrap();
+        let outcome = replication::registry().run(&scenario).unwrap();
         assert_eq!(
             outcome.digest_hex(),
             recorded,
@@ -86,7 +87,23 @@ fn replisim_replay_of_a_malformed_file_names_the_field_and_exits_3() {
         ),
         (
             r#"{"seed": 1, "protocol": "paxos", "replicas": 3, "clients": 1}"#,
-            "unknown protocol \"paxos\"",
+            "unknown system \"paxos\"",
+        ),
+        (
+            r#"{"seed": 1, "system": "sync", "replicas": 3, "clients": 1, "config": {"batch": "x"}}"#,
+            "config.batch: invalid type: string \"x\"",
+        ),
+        (
+            r#"{"seed": 1, "system": "sync", "bug": "typo", "replicas": 3, "clients": 1}"#,
+            "bug: \"typo\" is not a planted bug of sync",
+        ),
+        (
+            r#"{"seed": 1, "system": "sync", "replicas": 3, "clients": 1, "faults": [{"at_ms": 1, "kind": "crash", "node": "leader"}]}"#,
+            "faults[0].node: sync publishes no role \"leader\" (its roles: primary)",
+        ),
+        (
+            r#"{"seed": 1, "system": "sync", "replicas": 3, "clients": 1, "workload": {"ops_per_client": 3, "keys": 1, "mix": {"add": 1}, "think_time": 1}}"#,
+            "workload.mix: the kv workload has no operation \"add\"",
         ),
     ];
     for (i, (text, message)) in cases.into_iter().enumerate() {
@@ -111,7 +128,9 @@ fn no_fault_applied(outcome: &Outcome) -> Result<(), String> {
 const NAME: &str = "printed_command_reruns_the_failing_case";
 
 fn explorer(corpus: &Path) -> Explorer {
-    Explorer::new(NAME, 50).corpus(corpus)
+    Explorer::new(NAME, 50)
+        .registry(replication::registry())
+        .corpus(corpus)
 }
 
 /// A failing `explore` saves the shrunk scenario with its digest and ends

@@ -1,20 +1,23 @@
 //! What the four-stage engine keeps and loses, measured under faults
-//! (random scenarios through [`replisim::testing::explore`]):
+//! (random scenarios through [`replisim::testing::Explorer`]):
 //! synchronous replication keeps every acknowledged write and converges;
 //! asynchronous replication loses acknowledged writes when the primary is
 //! lost before shipping, but not to crashes that keep the disk; synchronous
 //! replication stops completing writes while a backup is cut off.
 
-use std::rc::Rc;
-
 use proptest::prelude::*;
 use replisim::{
     history::EventType,
-    replication::four_stage::{FourStage, Mode},
-    sim::{self, Fault, Role, Scenario, ScheduledFault, Target, repro},
-    strategy::{self, FaultKind, FaultKinds},
-    testing,
+    replication,
+    sim::{Fault, Outcome, Scenario, ScheduledFault, Target, repro},
+    strategy::{FaultKind, FaultKinds, ScenarioSpace},
+    testing::{self, Explorer},
 };
+
+/// Runs a scenario of a built-in protocol.
+fn run(scenario: &Scenario) -> Outcome {
+    replication::registry().run(scenario).unwrap()
+}
 
 fn at(at_ms: u64, fault: Fault) -> ScheduledFault {
     ScheduledFault::at(at_ms, fault)
@@ -24,7 +27,7 @@ fn lose_primary(at_ms: u64) -> ScheduledFault {
     at(
         at_ms,
         Fault::Lose {
-            node: Target::Role(Role::Primary),
+            node: Target::role("primary"),
         },
     )
 }
@@ -41,12 +44,12 @@ proptest! {
         crash_at in 0u64..400,
         down_for in 10u64..300,
     ) {
-        let mut scenario = Scenario::new(Mode::Async, seed);
+        let mut scenario = Scenario::new("async", seed);
         scenario.faults = vec![
             at(crash_at, Fault::Crash { node: Target::Replica(crashed) }),
             at(crash_at + down_for, Fault::Restart { node: Target::Replica(crashed) }),
         ];
-        let outcome = sim::run(&scenario).unwrap();
+        let outcome = run(&scenario);
         let verdicts = outcome.verdicts();
         prop_assert!(verdicts.passed(), "{verdicts}\nscenario: {}", scenario.to_json());
     }
@@ -63,12 +66,11 @@ fn sync_keeps_acknowledged_writes_and_converges() {
     let kinds = FaultKinds::everything()
         .without(FaultKind::Corruption)
         .simultaneous(2);
-    testing::explore(
-        "sync_keeps_acknowledged_writes_and_converges",
-        24,
-        strategy::scenario("sync", kinds),
-        testing::holds,
-    );
+    let registry = replication::registry();
+    let space = ScenarioSpace::registered(&registry, "sync", kinds).unwrap();
+    Explorer::new("sync_keeps_acknowledged_writes_and_converges", 24)
+        .registry(registry)
+        .explore(space.strategy(), testing::holds);
 }
 
 /// Async replication answers before shipping, so losing the primary loses
@@ -80,9 +82,9 @@ fn async_loses_acknowledged_writes_when_the_primary_is_lost() {
     let found = (0..20u64)
         .flat_map(|seed| [150, 250, 350].map(|t| (seed, t)))
         .find_map(|(seed, lose_at)| {
-            let mut scenario = Scenario::new(Mode::Async, seed);
+            let mut scenario = Scenario::new("async", seed);
             scenario.faults = vec![lose_primary(lose_at)];
-            let outcome = sim::run(&scenario).unwrap();
+            let outcome = run(&scenario);
             outcome
                 .verdicts()
                 .durability
@@ -90,7 +92,9 @@ fn async_loses_acknowledged_writes_when_the_primary_is_lost() {
                 .then_some(outcome)
         });
     let outcome = found.expect("async replication lost no acknowledged write in 60 runs");
-    let system = Rc::new(FourStage::new(Mode::Async, outcome.scenario.engine));
+    let system = replication::registry()
+        .system_for(&outcome.scenario)
+        .unwrap();
     let saved = repro::save_failure(&outcome, system, &repro::output_dir()).unwrap();
     println!(
         "found: {}\nreproduce with: cargo run -- run --protocol async --seed {} --crash-primary-at {}\n    or: cargo run -- replay {}",
@@ -101,8 +105,8 @@ fn async_loses_acknowledged_writes_when_the_primary_is_lost() {
     );
     // The same schedule under synchronous replication loses nothing.
     let mut sync = outcome.scenario.clone();
-    sync.protocol = Mode::Sync.to_string();
-    assert!(sim::run(&sync).unwrap().verdicts().passed());
+    sync.system = "sync".into();
+    assert!(run(&sync).verdicts().passed());
 }
 
 /// Synchronous replication needs every backup: while one is partitioned
@@ -112,8 +116,8 @@ fn async_loses_acknowledged_writes_when_the_primary_is_lost() {
 fn sync_stops_writing_while_a_backup_is_cut_off_and_resumes_after_heal() {
     const CUT: u64 = 200;
     const HEAL: u64 = 900;
-    let writes_ok_between = |mode: Mode, from_ms: u64, to_ms: u64| {
-        let mut scenario = Scenario::new(mode, 3);
+    let writes_ok_between = |system: &str, from_ms: u64, to_ms: u64| {
+        let mut scenario = Scenario::new(system, 3);
         scenario.workload.ops_per_client = 150;
         scenario.faults = vec![
             at(
@@ -124,7 +128,7 @@ fn sync_stops_writing_while_a_backup_is_cut_off_and_resumes_after_heal() {
             ),
             at(HEAL, Fault::Heal),
         ];
-        let outcome = sim::run(&scenario).unwrap();
+        let outcome = run(&scenario);
         assert!(outcome.verdicts().passed(), "{}", outcome.verdicts());
         outcome
             .workload_operations()
@@ -137,11 +141,11 @@ fn sync_stops_writing_while_a_backup_is_cut_off_and_resumes_after_heal() {
             .count()
     };
     // Allow one link latency for writes already on the wire.
-    assert_eq!(writes_ok_between(Mode::Sync, CUT + 10, HEAL), 0);
-    assert!(writes_ok_between(Mode::Sync, HEAL + 300, u64::MAX) > 10);
-    assert!(writes_ok_between(Mode::Sync, 0, CUT) > 10);
-    assert!(writes_ok_between(Mode::Async, CUT + 10, HEAL) > 10);
-    assert!(writes_ok_between(Mode::SemiSync(1), CUT + 10, HEAL) > 10);
+    assert_eq!(writes_ok_between("sync", CUT + 10, HEAL), 0);
+    assert!(writes_ok_between("sync", HEAL + 300, u64::MAX) > 10);
+    assert!(writes_ok_between("sync", 0, CUT) > 10);
+    assert!(writes_ok_between("async", CUT + 10, HEAL) > 10);
+    assert!(writes_ok_between("semi-sync:1", CUT + 10, HEAL) > 10);
 }
 
 /// Reading from a backup trades consistency for load: backups lag the
@@ -150,9 +154,9 @@ fn sync_stops_writing_while_a_backup_is_cut_off_and_resumes_after_heal() {
 #[test]
 fn reads_from_a_backup_can_be_stale() {
     let stale = (0..10).find_map(|seed| {
-        let mut scenario = Scenario::new(Mode::Async, seed);
-        scenario.engine.read_from_backup = true;
-        let verdicts = sim::run(&scenario).unwrap().verdicts();
+        let mut scenario = Scenario::new("async", seed);
+        scenario.config = serde_json::json!({"read_from_backup": true});
+        let verdicts = run(&scenario).verdicts();
         assert!(verdicts.durability.is_ok(), "{verdicts}");
         verdicts.linearizability.is_violation().then_some(verdicts)
     });
@@ -166,7 +170,7 @@ fn reads_from_a_backup_can_be_stale() {
 /// replication allows).
 #[test]
 fn a_backup_with_a_divergent_tail_truncates_it_and_converges() {
-    let mut scenario = Scenario::new(Mode::Async, 11);
+    let mut scenario = Scenario::new("async", 11);
     scenario.workload.ops_per_client = 300;
     scenario.workload.keys = 2;
     scenario.faults = vec![
@@ -186,7 +190,7 @@ fn a_backup_with_a_divergent_tail_truncates_it_and_converges() {
         .lasting(2000),
         lose_primary(300),
     ];
-    let outcome = sim::run(&scenario).unwrap();
+    let outcome = run(&scenario);
     let verdicts = outcome.verdicts();
     assert!(verdicts.convergence.is_ok(), "{verdicts}");
     let truncated = outcome.stats.effects.get("log_entries_truncated");
@@ -202,8 +206,8 @@ fn a_backup_with_a_divergent_tail_truncates_it_and_converges() {
 /// it did apply; the clients time out, reconnect and re-send them.
 #[test]
 fn duplicated_requests_are_applied_once() {
-    let mut scenario = Scenario::new(Mode::Sync, 5);
-    scenario.workload.mix.append = 4;
+    let mut scenario = Scenario::new("sync", 5);
+    scenario.workload.mix.0.insert("append".into(), 4);
     scenario.workload.ops_per_client = 100;
     let pause = |at_ms| {
         at(
@@ -225,7 +229,7 @@ fn duplicated_requests_are_applied_once() {
         pause(700),
         pause(1300),
     ];
-    let outcome = sim::run(&scenario).unwrap();
+    let outcome = run(&scenario);
     let verdicts = outcome.verdicts();
     assert!(verdicts.passed(), "{verdicts}");
     let duplicates = outcome.stats.effects.get("duplicates_sent");

@@ -21,10 +21,6 @@ use replisim::{
 struct NaiveStore;
 
 impl System for NaiveStore {
-    fn name(&self) -> String {
-        "naive".into()
-    }
-
     fn replica(&self, node: NodeContext) -> LocalBoxFuture<'static, NodeResult> {
         Box::pin(async move {
             let store = Rc::new(RefCell::new(KvStore::default()));
@@ -86,7 +82,7 @@ proptest! {
 
     #[test]
     fn naive_store_is_fine_without_faults(seed in any::<u64>()) {
-        let outcome = run_system(&Scenario::for_system("naive", seed), Rc::new(NaiveStore)).unwrap();
+        let outcome = run_system(&Scenario::new("naive", seed), Rc::new(NaiveStore)).unwrap();
         prop_assert!(outcome.verdicts().passed(), "{}", outcome.verdicts());
     }
 }
@@ -95,7 +91,7 @@ proptest! {
 /// loses what it acknowledged, and the durability check says so.
 #[test]
 fn naive_store_loses_acknowledged_writes_on_crash() {
-    let mut scenario = Scenario::for_system("naive", 7);
+    let mut scenario = Scenario::new("naive", 7);
     scenario.workload.keys = 16;
     let crash = Fault::Crash {
         node: Target::Replica(0),

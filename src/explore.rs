@@ -1,95 +1,274 @@
-//! The seed sweep: many random scenarios per built-in protocol, run side by
-//! side, summarised as a measured map of what each pattern keeps and loses.
+//! The seed sweep: many random scenarios per system, run side by side,
+//! summarised as a measured map of what each system keeps and loses.
 //!
-//! Scenarios come from [`crate::strategy::ScenarioSpace`] with one runner
-//! seed, so a sweep is reproducible from its seed. Runs are spread over the
-//! machine's cores (each simulation stays on one thread); the report does
-//! not depend on how many. The first violation of each protocol is saved
+//! Scenarios come from [`crate::strategy::ScenarioSpace`], fitted to each
+//! system's declaration, with one runner seed: a sweep is reproducible from
+//! its seed, and every system sees the same seeds. Runs are spread over the
+//! machine's cores (each simulation stays on one thread); the summary does
+//! not depend on how many. The first violation of each system is saved
 //! with its trace, ready for `replisim replay`.
+//!
+//! A sweep can be cut into disjoint shards ([`Shard`]): shard `I/N` runs
+//! the scenarios whose index is `I-1` modulo `N`, so the shards of one sweep
+//! run on different machines and [`SweepSummary::merge`] adds their
+//! summaries up to exactly the unsharded sweep's counts. That holds because
+//! no verdict depends on wall-clock time: the linearizability search runs
+//! within a deterministic budget (see [`crate::testing::HOLDS_LIMITS`]).
+//!
+//! The summary is data ([`SweepSummary`], serialised by `replisim explore
+//! --json`): `{"seed":…, "options":{…}, "systems":[{"system":"sync",
+//! "bug":null, "runs":200, "claims":[…], "checks":{"linearizable":{"ok":…,
+//! "violated":…, "unknown":…}, …}, "faults":{"crash":{"fired":…,
+//! "effective":…}, …}, "first_violation":"PATH or null", …}]}`.
 
-use std::{fmt, path::PathBuf, thread};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    path::PathBuf,
+    str::FromStr,
+    sync::atomic::{AtomicUsize, Ordering},
+    thread,
+};
 
 use proptest::{
     strategy::{Strategy, ValueTree},
     test_runner::{Config, RngAlgorithm, TestRng, TestRunner},
 };
+use serde::{Deserialize, Serialize};
 
 use crate::{
-    check::availability::Counts,
-    sim::{self, RunError, Scenario, ScenarioError, repro},
+    check::{Guarantee, availability::Counts},
+    registry::{Registry, SystemError},
+    sim::{self, FaultCount, RunError, Scenario, Status, repro},
     strategy::{FaultKinds, ScenarioSpace},
     testing::HOLDS_LIMITS,
 };
 
+/// One of `count` disjoint slices of a sweep (1-based `index`), written
+/// `I/N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole sweep.
+    pub const ALL: Shard = Shard { index: 1, count: 1 };
+
+    /// Whether scenario number `i` belongs to this shard.
+    pub fn contains(self, i: usize) -> bool {
+        i % self.count == self.index - 1
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{text:?} is not a shard I/N with 1 <= I <= N");
+        let (index, count) = text.split_once('/').ok_or_else(bad)?;
+        let shard = Shard {
+            index: index.trim().parse().map_err(|_| bad())?,
+            count: count.trim().parse().map_err(|_| bad())?,
+        };
+        match (1..=shard.count).contains(&shard.index) {
+            true => Ok(shard),
+            false => Err(bad()),
+        }
+    }
+}
+
+impl TryFrom<String> for Shard {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<Shard> for String {
+    fn from(shard: Shard) -> Self {
+        shard.to_string()
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// What a sweep draws: the same options draw the same scenarios.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepOptions {
+    /// Scenarios drawn per system (before sharding).
+    pub runs: usize,
+    /// The fault preset's name.
+    pub faults: String,
+    /// Up to this many faults strike at the same moment.
+    pub simultaneous: usize,
+    /// The slice of the sweep a summary covers.
+    pub shard: Shard,
+}
+
 /// What to sweep.
 #[derive(Debug, Clone)]
 pub struct SweepConfig {
-    /// Built-in protocol names (`sync`, `semi-sync:K`, `async`).
-    pub protocols: Vec<String>,
-    pub runs: usize,
-    pub kinds: FaultKinds,
-    /// A name for `kinds`, for the report.
-    pub faults: String,
+    /// Where the systems come from.
+    pub registry: Registry,
+    /// System names, as the registry knows them.
+    pub systems: Vec<String>,
+    /// A planted bug built into every system swept.
+    pub bug: Option<String>,
+    pub options: SweepOptions,
     pub seed: u64,
     /// Worker threads (1 runs everything on the caller's thread).
     pub threads: usize,
 }
 
-/// One protocol's row of the map.
-#[derive(Debug, Clone, Default)]
-pub struct ProtocolSummary {
-    pub protocol: String,
-    pub runs: usize,
-    /// Runs in which each check found a violation.
-    pub linearizability_violations: usize,
-    pub durability_violations: usize,
-    pub convergence_violations: usize,
-    /// Runs in which a check could not decide (search limits).
+/// Runs of one check, by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckCounts {
+    pub ok: usize,
+    pub violated: usize,
     pub unknown: usize,
-    pub overall: Counts,
-    pub during_faults: Counts,
-    /// The first violating run, saved for `replisim replay`.
-    pub first_violation: Option<PathBuf>,
 }
 
-/// A whole sweep.
-#[derive(Debug, Clone)]
-pub struct SweepReport {
+impl CheckCounts {
+    fn count(&mut self, status: Status) {
+        match status {
+            Status::Ok => self.ok += 1,
+            Status::Violated => self.violated += 1,
+            Status::Unknown => self.unknown += 1,
+        }
+    }
+
+    fn add(&mut self, other: CheckCounts) {
+        self.ok += other.ok;
+        self.violated += other.violated;
+        self.unknown += other.unknown;
+    }
+}
+
+/// Operation outcomes over a system's runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AvailabilityCounts {
+    pub overall: Counts,
+    /// Operations invoked while a fault was active.
+    pub during_faults: Counts,
+}
+
+impl AvailabilityCounts {
+    fn add(&mut self, other: AvailabilityCounts) {
+        for (total, more) in [
+            (&mut self.overall, other.overall),
+            (&mut self.during_faults, other.during_faults),
+        ] {
+            total.ok += more.ok;
+            total.fail += more.fail;
+            total.info += more.info;
+        }
+    }
+}
+
+/// One system's row of the map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemSummary {
+    /// The name as given on the command line.
+    pub system: String,
+    /// The planted bug, if any (never part of `system`).
+    pub bug: Option<String>,
+    pub runs: usize,
+    /// The guarantees the system claims; only these count as its failures.
+    pub claims: Vec<Guarantee>,
+    /// Every check, claimed or not, by name.
+    pub checks: BTreeMap<String, CheckCounts>,
+    /// Faults fired and effective over all runs, by kind.
+    pub faults: BTreeMap<String, FaultCount>,
+    pub availability: AvailabilityCounts,
+    /// The first run (in scenario order) that violated a claimed guarantee,
+    /// saved for `replisim replay`.
+    pub first_violation: Option<PathBuf>,
+    /// That run's index in the sweep.
+    pub first_violation_run: Option<usize>,
+}
+
+impl SystemSummary {
+    fn new(system: &str, bug: Option<&str>, claims: Vec<Guarantee>) -> Self {
+        SystemSummary {
+            system: system.to_string(),
+            bug: bug.map(str::to_string),
+            runs: 0,
+            claims,
+            checks: BTreeMap::new(),
+            faults: BTreeMap::new(),
+            availability: AvailabilityCounts::default(),
+            first_violation: None,
+            first_violation_run: None,
+        }
+    }
+
+    /// Runs in which `guarantee` was violated.
+    pub fn violations(&self, guarantee: Guarantee) -> usize {
+        self.checks.get(guarantee.name()).map_or(0, |c| c.violated)
+    }
+
+    /// Adds another summary of the same system.
+    fn add(&mut self, other: &SystemSummary) {
+        self.runs += other.runs;
+        for (name, counts) in &other.checks {
+            self.checks.entry(name.clone()).or_default().add(*counts);
+        }
+        for (kind, count) in &other.faults {
+            self.faults.entry(kind.clone()).or_default().add(*count);
+        }
+        self.availability.add(other.availability);
+        let earlier = match (other.first_violation_run, self.first_violation_run) {
+            (Some(theirs), Some(ours)) => theirs < ours,
+            (theirs, ours) => theirs.is_some() && ours.is_none(),
+        };
+        if earlier {
+            self.first_violation = other.first_violation.clone();
+            self.first_violation_run = other.first_violation_run;
+        }
+    }
+}
+
+/// A whole sweep (or one shard of it, or merged shards).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepSummary {
     pub seed: u64,
-    pub faults: String,
-    pub protocols: Vec<ProtocolSummary>,
+    pub options: SweepOptions,
+    pub systems: Vec<SystemSummary>,
 }
 
 /// The result of one run, small enough to send between threads.
 struct RunResult {
-    linearizability: bool,
-    durability: bool,
-    convergence: bool,
-    unknown: bool,
-    overall: Counts,
-    during_faults: Counts,
+    statuses: Vec<(Guarantee, Status)>,
+    faults: BTreeMap<String, FaultCount>,
+    availability: AvailabilityCounts,
+    violated: bool,
     saved: Option<PathBuf>,
 }
 
-/// Why a sweep could not run.
+/// Why a sweep could not run or summaries could not be merged.
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     #[error(transparent)]
-    Scenario(#[from] ScenarioError),
+    System(#[from] SystemError),
     #[error(transparent)]
     Run(#[from] RunError),
     #[error("cannot draw scenarios: {0}")]
     Draw(String),
+    #[error("cannot merge: {0}")]
+    Merge(String),
 }
 
-/// Draws `runs` scenarios for `protocol`; the same seed draws the same ones.
-pub fn draw(
-    protocol: &str,
-    kinds: &FaultKinds,
-    runs: usize,
-    seed: u64,
-) -> Result<Vec<Scenario>, SweepError> {
-    let strategy = ScenarioSpace::new(protocol, kinds.clone()).strategy();
+/// Draws `runs` scenarios from `space`; the same seed draws the same ones.
+pub fn draw(space: &ScenarioSpace, runs: usize, seed: u64) -> Result<Vec<Scenario>, SweepError> {
+    let strategy = space.strategy();
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
@@ -104,84 +283,101 @@ pub fn draw(
         .collect()
 }
 
-/// Runs the sweep. `progress` is called after every run with (done, total).
+/// Runs the sweep (this shard of it). `progress` is called after every run
+/// with (done, total).
 pub fn sweep(
     config: &SweepConfig,
+    kinds: &FaultKinds,
     progress: impl Fn(usize, usize) + Sync,
-) -> Result<SweepReport, SweepError> {
-    let mut protocols = Vec::new();
-    let total = config.runs * config.protocols.len();
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    for protocol in &config.protocols {
-        let scenarios = draw(protocol, &config.kinds, config.runs, config.seed)?;
-        let threads = config.threads.max(1);
-        let results: Vec<Result<RunResult, SweepError>> = thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|w| {
-                    let scenarios = &scenarios;
-                    let done = &done;
-                    let progress = &progress;
-                    scope.spawn(move || {
-                        scenarios
-                            .iter()
-                            .enumerate()
-                            .filter(|(i, _)| i % threads == w)
-                            .map(|(i, scenario)| {
-                                let result = run_one(scenario);
-                                progress(
-                                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
-                                    total,
-                                );
-                                (i, result)
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            let mut all: Vec<_> = workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("a sweep worker panicked"))
-                .collect();
-            all.sort_by_key(|(i, _)| *i);
-            all.into_iter().map(|(_, r)| r).collect()
+) -> Result<SweepSummary, SweepError> {
+    let options = &config.options;
+    let in_shard = (0..options.runs)
+        .filter(|&i| options.shard.contains(i))
+        .count();
+    let total = in_shard * config.systems.len();
+    let done = AtomicUsize::new(0);
+    let mut systems = Vec::new();
+    for name in &config.systems {
+        let bug = config.bug.as_deref();
+        let system = config.registry.build(name, &serde_json::Value::Null, bug)?;
+        let mut space = ScenarioSpace::new(name, kinds.clone()).declared_by(&*system);
+        space.bug = config.bug.clone();
+        let scenarios: Vec<(usize, Scenario)> = draw(&space, options.runs, config.seed)?
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| options.shard.contains(*i))
+            .collect();
+        let results = run_all(config, &scenarios, &|| {
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1, total)
         });
-        let mut summary = ProtocolSummary {
-            protocol: protocol.clone(),
-            ..ProtocolSummary::default()
-        };
-        for result in results {
+        let mut summary = SystemSummary::new(name, bug, system.declaration().claims);
+        for (i, result) in results {
             let r = result?;
             summary.runs += 1;
-            summary.linearizability_violations += usize::from(r.linearizability);
-            summary.durability_violations += usize::from(r.durability);
-            summary.convergence_violations += usize::from(r.convergence);
-            summary.unknown += usize::from(r.unknown);
-            add(&mut summary.overall, r.overall);
-            add(&mut summary.during_faults, r.during_faults);
-            if summary.first_violation.is_none() {
+            for (guarantee, status) in r.statuses {
+                summary
+                    .checks
+                    .entry(guarantee.name().to_string())
+                    .or_default()
+                    .count(status);
+            }
+            for (kind, count) in r.faults {
+                summary.faults.entry(kind).or_default().add(count);
+            }
+            summary.availability.add(r.availability);
+            if r.violated && summary.first_violation_run.is_none() {
                 summary.first_violation = r.saved;
+                summary.first_violation_run = Some(i);
             }
         }
-        protocols.push(summary);
+        systems.push(summary);
     }
-    Ok(SweepReport {
+    Ok(SweepSummary {
         seed: config.seed,
-        faults: config.faults.clone(),
-        protocols,
+        options: options.clone(),
+        systems,
     })
 }
 
-fn add(total: &mut Counts, more: Counts) {
-    total.ok += more.ok;
-    total.fail += more.fail;
-    total.info += more.info;
+/// Runs `scenarios` on the configured threads; results in scenario order.
+fn run_all(
+    config: &SweepConfig,
+    scenarios: &[(usize, Scenario)],
+    ran: &(dyn Fn() + Sync),
+) -> Vec<(usize, Result<RunResult, SweepError>)> {
+    let threads = config.threads.max(1);
+    thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|w| {
+                scope.spawn(move || {
+                    scenarios
+                        .iter()
+                        .enumerate()
+                        .filter(|(n, _)| n % threads == w)
+                        .map(|(_, (i, scenario))| {
+                            let result = run_one(&config.registry, scenario);
+                            ran();
+                            (*i, result)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<_> = workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a sweep worker panicked"))
+            .collect();
+        all.sort_by_key(|(i, _)| *i);
+        all
+    })
 }
 
-fn run_one(scenario: &Scenario) -> Result<RunResult, SweepError> {
-    let system = sim::builtin_system(scenario)?;
+fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepError> {
+    let system = registry.system_for(scenario)?;
     let outcome = sim::run_system(scenario, system.clone())?;
     let verdicts = outcome.verdicts_within(&HOLDS_LIMITS);
-    let saved = if verdicts.violated() {
+    let violated = verdicts.violated();
+    let saved = if violated {
         let dir = repro::output_dir().join("explore");
         repro::save_failure(&outcome, system, &dir)
             .ok()
@@ -190,28 +386,88 @@ fn run_one(scenario: &Scenario) -> Result<RunResult, SweepError> {
         None
     };
     Ok(RunResult {
-        linearizability: verdicts.linearizability.is_violation(),
-        durability: verdicts.durability.is_violation(),
-        convergence: verdicts.convergence.is_violation(),
-        unknown: [
-            matches!(verdicts.linearizability, crate::check::Verdict::Unknown(_)),
-            matches!(verdicts.durability, crate::check::Verdict::Unknown(_)),
-            matches!(verdicts.convergence, crate::check::Verdict::Unknown(_)),
-        ]
-        .contains(&true),
-        overall: verdicts.availability.overall,
-        during_faults: verdicts.availability.during_faults,
+        statuses: Guarantee::ALL
+            .into_iter()
+            .map(|g| (g, verdicts.status(g)))
+            .collect(),
+        faults: outcome.stats.faults,
+        availability: AvailabilityCounts {
+            overall: verdicts.availability.overall,
+            during_faults: verdicts.availability.during_faults,
+        },
+        violated,
         saved,
     })
 }
 
-impl fmt::Display for SweepReport {
+impl SweepSummary {
+    /// Adds up summaries of one sweep (its shards): they must share the
+    /// seed and the options other than the shard, and cover disjoint shards.
+    pub fn merge(parts: &[SweepSummary]) -> Result<SweepSummary, SweepError> {
+        let Some(first) = parts.first() else {
+            return Err(SweepError::Merge("no summaries given".into()));
+        };
+        let mut merged = SweepSummary {
+            seed: first.seed,
+            options: first.options.clone(),
+            systems: Vec::new(),
+        };
+        let mut shards = Vec::new();
+        for part in parts {
+            let same = SweepOptions {
+                shard: first.options.shard,
+                ..part.options.clone()
+            };
+            if part.seed != first.seed || same != first.options {
+                return Err(SweepError::Merge(format!(
+                    "the summaries come from different sweeps (seed {} with {:?}, seed {} with {:?})",
+                    first.seed, first.options, part.seed, part.options
+                )));
+            }
+            if shards.contains(&part.options.shard) {
+                return Err(SweepError::Merge(format!(
+                    "shard {} is given twice",
+                    part.options.shard
+                )));
+            }
+            shards.push(part.options.shard);
+            for system in &part.systems {
+                let row = merged
+                    .systems
+                    .iter_mut()
+                    .find(|s| s.system == system.system && s.bug == system.bug);
+                match row {
+                    Some(row) => row.add(system),
+                    None => merged.systems.push(system.clone()),
+                }
+            }
+        }
+        let count = first.options.shard.count;
+        merged.options.shard = if shards.len() == count && shards.iter().all(|s| s.count == count) {
+            Shard::ALL
+        } else {
+            first.options.shard
+        };
+        Ok(merged)
+    }
+}
+
+impl fmt::Display for SweepSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "seed {} | faults {}", self.seed, self.faults)?;
+        let o = &self.options;
+        write!(
+            f,
+            "seed {} | faults {} (up to {} at once)",
+            self.seed, o.faults, o.simultaneous
+        )?;
+        if o.shard != Shard::ALL {
+            write!(f, " | shard {}", o.shard)?;
+        }
+        writeln!(f)?;
         writeln!(
             f,
-            "{:<12} {:>5} {:>13} {:>10} {:>11} {:>8} {:>8} {:>15}",
-            "protocol",
+            "{:<14} {:>5} {:>13} {:>10} {:>11} {:>8} {:>8} {:>15}",
+            "system",
             "runs",
             "linearizable",
             "durable",
@@ -220,27 +476,44 @@ impl fmt::Display for SweepReport {
             "ok",
             "ok under fault"
         )?;
-        for p in &self.protocols {
-            let held = |violations: usize| format!("{}/{}", p.runs - violations, p.runs);
+        for s in &self.systems {
+            // Held out of runs; in parentheses when not claimed.
+            let held = |g: Guarantee| {
+                let text = format!("{}/{}", s.runs - s.violations(g), s.runs);
+                match s.claims.contains(&g) {
+                    true => text,
+                    false => format!("({text})"),
+                }
+            };
+            let unknown: usize = s
+                .claims
+                .iter()
+                .filter_map(|g| s.checks.get(g.name()))
+                .map(|c| c.unknown)
+                .sum();
+            let name = match &s.bug {
+                Some(bug) => format!("{} [{bug}]", s.system),
+                None => s.system.clone(),
+            };
             writeln!(
                 f,
-                "{:<12} {:>5} {:>13} {:>10} {:>11} {:>8} {:>7.1}% {:>14.1}%",
-                p.protocol,
-                p.runs,
-                held(p.linearizability_violations),
-                held(p.durability_violations),
-                held(p.convergence_violations),
-                p.unknown,
-                p.overall.ok_ratio() * 100.0,
-                p.during_faults.ok_ratio() * 100.0
+                "{:<14} {:>5} {:>13} {:>10} {:>11} {:>8} {:>7.1}% {:>14.1}%",
+                name,
+                s.runs,
+                held(Guarantee::Linearizable),
+                held(Guarantee::Durable),
+                held(Guarantee::Convergent),
+                unknown,
+                s.availability.overall.ok_ratio() * 100.0,
+                s.availability.during_faults.ok_ratio() * 100.0
             )?;
         }
-        for p in &self.protocols {
-            if let Some(file) = &p.first_violation {
+        for s in &self.systems {
+            if let Some(file) = &s.first_violation {
                 writeln!(
                     f,
                     "{}: first violation saved; rerun with: replisim replay {}",
-                    p.protocol,
+                    s.system,
                     file.display()
                 )?;
             }

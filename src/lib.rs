@@ -22,14 +22,17 @@ compile_error!(
 );
 
 pub mod check;
+pub mod cli;
 pub mod effect;
 pub mod explore;
 pub mod history;
 pub mod net;
 pub mod node;
+pub mod registry;
 pub mod replication;
 pub mod serve;
 pub mod sim;
 pub mod storage;
 pub mod strategy;
 pub mod testing;
+pub mod workload;

@@ -1,5 +1,14 @@
 //! The plug between the harness and replica code: what a node is given when
-//! it starts on a host, and what a [`System`] under test provides.
+//! it starts on a host, and what a [`System`] under test provides and
+//! declares ([`Declaration`]: cluster sizes, roles, quorum, claims).
+//!
+//! Roles belong to the system: a replica publishes the roles it holds
+//! (primary, leader, coordinator, ...) with the epoch or term it holds them
+//! in, through [`NodeContext::roles`]; faults can then strike "the node
+//! that holds role R". Manual failover ([`System::fail_over`] and the
+//! clients' [`Directory`]) is a facility a primary/backup system opts into
+//! with [`Declaration::operator_failover`], not an assumption of the
+//! harness.
 //!
 //! The built-in protocols implement [`System`] exactly as a user's own code
 //! does; nothing here depends on turmoil, so the same node code runs inside
@@ -25,7 +34,6 @@
 //! }
 //!
 //! impl System for Nothing {
-//!     fn name(&self) -> String { "nothing".into() }
 //!     fn replica(&self, _node: NodeContext) -> LocalBoxFuture<'static, NodeResult> {
 //!         Box::pin(std::future::pending())
 //!     }
@@ -33,14 +41,16 @@
 //! }
 //! ```
 
-use std::{cell::RefCell, collections::BTreeMap, rc::Rc, time::Duration};
+use std::{cell::RefCell, collections::BTreeMap, ops::RangeInclusive, rc::Rc, time::Duration};
 
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
+    check::Guarantee,
     history::{Completion, Op},
     net::{NetError, Network},
     storage::Disk,
+    workload::{KeyValue, Workload},
 };
 
 /// The key-value contents of one replica, as compared by the convergence check.
@@ -66,6 +76,8 @@ pub struct NodeContext {
     pub clock: Clock,
     /// Where the node publishes how to read its state at the end of a run.
     pub state: StateProbe,
+    /// Where the node publishes the roles it holds.
+    pub roles: Roles,
 }
 
 impl NodeContext {
@@ -131,6 +143,66 @@ impl StateProbe {
     }
 }
 
+/// The roles one replica holds, each with the epoch (or term) it holds it
+/// in. A crashed replica holds none: its board is cleared with it.
+#[derive(Clone, Debug, Default)]
+pub struct Roles(Rc<RefCell<BTreeMap<String, u64>>>);
+
+impl Roles {
+    /// This replica now holds `role` in `epoch`.
+    pub fn hold(&self, role: &str, epoch: u64) {
+        self.0.borrow_mut().insert(role.to_string(), epoch);
+    }
+
+    /// This replica no longer holds `role`.
+    pub fn release(&self, role: &str) {
+        self.0.borrow_mut().remove(role);
+    }
+
+    /// The epoch this replica holds `role` in, if it does.
+    pub fn epoch(&self, role: &str) -> Option<u64> {
+        self.0.borrow().get(role).copied()
+    }
+
+    /// Forgets every role (the replica crashed).
+    pub fn clear(&self) {
+        self.0.borrow_mut().clear();
+    }
+}
+
+/// What a system declares for the harness and the strategies to respect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declaration {
+    /// The cluster sizes it accepts.
+    pub replicas: RangeInclusive<usize>,
+    /// The roles its replicas publish; the first is the one faults aim at
+    /// by default (`replisim run --crash-primary-at` loses its holder).
+    pub roles: Vec<String>,
+    /// It needs a majority of replicas to make progress: random schedules
+    /// then never lose a majority for good.
+    pub needs_quorum: bool,
+    /// The guarantees it claims; only these can fail its runs.
+    pub claims: Vec<Guarantee>,
+    /// It opts into operator-driven failover: when a replica is lost for
+    /// good the harness calls [`System::fail_over`] and points clients'
+    /// [`Directory`] at the primary it returns.
+    pub operator_failover: bool,
+}
+
+impl Default for Declaration {
+    /// Any cluster of 1 to 64 replicas, no roles, no quorum, claiming
+    /// every guarantee, no operator.
+    fn default() -> Self {
+        Declaration {
+            replicas: 1..=64,
+            roles: Vec::new(),
+            needs_quorum: false,
+            claims: Guarantee::ALL.to_vec(),
+            operator_failover: false,
+        }
+    }
+}
+
 /// Which replica the operator currently names as primary. Clients of
 /// primary-based protocols read it for every operation; leader-electing
 /// protocols may ignore it.
@@ -176,10 +248,17 @@ pub trait KvClient {
     async fn call(&mut self, op: &Op) -> Completion;
 }
 
-/// A replicated key-value system under test.
+/// A replicated system under test.
 pub trait System {
-    /// A short name for reports.
-    fn name(&self) -> String;
+    /// What the harness and the strategies must respect.
+    fn declaration(&self) -> Declaration {
+        Declaration::default()
+    }
+
+    /// The workload its clients run (by default [`KeyValue`]).
+    fn workload(&self) -> Rc<dyn Workload> {
+        Rc::new(KeyValue)
+    }
 
     /// The replica's software: runs until the host crashes. Called again on
     /// every restart, with the same disk.
@@ -188,13 +267,13 @@ pub trait System {
     /// A client connection.
     fn client(&self, ctx: ClientContext) -> Box<dyn KvClient>;
 
-    /// Called whenever the harness loses a replica for good (`lost` lists
-    /// every replica lost so far): promote a survivor, or reconfigure the
+    /// With [`Declaration::operator_failover`], called whenever the harness
+    /// loses a replica for good (`lost` lists every replica lost so far):
+    /// promote a survivor, or reconfigure the
     /// current primary without the lost members, and return the primary's
     /// id (the harness then points the [`Directory`] at it). `None` means
     /// nothing could be done; the harness tries again only if more replicas
-    /// were lost meanwhile. The default does nothing, for systems that elect
-    /// leaders themselves.
+    /// were lost meanwhile. The default does nothing.
     fn fail_over(
         &self,
         ctx: ClientContext,

@@ -8,7 +8,7 @@ use std::{path::PathBuf, rc::Rc};
 use crate::{
     history::{Completion, Op},
     net::TcpNetwork,
-    node::{ClientContext, Clock, Directory, NodeContext, StateProbe, System},
+    node::{ClientContext, Clock, Directory, NodeContext, Roles, StateProbe, System},
     storage::RealDisk,
 };
 
@@ -60,6 +60,7 @@ pub fn run_replica(system: Rc<dyn System>, config: ReplicaConfig) -> Result<(), 
         disk: Rc::new(RealDisk::new(config.data_dir)),
         clock: Clock::system(),
         state: StateProbe::default(),
+        roles: Roles::default(),
     };
     let local = tokio::task::LocalSet::new();
     local

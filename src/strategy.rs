@@ -13,12 +13,16 @@
 //! are always below the cluster size (turmoil panics on links to hosts that
 //! do not exist).
 //!
+//! A space respects what its system declares ([`ScenarioSpace::declared_by`]):
+//! cluster sizes, the roles faults may target, the workload's operation
+//! kinds, and whether a majority must survive.
+//!
 //! ```
 //! use proptest::strategy::{Strategy, ValueTree};
 //! use proptest::test_runner::TestRunner;
 //! use replisim::strategy::{FaultKinds, ScenarioSpace};
 //!
-//! let space = ScenarioSpace::new("sync", FaultKinds::crashes().simultaneous(3)).replicas(3);
+//! let space = ScenarioSpace::new("my-store", FaultKinds::crashes().simultaneous(3)).replicas(3);
 //! let scenario = space.strategy().new_tree(&mut TestRunner::deterministic()).unwrap().current();
 //! assert_eq!(scenario.replicas, 3);
 //! assert!(scenario.validate().is_ok());
@@ -34,8 +38,10 @@ use proptest::{
 };
 
 use crate::{
-    replication::four_stage::EngineConfig,
-    sim::{DiskSpec, Fault, Mix, Role, Scenario, ScheduledFault, Target},
+    node::System,
+    registry::{Registry, SystemError},
+    sim::{DiskSpec, Fault, Scenario, ScheduledFault, Target},
+    workload::{KeyValue, Mix, Workload},
 };
 
 /// One kind of fault a strategy may draw.
@@ -214,13 +220,12 @@ impl FaultKinds {
     }
 }
 
-/// A replica: the current primary (the simplest) or an id below `replicas`.
-fn target(replicas: usize) -> BoxedStrategy<Target> {
-    prop_oneof![
-        Just(Target::Role(Role::Primary)),
-        (0..replicas).prop_map(Target::Replica),
-    ]
-    .boxed()
+/// A replica: the holder of one of `roles` (the first is the simplest) or
+/// an id below `replicas`.
+fn target(replicas: usize, roles: &[String]) -> BoxedStrategy<Target> {
+    let by_role = roles.iter().map(|role| Just(Target::role(role)).boxed());
+    let by_id = std::iter::once((0..replicas).prop_map(Target::Replica).boxed());
+    Union::new(by_role.chain(by_id)).boxed()
 }
 
 /// A non-empty proper subset of the replicas and the rest, shrinking toward
@@ -237,17 +242,25 @@ fn split(replicas: usize) -> BoxedStrategy<(Vec<usize>, Vec<usize>)> {
         .boxed()
 }
 
-/// A fault of `kind` among `replicas` replicas. Disk classes have no
-/// scheduled fault; they give `Heal` (which does nothing on its own).
-fn fault_of(kind: FaultKind, replicas: usize) -> BoxedStrategy<Fault> {
-    let r = replicas;
+/// Where faults may strike: how many replicas, and which roles they publish.
+#[derive(Debug, Clone, Copy)]
+pub struct Cluster<'a> {
+    pub replicas: usize,
+    pub roles: &'a [String],
+}
+
+/// A fault of `kind` in `cluster`. Disk classes have no scheduled fault;
+/// they give `Heal` (which does nothing on its own).
+fn fault_of(kind: FaultKind, cluster: Cluster) -> BoxedStrategy<Fault> {
+    let r = cluster.replicas;
+    let target = || target(r, cluster.roles);
     match kind {
-        FaultKind::Crash => target(r).prop_map(|node| Fault::Crash { node }).boxed(),
-        FaultKind::Lose => target(r).prop_map(|node| Fault::Lose { node }).boxed(),
-        FaultKind::Pause => target(r).prop_map(|node| Fault::Pause { node }).boxed(),
-        FaultKind::Isolate => target(r).prop_map(|node| Fault::Isolate { node }).boxed(),
-        FaultKind::Duplicate => target(r).prop_map(|node| Fault::Duplicate { node }).boxed(),
-        FaultKind::ClockSkew => (target(r), -2_000i64..=2_000, -100_000i64..=100_000)
+        FaultKind::Crash => target().prop_map(|node| Fault::Crash { node }).boxed(),
+        FaultKind::Lose => target().prop_map(|node| Fault::Lose { node }).boxed(),
+        FaultKind::Pause => target().prop_map(|node| Fault::Pause { node }).boxed(),
+        FaultKind::Isolate => target().prop_map(|node| Fault::Isolate { node }).boxed(),
+        FaultKind::Duplicate => target().prop_map(|node| Fault::Duplicate { node }).boxed(),
+        FaultKind::ClockSkew => (target(), -2_000i64..=2_000, -100_000i64..=100_000)
             .prop_map(|(node, offset_ms, drift_ppm)| Fault::ClockSkew {
                 node,
                 offset_ms,
@@ -297,17 +310,17 @@ fn fault_of(kind: FaultKind, replicas: usize) -> BoxedStrategy<Fault> {
     }
 }
 
-/// One fault of the scheduled `kinds` among `replicas` replicas, firing
-/// within `horizon_ms` and (unless it is permanent) undone after at most
+/// One fault of the scheduled `kinds` in `cluster`, firing within
+/// `horizon_ms` and (unless it is permanent) undone after at most
 /// `horizon_ms`. With no scheduled kind, a `Heal` (a fault that does nothing).
 pub fn fault(
     kinds: &FaultKinds,
-    replicas: usize,
+    cluster: Cluster,
     horizon_ms: u64,
 ) -> BoxedStrategy<ScheduledFault> {
     (
         0..horizon_ms.max(1),
-        timed_fault(kinds, replicas, horizon_ms),
+        timed_fault(kinds, cluster, horizon_ms),
     )
         .prop_map(|(at_ms, mut fault)| {
             fault.at_ms = at_ms;
@@ -319,14 +332,14 @@ pub fn fault(
 /// A fault at time 0 with its duration; the caller sets the time.
 fn timed_fault(
     kinds: &FaultKinds,
-    replicas: usize,
+    cluster: Cluster,
     horizon_ms: u64,
 ) -> BoxedStrategy<ScheduledFault> {
     let scheduled = kinds.scheduled();
     if scheduled.is_empty() {
         return Just(ScheduledFault::at(0, Fault::Heal)).boxed();
     }
-    let faults = Union::new(scheduled.into_iter().map(|k| fault_of(k, replicas)));
+    let faults = Union::new(scheduled.into_iter().map(|k| fault_of(k, cluster)));
     (faults, 1..=horizon_ms.max(1))
         .prop_map(|(fault, for_ms)| {
             let permanent = matches!(fault, Fault::Lose { .. });
@@ -340,8 +353,8 @@ fn timed_fault(
         .boxed()
 }
 
-/// Up to `max_faults` faults of `kinds` within `horizon_ms`. Shrinks
-/// toward fewer faults (down to none).
+/// Up to `max_faults` faults of `kinds` in `cluster` within `horizon_ms`.
+/// Shrinks toward fewer faults (down to none).
 ///
 /// With [`FaultKinds::simultaneous`]`(n)` faults come in bursts: up to `n`
 /// distinct replicas struck at the same moment (a burst of node faults
@@ -349,17 +362,18 @@ fn timed_fault(
 /// toward fewer replicas.
 pub fn schedule(
     kinds: &FaultKinds,
-    replicas: usize,
+    cluster: Cluster,
     horizon_ms: u64,
     max_faults: usize,
 ) -> BoxedStrategy<Vec<ScheduledFault>> {
+    let replicas = cluster.replicas;
     if kinds.scheduled().is_empty() || max_faults == 0 || replicas == 0 {
         return Just(Vec::new()).boxed();
     }
     let n = kinds.simultaneous.min(replicas);
     let burst = (
         0..horizon_ms.max(1),
-        vec(timed_fault(kinds, replicas, horizon_ms), n),
+        vec(timed_fault(kinds, cluster, horizon_ms), n),
         subsequence((0..replicas).collect::<Vec<_>>(), 1..=n),
     )
         .prop_map(move |(at_ms, faults, nodes)| {
@@ -417,10 +431,12 @@ fn disk(kinds: &FaultKinds) -> BoxedStrategy<DiskSpec> {
 }
 
 /// The space of scenarios a strategy draws from. Build with
-/// [`ScenarioSpace::new`] and narrow with the builder methods.
+/// [`ScenarioSpace::new`], fit it to a system with
+/// [`ScenarioSpace::declared_by`], and narrow it with the builder methods.
 #[derive(Debug, Clone)]
 pub struct ScenarioSpace {
-    pub protocol: String,
+    /// The system's name, as its registry knows it.
+    pub system: String,
     pub kinds: FaultKinds,
     pub replicas: RangeInclusive<usize>,
     pub clients: RangeInclusive<usize>,
@@ -431,17 +447,26 @@ pub struct ScenarioSpace {
     /// Faults fire within this many ms of the start (the workload's likely
     /// duration: about 10 ms per operation of one client).
     pub horizon_ms: u64,
-    /// The built-in engine's knobs (a planted bug, for instance).
-    pub engine: EngineConfig,
+    /// The system's configuration in every scenario.
+    pub config: serde_json::Value,
+    /// The planted bug in every scenario.
+    pub bug: Option<String>,
+    /// The roles faults may target (the system's declared roles).
+    pub roles: Vec<String>,
+    /// The workload's operation kinds, simplest first.
+    pub operations: Vec<&'static str>,
+    /// Keep a majority of replicas: never lose more than a minority for good.
+    pub needs_quorum: bool,
 }
 
 impl ScenarioSpace {
-    /// Scenarios of `protocol` with faults of `kinds`: 2 to 5 replicas, 1 to
-    /// 3 clients of 1 to 30 operations on 1 to 4 keys, up to 4 faults within
-    /// the first 300 ms.
-    pub fn new(protocol: &str, kinds: FaultKinds) -> Self {
+    /// Scenarios of the system called `name` with faults of `kinds`: 2 to 5
+    /// replicas, 1 to 3 clients of 1 to 30 key-value operations on 1 to 4
+    /// keys, up to 4 faults within the first 300 ms, faults aimed at
+    /// replica ids only (until [`ScenarioSpace::declared_by`] names roles).
+    pub fn new(name: &str, kinds: FaultKinds) -> Self {
         ScenarioSpace {
-            protocol: protocol.to_string(),
+            system: name.to_string(),
             kinds,
             replicas: 2..=5,
             clients: 1..=3,
@@ -449,8 +474,40 @@ impl ScenarioSpace {
             keys: 1..=4,
             max_faults: 4,
             horizon_ms: 300,
-            engine: EngineConfig::default(),
+            config: serde_json::Value::Null,
+            bug: None,
+            roles: Vec::new(),
+            operations: KeyValue.kinds().to_vec(),
+            needs_quorum: false,
         }
+    }
+
+    /// The space of the registered system `name`, fitted to its declaration.
+    pub fn registered(
+        registry: &Registry,
+        name: &str,
+        kinds: FaultKinds,
+    ) -> Result<Self, SystemError> {
+        let system = registry.build(name, &serde_json::Value::Null, None)?;
+        Ok(ScenarioSpace::new(name, kinds).declared_by(&*system))
+    }
+
+    /// Fits the space to what `system` declares: cluster sizes (within the
+    /// current range where they overlap), the roles faults may target, its
+    /// workload's operations, and whether a majority must survive.
+    pub fn declared_by(mut self, system: &dyn System) -> Self {
+        let declared = system.declaration();
+        let low = (*self.replicas.start()).max(*declared.replicas.start());
+        let high = (*self.replicas.end()).min(*declared.replicas.end());
+        self.replicas = if low <= high {
+            low..=high
+        } else {
+            declared.replicas.clone()
+        };
+        self.roles = declared.roles;
+        self.operations = system.workload().kinds().to_vec();
+        self.needs_quorum = declared.needs_quorum;
+        self
     }
 
     /// Exactly `n` replicas.
@@ -472,9 +529,15 @@ impl ScenarioSpace {
         self
     }
 
-    /// The engine knobs of every scenario.
-    pub fn engine(mut self, engine: EngineConfig) -> Self {
-        self.engine = engine;
+    /// The system's configuration in every scenario.
+    pub fn config(mut self, config: serde_json::Value) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The planted bug `name` in every scenario.
+    pub fn bug(mut self, name: &str) -> Self {
+        self.bug = Some(name.to_string());
         self
     }
 
@@ -485,26 +548,31 @@ impl ScenarioSpace {
             .clone()
             .prop_flat_map(move |replicas| {
                 let space = space.clone();
+                let cluster = Cluster {
+                    replicas,
+                    roles: &space.roles,
+                };
                 (
                     any::<u64>().no_shrink(),
                     space.clients.clone(),
                     space.ops_per_client.clone(),
                     space.keys.clone(),
-                    mix(),
-                    schedule(&space.kinds, replicas, space.horizon_ms, space.max_faults),
+                    mix(&space.operations),
+                    schedule(&space.kinds, cluster, space.horizon_ms, space.max_faults),
                     disk(&space.kinds),
                 )
                     .prop_map(
                         move |(seed, clients, ops, keys, mix, faults, disk)| {
-                            let mut scenario = Scenario::for_system(&space.protocol, seed);
+                            let mut scenario = Scenario::new(&space.system, seed);
+                            scenario.bug = space.bug.clone();
+                            scenario.config = space.config.clone();
                             scenario.replicas = replicas;
                             scenario.clients = clients;
                             scenario.workload.ops_per_client = ops;
                             scenario.workload.keys = keys;
                             scenario.workload.mix = mix;
-                            scenario.faults = keep_a_survivor(faults, replicas);
+                            scenario.faults = keep_survivors(faults, replicas, space.needs_quorum);
                             scenario.disk = disk;
-                            scenario.engine = space.engine;
                             scenario
                         },
                     )
@@ -513,32 +581,48 @@ impl ScenarioSpace {
     }
 }
 
-/// Scenarios of `protocol` with faults of `kinds`, over the default
-/// [`ScenarioSpace`].
-pub fn scenario(protocol: &str, kinds: FaultKinds) -> BoxedStrategy<Scenario> {
-    ScenarioSpace::new(protocol, kinds).strategy()
+/// Scenarios of the system called `name` with faults of `kinds`, over the
+/// default [`ScenarioSpace`].
+pub fn scenario(name: &str, kinds: FaultKinds) -> BoxedStrategy<Scenario> {
+    ScenarioSpace::new(name, kinds).strategy()
 }
 
-/// Operation weights, shrinking toward reads and writes only.
-fn mix() -> impl Strategy<Value = Mix> {
-    (1u32..=2, 1u32..=2, 0u32..=1, 0u32..=1).prop_map(|(read, write, append, cas)| Mix {
-        read,
-        write,
-        append,
-        cas,
-    })
+/// Operation weights over `kinds`, shrinking toward the first two only.
+fn mix(kinds: &[&'static str]) -> BoxedStrategy<Mix> {
+    let kinds = kinds.to_vec();
+    let weights: Vec<BoxedStrategy<u32>> = (0..kinds.len())
+        .map(|i| {
+            if i < 2 {
+                (1u32..=2).boxed()
+            } else {
+                (0u32..=1).boxed()
+            }
+        })
+        .collect();
+    weights
+        .prop_map(move |weights| Mix::new(kinds.iter().copied().zip(weights)))
+        .boxed()
 }
 
-/// Drops the machine losses beyond `replicas - 1`: a cluster with no
-/// machine left has nothing to check.
-fn keep_a_survivor(faults: Vec<ScheduledFault>, replicas: usize) -> Vec<ScheduledFault> {
+/// Drops the machine losses that would leave no machine (or, with
+/// `needs_quorum`, no majority): such a cluster has nothing to check.
+fn keep_survivors(
+    faults: Vec<ScheduledFault>,
+    replicas: usize,
+    needs_quorum: bool,
+) -> Vec<ScheduledFault> {
+    let most_lost = if needs_quorum {
+        (replicas - 1) / 2
+    } else {
+        replicas - 1
+    };
     let mut losses = 0;
     faults
         .into_iter()
         .filter(|f| {
             let lose = matches!(f.fault, Fault::Lose { .. });
             losses += usize::from(lose);
-            !lose || losses < replicas
+            !lose || losses <= most_lost
         })
         .collect()
 }
@@ -562,13 +646,23 @@ mod tests {
         }
 
         #[test]
-        fn partitions_only_draws_partitions(faults in schedule(&FaultKinds::partitions(), 3, 100, 5)) {
+        fn partitions_only_draws_partitions(faults in schedule(&FaultKinds::partitions(), cluster(3), 100, 5)) {
             for f in faults {
                 prop_assert!(matches!(
                     f.fault,
                     Fault::Partition { .. } | Fault::Isolate { .. } | Fault::Bridge { .. } | Fault::OneWay { .. }
                 ), "{f}");
             }
+        }
+    }
+
+    /// A cluster of `replicas` whose replicas hold the role "primary".
+    fn cluster(replicas: usize) -> Cluster<'static> {
+        static ROLES: std::sync::LazyLock<Vec<String>> =
+            std::sync::LazyLock::new(|| vec!["primary".to_string()]);
+        Cluster {
+            replicas,
+            roles: &ROLES,
         }
     }
 
@@ -600,11 +694,12 @@ mod tests {
     /// crash of the primary, at time 0, for 1 ms.
     #[test]
     fn schedules_shrink_to_one_short_simple_fault() {
-        let minimal = minimal(schedule(&FaultKinds::everything(), 5, 500, 6), |f| {
-            crashes(f) > 0
-        });
+        let minimal = minimal(
+            schedule(&FaultKinds::everything(), cluster(5), 500, 6),
+            |f| crashes(f) > 0,
+        );
         let crash = Fault::Crash {
-            node: Target::Role(Role::Primary),
+            node: Target::role("primary"),
         };
         assert_eq!(minimal, vec![ScheduledFault::at(0, crash).lasting(1)]);
     }
@@ -613,7 +708,7 @@ mod tests {
     #[test]
     fn bursts_shrink_to_the_replicas_needed() {
         let kinds = FaultKinds::everything().simultaneous(3);
-        let minimal = minimal(schedule(&kinds, 5, 500, 6), |faults| {
+        let minimal = minimal(schedule(&kinds, cluster(5), 500, 6), |faults| {
             faults.iter().any(|f| {
                 faults
                     .iter()

@@ -31,17 +31,19 @@
 //! cargo sets it for tests). The runner's panics are deliberate: they are
 //! how a `#[test]` fails.
 //!
+//! An explorer runs the systems of a [`Registry`] (the scenario names its
+//! system) or one system of the test's own ([`Explorer::system`]):
+//!
 //! ```no_run
-//! use replisim::{strategy::{self, FaultKinds}, testing};
+//! use replisim::{replication, strategy::{FaultKinds, ScenarioSpace}, testing::{self, Explorer}};
 //!
 //! #[test]
 //! fn sync_survives_crashes() {
-//!     testing::explore(
-//!         "sync_survives_crashes",
-//!         16,
-//!         strategy::scenario("sync", FaultKinds::crashes()),
-//!         testing::holds,
-//!     );
+//!     let registry = replication::registry();
+//!     let space = ScenarioSpace::registered(&registry, "sync", FaultKinds::crashes()).unwrap();
+//!     Explorer::new("sync_survives_crashes", 16)
+//!         .registry(registry)
+//!         .explore(space.strategy(), testing::holds);
 //! }
 //! ```
 
@@ -59,11 +61,12 @@ use proptest::{
 use crate::{
     check::linearizable::SearchLimits,
     node::System,
-    sim::{self, Outcome, RunError, Scenario, ScenarioError, repro},
+    registry::{Registry, SystemError},
+    sim::{self, Outcome, RunError, Scenario, repro},
 };
 
-/// The property every built-in test starts from: no safety check
-/// (linearizability, durability, convergence) finds a violation. The
+/// The property every test starts from: no guarantee the system claims
+/// (linearizable, durable, convergent) is violated. The
 /// linearizability search gets [`HOLDS_LIMITS`]; a search that runs out
 /// answers `unknown`, which is not a violation: histories full of `info`
 /// operations can take the search far longer than a test case should.
@@ -83,13 +86,13 @@ pub const HOLDS_LIMITS: SearchLimits = SearchLimits {
 };
 
 /// Builds the system a scenario names.
-type SystemFor = Rc<dyn Fn(&Scenario) -> Result<Rc<dyn System>, ScenarioError>>;
+type SystemFor = Rc<dyn Fn(&Scenario) -> Result<Rc<dyn System>, SystemError>>;
 
 /// Default shrinking budget: each iteration is one simulation.
 const SHRINK_ITERS: u32 = 256;
 
 /// A named property test: where its corpus lives, how many cases it
-/// explores, and which system it runs.
+/// explores, and which systems it runs.
 #[derive(Clone)]
 pub struct Explorer {
     name: String,
@@ -99,41 +102,33 @@ pub struct Explorer {
     corpus: Option<PathBuf>,
 }
 
-/// [`Explorer::explore`] for a built-in protocol.
-pub fn explore<S: Strategy<Value = Scenario>>(
-    name: &str,
-    cases: u32,
-    strategy: S,
-    property: impl Fn(&Outcome) -> Result<(), String>,
-) {
-    Explorer::new(name, cases).explore(strategy, property)
-}
-
-/// [`Explorer::find_violation`] for a built-in protocol.
-pub fn find_violation<S: Strategy<Value = Scenario>>(
-    name: &str,
-    cases: u32,
-    strategy: S,
-    property: impl Fn(&Outcome) -> Result<(), String>,
-) -> Outcome {
-    Explorer::new(name, cases).find_violation(strategy, property)
-}
-
 impl Explorer {
     /// A test called `name` (its corpus is `fixtures/regressions/<name>/`;
-    /// name it like the `#[test]` function) exploring `cases` cases of a
-    /// built-in protocol.
+    /// name it like the `#[test]` function) exploring `cases` cases. Say
+    /// which systems it runs with [`Explorer::registry`] or
+    /// [`Explorer::system`].
     pub fn new(name: &str, cases: u32) -> Self {
         Explorer {
             name: name.to_string(),
             cases,
-            system: Rc::new(sim::builtin_system),
+            system: Rc::new(|scenario| {
+                Err(SystemError::Unknown {
+                    name: scenario.system.clone(),
+                    known: "a system: give the Explorer a registry or a system".into(),
+                })
+            }),
             shrink_iters: SHRINK_ITERS,
             corpus: None,
         }
     }
 
-    /// Runs `system` (a user's own) instead of a built-in protocol.
+    /// Builds each scenario's system from `registry`.
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.system = Rc::new(move |scenario| registry.system_for(scenario));
+        self
+    }
+
+    /// Runs `system` (a user's own), whatever the scenario names.
     pub fn system(mut self, system: impl Fn(&Scenario) -> Rc<dyn System> + 'static) -> Self {
         self.system = Rc::new(move |scenario| Ok(system(scenario)));
         self
@@ -354,7 +349,7 @@ impl Failure {
         let s = &self.scenario;
         let mut text = format!(
             "minimal failing scenario: {} | seed {} | {} replicas, {} clients x {} ops",
-            s.protocol, s.seed, s.replicas, s.clients, s.workload.ops_per_client
+            s.system, s.seed, s.replicas, s.clients, s.workload.ops_per_client
         );
         for fault in &s.faults {
             text += &format!("\n  {fault}");
@@ -371,7 +366,7 @@ fn save_unrunnable(scenario: &Scenario, dir: &Path) -> std::io::Result<PathBuf> 
     std::fs::create_dir_all(dir)?;
     let file = dir.join(format!(
         "{}-seed{}-unrunnable.json",
-        scenario.protocol.replace(':', "-"),
+        repro::file_stem(scenario),
         scenario.seed
     ));
     std::fs::write(&file, scenario.to_json() + "\n")?;

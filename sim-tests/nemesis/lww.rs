@@ -41,10 +41,6 @@ fn merge(store: &mut Store, key: String, stamp: u128, value: String) {
 }
 
 impl System for Lww {
-    fn name(&self) -> String {
-        "lww".into()
-    }
-
     fn replica(&self, node: NodeContext) -> LocalBoxFuture<'static, NodeResult> {
         Box::pin(async move {
             let store = Rc::new(RefCell::new(Store::new()));

@@ -47,6 +47,44 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// A guarantee a system can claim; each has a checker that decides it on
+/// every run. Claims decide what fails a run: a check a system does not
+/// claim is still computed and shown, apart from the claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Guarantee {
+    /// The history is linearizable against the workload's model.
+    Linearizable,
+    /// No acknowledged write is missing from the final state.
+    Durable,
+    /// Surviving replicas hold equal states after heal and quiesce.
+    Convergent,
+}
+
+impl Guarantee {
+    /// Every guarantee, in report order.
+    pub const ALL: [Guarantee; 3] = [
+        Guarantee::Linearizable,
+        Guarantee::Durable,
+        Guarantee::Convergent,
+    ];
+
+    /// The name in reports and JSON: `linearizable`, `durable`, `convergent`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Guarantee::Linearizable => "linearizable",
+            Guarantee::Durable => "durable",
+            Guarantee::Convergent => "convergent",
+        }
+    }
+}
+
+impl fmt::Display for Guarantee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// What a checker concluded.
 ///
 /// Serialised as `{"verdict":"ok"}`, `{"verdict":"violation","evidence":…}`

@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use replisim::{
+use crate::{
     check::{
         file::{CheckError, CheckOptions, check_file},
         linearizable::SearchLimits,

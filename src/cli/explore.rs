@@ -1,11 +1,13 @@
-//! `replisim explore`: the seed sweep over the built-in protocols.
+//! `replisim explore`: the seed sweep over registered systems, its JSON
+//! summary, shards, and the merge of shards' summaries.
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use replisim::{
-    explore::{SweepConfig, sweep},
+use crate::{
+    explore::{Shard, SweepConfig, SweepOptions, SweepSummary, sweep},
+    registry::Registry,
     strategy::FaultKinds,
 };
 
@@ -13,10 +15,18 @@ use super::bad_input;
 
 #[derive(clap::Args)]
 pub struct ExploreArgs {
-    /// Protocols to compare, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "sync,semi-sync:1,async")]
+    /// Systems to compare, comma-separated (names never contain commas).
+    #[arg(
+        long,
+        visible_alias = "systems",
+        value_delimiter = ',',
+        default_value = "sync,semi-sync:1,async"
+    )]
     protocols: Vec<String>,
-    /// Random scenarios per protocol.
+    /// Build this planted bug into every system swept.
+    #[arg(long)]
+    bug: Option<String>,
+    /// Random scenarios per system.
     #[arg(long, default_value_t = 100)]
     runs: usize,
     /// Fault preset: everything, crashes, crashes-with-disk-loss,
@@ -32,52 +42,91 @@ pub struct ExploreArgs {
     /// Worker threads (default: the machine's cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Run only the I-th of N disjoint slices of the sweep (e.g. 2/4).
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
+    /// Write the summary as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Sweep nothing: add up these JSON summaries (the shards of one sweep)
+    /// and print the table.
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["shard", "seed"])]
+    merge: Vec<PathBuf>,
 }
 
 impl ExploreArgs {
-    pub fn run(self) -> ExitCode {
-        let Some(kinds) = FaultKinds::preset(&self.faults) else {
-            return bad_input(format!(
+    pub fn run(self, registry: &Registry) -> ExitCode {
+        let summary = match self.merge.is_empty() {
+            true => self.sweep(registry),
+            false => merge(&self.merge),
+        };
+        let summary = match summary {
+            Ok(summary) => summary,
+            Err(message) => return bad_input(message),
+        };
+        print!("{summary}");
+        if let Some(path) = &self.json {
+            let json = serde_json::to_string_pretty(&summary).expect("summaries serialise");
+            if let Err(error) = std::fs::write(path, json + "\n") {
+                return bad_input(format!("cannot write {}: {error}", path.display()));
+            }
+            println!("summary written: {}", path.display());
+        }
+        ExitCode::SUCCESS
+    }
+
+    fn sweep(&self, registry: &Registry) -> Result<SweepSummary, String> {
+        let kinds = FaultKinds::preset(&self.faults).ok_or_else(|| {
+            format!(
                 "unknown fault preset {:?}: expected one of {}",
                 self.faults,
                 FaultKinds::PRESETS.join(", ")
-            ));
-        };
-        if let Some(bad) = self.protocols.iter().find(|p| {
-            p.parse::<replisim::replication::four_stage::Mode>()
-                .is_err()
-        }) {
-            return bad_input(format!(
-                "unknown protocol {bad:?}: expected sync, semi-sync:K or async"
-            ));
-        }
+            )
+        })?;
         let config = SweepConfig {
-            protocols: self.protocols,
-            runs: self.runs,
-            kinds: kinds.simultaneous(self.simultaneous),
-            faults: format!("{} (up to {} at once)", self.faults, self.simultaneous),
+            registry: registry.clone(),
+            systems: self.protocols.clone(),
+            bug: self.bug.clone(),
+            options: SweepOptions {
+                runs: self.runs,
+                faults: self.faults.clone(),
+                simultaneous: self.simultaneous,
+                shard: self.shard.unwrap_or(Shard::ALL),
+            },
             seed: self.seed.unwrap_or_else(rand::random), // determinism-ok: picks the sweep's seed, printed
             threads: self
                 .threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         };
         println!(
-            "sweeping {} random scenarios per protocol; reproduce this sweep with --seed {}",
-            config.runs, config.seed
+            "sweeping {} random scenarios per system; reproduce this sweep with --seed {}",
+            config.options.runs, config.seed
         );
-        let bar = ProgressBar::new((config.runs * config.protocols.len()) as u64);
+        let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} runs {elapsed}")
                 .expect("a valid progress template"),
         );
-        let result = sweep(&config, |done, _| bar.set_position(done as u64));
+        let kinds = kinds.simultaneous(self.simultaneous);
+        let result = sweep(&config, &kinds, |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        });
         bar.finish_and_clear();
-        match result {
-            Ok(report) => {
-                print!("{report}");
-                ExitCode::SUCCESS
-            }
-            Err(error) => bad_input(error),
-        }
+        result.map_err(|e| e.to_string())
     }
+}
+
+/// Reads and adds up JSON summaries.
+fn merge(files: &[PathBuf]) -> Result<SweepSummary, String> {
+    let parts = files
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            serde_json::from_str(&text)
+                .map_err(|e| format!("{}: not a sweep summary: {e}", file.display()))
+        })
+        .collect::<Result<Vec<SweepSummary>, String>>()?;
+    SweepSummary::merge(&parts).map_err(|e| e.to_string())
 }

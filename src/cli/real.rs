@@ -1,10 +1,10 @@
 //! `replisim serve` and `replisim kv`: the engine on real sockets and disks.
 
-use std::{path::PathBuf, process::ExitCode, rc::Rc};
+use std::{path::PathBuf, process::ExitCode};
 
-use replisim::{
+use crate::{
     history::{Completion, Op},
-    replication::four_stage::{EngineConfig, FourStage, Mode},
+    registry::Registry,
     serve::{self, ReplicaConfig},
 };
 use tracing_subscriber::EnvFilter;
@@ -13,9 +13,9 @@ use super::bad_input;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// sync, semi-sync:K or async
-    #[arg(long)]
-    protocol: Mode,
+    /// The system, as registered (the built-in ones: sync, semi-sync:K, async).
+    #[arg(long, visible_alias = "system")]
+    protocol: String,
     /// This replica's index in --replicas.
     #[arg(long)]
     id: usize,
@@ -28,13 +28,16 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub fn run(self) -> ExitCode {
+    pub fn run(self, registry: &Registry) -> ExitCode {
         tracing_subscriber::fmt()
             .with_env_filter(
                 EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
             )
             .init();
-        let system = Rc::new(FourStage::new(self.protocol, EngineConfig::default()));
+        let system = match registry.build(&self.protocol, &serde_json::Value::Null, None) {
+            Ok(system) => system,
+            Err(error) => return bad_input(error),
+        };
         let config = ReplicaConfig {
             id: self.id,
             replicas: self.replicas,
@@ -49,9 +52,9 @@ impl ServeArgs {
 
 #[derive(clap::Args)]
 pub struct KvArgs {
-    /// sync, semi-sync:K or async
-    #[arg(long)]
-    protocol: Mode,
+    /// The system, as registered (the built-in ones: sync, semi-sync:K, async).
+    #[arg(long, visible_alias = "system")]
+    protocol: String,
     /// Every replica's host:port, comma-separated, in id order.
     #[arg(long, value_delimiter = ',', required = true)]
     replicas: Vec<String>,
@@ -94,7 +97,7 @@ impl From<KvOp> for Op {
 }
 
 impl KvArgs {
-    pub fn run(self) -> ExitCode {
+    pub fn run(self, registry: &Registry) -> ExitCode {
         if self.primary >= self.replicas.len() {
             return bad_input(format!(
                 "--primary {} is not one of the {} replicas",
@@ -102,7 +105,10 @@ impl KvArgs {
                 self.replicas.len()
             ));
         }
-        let system = Rc::new(FourStage::new(self.protocol, EngineConfig::default()));
+        let system = match registry.build(&self.protocol, &serde_json::Value::Null, None) {
+            Ok(system) => system,
+            Err(error) => return bad_input(error),
+        };
         match serve::call(system, self.replicas, self.primary, &self.op.into()) {
             Ok(Completion::Ok(value)) => {
                 println!("ok {}", value.as_deref().unwrap_or(""));

@@ -7,18 +7,21 @@ use std::{
     process::ExitCode,
 };
 
-use replisim::{
-    replication::four_stage::Mode,
-    sim::{self, Fault, Outcome, Role, Scenario, ScheduledFault, Target, repro},
+use crate::{
+    registry::Registry,
+    sim::{self, Fault, Outcome, Scenario, ScheduledFault, Target, repro},
 };
 
 use super::bad_input;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// sync, semi-sync:K or async
+    /// The system, as registered (the built-in ones: sync, semi-sync:K, async).
+    #[arg(long, visible_alias = "system")]
+    protocol: String,
+    /// Build in this planted bug of the system.
     #[arg(long)]
-    protocol: Mode,
+    bug: Option<String>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     #[arg(long, default_value_t = 3)]
@@ -28,8 +31,8 @@ pub struct RunArgs {
     /// Operations per client.
     #[arg(long, default_value_t = 50)]
     ops: usize,
-    /// At this simulated time (ms) the primary's machine is lost for
-    /// good and the operator fails over to a backup.
+    /// At this simulated time (ms) the machine of the node holding the
+    /// system's first declared role (the primary) is lost for good.
     #[arg(long, value_name = "MS")]
     crash_primary_at: Option<u64>,
     /// Save the scenario as JSON to this file (for `replisim replay`).
@@ -41,14 +44,32 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    pub fn run(self) -> ExitCode {
-        let mut scenario = Scenario::new(self.protocol, self.seed);
+    pub fn run(self, registry: &Registry) -> ExitCode {
+        let system = match registry.build(
+            &self.protocol,
+            &serde_json::Value::Null,
+            self.bug.as_deref(),
+        ) {
+            Ok(system) => system,
+            Err(error) => return bad_input(error),
+        };
+        let mut scenario = Scenario::new(&self.protocol, self.seed);
+        scenario.bug = self.bug.clone();
         scenario.replicas = self.replicas;
         scenario.clients = self.clients;
-        scenario.workload.ops_per_client = self.ops;
+        scenario.workload = crate::workload::WorkloadSpec {
+            ops_per_client: self.ops,
+            ..crate::workload::WorkloadSpec::for_kinds(system.workload().kinds())
+        };
         if let Some(at_ms) = self.crash_primary_at {
+            let Some(role) = system.declaration().roles.into_iter().next() else {
+                return bad_input(format!(
+                    "--crash-primary-at: {} declares no role to aim at",
+                    self.protocol
+                ));
+            };
             let lose = Fault::Lose {
-                node: Target::Role(Role::Primary),
+                node: Target::Role(role),
             };
             scenario.faults.push(ScheduledFault::at(at_ms, lose));
         }
@@ -60,9 +81,13 @@ impl RunArgs {
                 path.display()
             ));
         }
-        let mut line = format!(
-            "replisim run --protocol {} --seed {} --replicas {} --clients {} --ops {}",
-            self.protocol, self.seed, self.replicas, self.clients, self.ops
+        let mut line = format!("replisim run --protocol {}", self.protocol);
+        if let Some(bug) = &self.bug {
+            line += &format!(" --bug {bug}");
+        }
+        line += &format!(
+            " --seed {} --replicas {} --clients {} --ops {}",
+            self.seed, self.replicas, self.clients, self.ops
         );
         if let Some(at) = self.crash_primary_at {
             line += &format!(" --crash-primary-at {at}");
@@ -71,7 +96,7 @@ impl RunArgs {
             history: self.history.as_deref(),
             record: None,
         };
-        run_and_report(&scenario, &line, files)
+        run_and_report(registry, &scenario, &line, files)
     }
 }
 
@@ -88,7 +113,7 @@ pub struct ReplayArgs {
 }
 
 impl ReplayArgs {
-    pub fn run(self) -> ExitCode {
+    pub fn run(self, registry: &Registry) -> ExitCode {
         let text = match std::fs::read_to_string(&self.file) {
             Ok(text) => text,
             Err(error) => {
@@ -102,7 +127,7 @@ impl ReplayArgs {
                     record: self.record.then_some(self.file.as_path()),
                 };
                 let line = format!("replisim replay {}", self.file.display());
-                run_and_report(&scenario, &line, files)
+                run_and_report(registry, &scenario, &line, files)
             }
             Err(error) => bad_input(format!("{}: {error}", self.file.display())),
         }
@@ -119,8 +144,13 @@ struct OutputFiles<'a> {
 
 /// Runs `scenario`, prints the verdicts and, on failure, saves it and the
 /// command that reproduces it.
-fn run_and_report(scenario: &Scenario, command_line: &str, files: OutputFiles) -> ExitCode {
-    let system = match sim::builtin_system(scenario) {
+fn run_and_report(
+    registry: &Registry,
+    scenario: &Scenario,
+    command_line: &str,
+    files: OutputFiles,
+) -> ExitCode {
+    let system = match registry.system_for(scenario) {
         Ok(system) => system,
         Err(error) => return bad_input(error),
     };
@@ -178,8 +208,12 @@ fn print_report(outcome: &Outcome, verdicts: &sim::Verdicts) {
     let s = &outcome.scenario;
     let faults: Vec<String> = s.faults.iter().map(ToString::to_string).collect();
     println!(
-        "protocol {} | seed {} | {} replicas, {} clients x {} ops | faults: {} | simulated {} ms, {} trace events",
-        s.protocol,
+        "system {}{} | seed {} | {} replicas, {} clients x {} ops | faults: {} | simulated {} ms, {} trace events",
+        s.system,
+        s.bug
+            .as_ref()
+            .map(|bug| format!(" [bug {bug}]"))
+            .unwrap_or_default(),
         s.seed,
         s.replicas,
         s.clients,
@@ -204,6 +238,15 @@ fn print_report(outcome: &Outcome, verdicts: &sim::Verdicts) {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         println!("effects: {}", effects.join(" "));
+    }
+    if !outcome.stats.faults.is_empty() {
+        let faults: Vec<String> = outcome
+            .stats
+            .faults
+            .iter()
+            .map(|(kind, c)| format!("{kind}={}/{}", c.fired, c.effective))
+            .collect();
+        println!("faults fired/effective: {}", faults.join(" "));
     }
     println!("digest: {}", outcome.digest_hex());
 }

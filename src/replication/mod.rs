@@ -9,3 +9,12 @@
 
 pub mod four_stage;
 pub mod kv;
+
+use crate::registry::Registry;
+
+/// A registry of every built-in protocol: `sync`, `semi-sync:K`, `async`.
+pub fn registry() -> Registry {
+    let mut registry = Registry::new();
+    four_stage::register(&mut registry);
+    registry
+}

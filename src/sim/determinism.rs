@@ -55,12 +55,26 @@ pub enum DeterminismError {
 /// same digest; returns it.
 ///
 /// ```
-/// use replisim::replication::four_stage::Mode;
-/// use replisim::sim::{builtin_system, check_determinism, Scenario};
-/// let mut scenario = Scenario::new(Mode::Async, 3);
+/// # use futures_util::future::LocalBoxFuture;
+/// # use replisim::history::{Completion, Op};
+/// # use replisim::node::{ClientContext, KvClient, NodeContext, NodeResult, System};
+/// # struct Silent;
+/// # struct Refused;
+/// # #[async_trait::async_trait(?Send)]
+/// # impl KvClient for Refused {
+/// #     async fn call(&mut self, _op: &Op) -> Completion { Completion::Fail("refused".into()) }
+/// # }
+/// # impl System for Silent {
+/// #     fn replica(&self, _node: NodeContext) -> LocalBoxFuture<'static, NodeResult> {
+/// #         Box::pin(std::future::pending())
+/// #     }
+/// #     fn client(&self, _ctx: ClientContext) -> Box<dyn KvClient> { Box::new(Refused) }
+/// # }
+/// use std::rc::Rc;
+/// use replisim::sim::{check_determinism, Scenario};
+/// let mut scenario = Scenario::new("silent", 3);
 /// scenario.workload.ops_per_client = 5;
-/// let system = builtin_system(&scenario).unwrap();
-/// check_determinism(&scenario, system).unwrap();
+/// check_determinism(&scenario, Rc::new(Silent)).unwrap();
 /// ```
 pub fn check_determinism(
     scenario: &Scenario,

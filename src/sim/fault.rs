@@ -7,8 +7,11 @@
 //! its repair, and so on); without, it lasts until a later fault undoes it
 //! or the end of the workload, when every fault is healed.
 //!
-//! Replicas are named by id or, through [`Target::Role`], by the role they
-//! hold when the fault fires. Partitions and link faults act between
+//! Replicas are named by id or, through [`Target::Role`], by a role the
+//! system publishes ([`crate::node::Roles`]), resolved when the fault fires:
+//! among the replicas holding it, the one with the highest epoch, then the
+//! lowest id. When none holds it the fault is skipped (and counted under
+//! the `faults_skipped` effect). Partitions and link faults act between
 //! replicas; clients keep reaching every replica unless a fault says
 //! otherwise ([`Fault::Pause`] cuts a replica from clients too).
 
@@ -16,26 +19,27 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A replica, by id or by the role it holds when the fault fires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A replica, by id or by a role it holds when the fault fires (in JSON, a
+/// number or a role name such as `"primary"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Target {
     Replica(usize),
-    Role(Role),
+    Role(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Whichever replica the operator names as primary at that moment.
-    Primary,
+impl Target {
+    /// The replica holding `role` when the fault fires.
+    pub fn role(role: &str) -> Self {
+        Target::Role(role.to_string())
+    }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Replica(id) => write!(f, "replica-{id}"),
-            Target::Role(Role::Primary) => write!(f, "the primary"),
+            Target::Role(role) => write!(f, "the {role}"),
         }
     }
 }
@@ -105,6 +109,26 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The kind's name, as in JSON (`crash`, `one-way`, `clock-skew`, ...).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Fault::Crash { .. } => "crash",
+            Fault::Restart { .. } => "restart",
+            Fault::Lose { .. } => "lose",
+            Fault::Pause { .. } => "pause",
+            Fault::Partition { .. } => "partition",
+            Fault::Isolate { .. } => "isolate",
+            Fault::Bridge { .. } => "bridge",
+            Fault::OneWay { .. } => "one-way",
+            Fault::Heal => "heal",
+            Fault::Slow { .. } => "slow",
+            Fault::Hold { .. } => "hold",
+            Fault::Lossy { .. } => "lossy",
+            Fault::Duplicate { .. } => "duplicate",
+            Fault::ClockSkew { .. } => "clock-skew",
+        }
+    }
+
     /// The replica a node fault strikes (`None` for link and network faults).
     pub fn node_mut(&mut self) -> Option<&mut Target> {
         match self {

@@ -3,15 +3,21 @@
 //! is logged), and collects the outcome.
 //!
 //! Hosts: `replica-<i>` (the system's replica software), `client-<p>` (one
-//! per client process), and `operator`, which performs failover when the
-//! primary is lost and the final reads at the end. The operator learns what
-//! to do from the run loop through a channel, the way an operator reacts to
-//! a pager, and is started on first use; clients learn the primary from the
-//! shared [`Directory`]. A replica whose software returns is restarted at
-//! once, as a supervisor would.
+//! per client process), and `operator`, which performs the final reads at
+//! the end and, for systems that opt into it, failover when a replica is
+//! lost for good. The operator learns what to do from the run loop through
+//! a channel, the way an operator reacts to a pager, and is started on
+//! first use; clients of such systems learn the primary from the shared
+//! [`Directory`]. A replica whose software returns is restarted at once, as
+//! a supervisor would.
+//!
+//! Before anything runs, the scenario is checked against the system's
+//! [`Declaration`]: the cluster size, the workload's mix and the roles
+//! faults name.
 
 use std::{
     cell::{Cell, RefCell},
+    collections::BTreeMap,
     rc::Rc,
     time::{Duration, UNIX_EPOCH},
 };
@@ -19,9 +25,9 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
-    fault::{Fault, Role, ScheduledFault, Target},
+    fault::{Fault, ScheduledFault, Target},
     nemesis::{FailOver, Nemesis, ReplicaFaults, host},
-    outcome::{Outcome, RunStats},
+    outcome::{FaultCount, Outcome, RunStats},
     scenario::{Scenario, ScenarioError},
     trace,
 };
@@ -29,10 +35,12 @@ use crate::{
     history::{History, Op},
     net::{DuplicationFault, SimNetwork},
     node::{
-        ClientContext, Clock, Directory, KvClient, NodeContext, REPLICA_PORT, StateProbe, System,
+        ClientContext, Clock, Declaration, Directory, KvClient, NodeContext, REPLICA_PORT, Roles,
+        StateProbe, System,
     },
-    replication::four_stage::FourStage,
+    registry::SystemError,
     storage::SimDisk,
+    workload::Workload,
 };
 
 /// Why a run could not produce an outcome.
@@ -44,29 +52,43 @@ pub enum RunError {
     Simulation(String),
 }
 
-/// Runs a scenario of a built-in protocol.
-///
-/// ```
-/// use replisim::replication::four_stage::Mode;
-/// use replisim::sim::{run, Scenario};
-/// let mut scenario = Scenario::new(Mode::Sync, 1);
-/// scenario.workload.ops_per_client = 5;
-/// let outcome = run(&scenario).unwrap();
-/// assert!(outcome.verdicts().passed());
-/// ```
-pub fn run(scenario: &Scenario) -> Result<Outcome, RunError> {
-    run_system(scenario, builtin_system(scenario)?)
-}
-
-/// The built-in system a scenario names.
-pub fn builtin_system(scenario: &Scenario) -> Result<Rc<dyn System>, ScenarioError> {
-    let mode = scenario
-        .mode()
-        .ok_or_else(|| ScenarioError::UnknownProtocol(scenario.protocol.clone()))?;
-    Ok(Rc::new(FourStage::new(mode, scenario.engine)))
+impl From<SystemError> for RunError {
+    fn from(error: SystemError) -> Self {
+        RunError::Scenario(error.into())
+    }
 }
 
 /// Runs a scenario against any [`System`], a user's own included.
+///
+/// ```
+/// use std::rc::Rc;
+/// use futures_util::future::LocalBoxFuture;
+/// use replisim::history::{Completion, Op};
+/// use replisim::node::{ClientContext, KvClient, NodeContext, NodeResult, System};
+/// use replisim::sim::{run_system, Scenario};
+///
+/// /// Replicas that never answer: every operation fails, nothing is lost.
+/// struct Silent;
+/// struct Refused;
+///
+/// #[async_trait::async_trait(?Send)]
+/// impl KvClient for Refused {
+///     async fn call(&mut self, _op: &Op) -> Completion { Completion::Fail("refused".into()) }
+/// }
+///
+/// impl System for Silent {
+///     fn replica(&self, _node: NodeContext) -> LocalBoxFuture<'static, NodeResult> {
+///         Box::pin(std::future::pending())
+///     }
+///     fn client(&self, _ctx: ClientContext) -> Box<dyn KvClient> { Box::new(Refused) }
+/// }
+///
+/// let mut scenario = Scenario::new("silent", 1);
+/// scenario.workload.ops_per_client = 5;
+/// let outcome = run_system(&scenario, Rc::new(Silent)).unwrap();
+/// // Nothing was acknowledged, so nothing can have been lost.
+/// assert!(!outcome.verdicts().violated(), "{}", outcome.verdicts());
+/// ```
 pub fn run_system(scenario: &Scenario, system: Rc<dyn System>) -> Result<Outcome, RunError> {
     run_traced(scenario, system, false).map(|(outcome, _)| outcome)
 }
@@ -78,17 +100,70 @@ pub(crate) fn run_traced(
     record: bool,
 ) -> Result<(Outcome, Vec<String>), RunError> {
     scenario.validate()?;
+    check_declared(scenario, &system.declaration(), &*system.workload())?;
     trace::begin(record);
     let result = tracing::subscriber::with_default(trace::subscriber(record), || {
         Harness::new(scenario, system).run()
     });
     let summary = trace::finish();
     let mut outcome = result?;
+    outcome
+        .stats
+        .faults
+        .extend(scenario.disk.fault_counts(&summary.effects));
     outcome.digest = summary.digest;
     outcome.stats.trace_events = summary.events;
     outcome.stats.effects = summary.effects;
     outcome.message_times = summary.message_times;
     Ok((outcome, summary.lines))
+}
+
+/// Checks a scenario against what its system declares.
+fn check_declared(
+    scenario: &Scenario,
+    declaration: &Declaration,
+    workload: &dyn Workload,
+) -> Result<(), ScenarioError> {
+    let invalid = |field: String, problem: String| ScenarioError::Invalid { field, problem };
+    if !declaration.replicas.contains(&scenario.replicas) {
+        return Err(invalid(
+            "replicas".into(),
+            format!(
+                "{} accepts {} to {} replicas, not {}",
+                scenario.system,
+                declaration.replicas.start(),
+                declaration.replicas.end(),
+                scenario.replicas
+            ),
+        ));
+    }
+    workload.validate(&scenario.workload)?;
+    let targets = scenario.faults.iter().enumerate().flat_map(|(i, f)| {
+        let node = f.fault.clone().node_mut().cloned();
+        let host = f.trigger.as_ref().and_then(|t| t.host.clone());
+        [
+            (format!("faults[{i}].node"), node),
+            (format!("faults[{i}].trigger.host"), host),
+        ]
+    });
+    for (field, target) in targets {
+        if let Some(Target::Role(role)) = target
+            && !declaration.roles.contains(&role)
+        {
+            let declared = match declaration.roles.is_empty() {
+                true => "none".to_string(),
+                false => declaration.roles.join(", "),
+            };
+            return Err(invalid(
+                field,
+                format!(
+                    "{} publishes no role {role:?} (its roles: {declared})",
+                    scenario.system
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The fixed wall-clock epoch of every simulation (turmoil's default is the
@@ -100,15 +175,18 @@ enum Command {
     /// A replica is lost for good: let the system fail over or reconfigure.
     FailOver,
     FinalReads {
-        keys: Vec<String>,
+        reads: Vec<Op>,
     },
 }
 
 struct Harness<'a> {
     scenario: &'a Scenario,
     system: Rc<dyn System>,
+    declaration: Declaration,
+    workload: Rc<dyn Workload>,
     replicas: Rc<[String]>,
     probes: Vec<StateProbe>,
+    roles: Vec<Roles>,
     nemesis: Nemesis,
     directory: Directory,
     history: Rc<RefCell<History>>,
@@ -119,6 +197,8 @@ struct Harness<'a> {
     /// The replicas lost for good so far, as the operator knows them.
     lost: Rc<RefCell<Vec<usize>>>,
     operator: Option<mpsc::UnboundedSender<Command>>,
+    /// Fired and effective faults by kind.
+    faults: BTreeMap<&'static str, FaultCount>,
 }
 
 impl<'a> Harness<'a> {
@@ -129,16 +209,21 @@ impl<'a> Harness<'a> {
         let probes: Vec<StateProbe> = (0..scenario.replicas)
             .map(|_| StateProbe::default())
             .collect();
+        let roles: Vec<Roles> = (0..scenario.replicas).map(|_| Roles::default()).collect();
         Harness {
             scenario,
+            declaration: system.declaration(),
+            workload: system.workload(),
             system,
             replicas,
             nemesis: Nemesis::new(
                 scenario.replicas,
                 scenario.network.max_latency,
                 probes.clone(),
+                roles.clone(),
             ),
             probes,
+            roles,
             directory: Directory::default(),
             history: Rc::default(),
             clients_done: Rc::default(),
@@ -146,6 +231,7 @@ impl<'a> Harness<'a> {
             pending: Rc::default(),
             lost: Rc::default(),
             operator: None,
+            faults: BTreeMap::new(),
         }
     }
 
@@ -188,10 +274,19 @@ impl<'a> Harness<'a> {
                 pending.next_if(|(_, f)| Duration::from_millis(f.at_ms) <= now)
             {
                 match &fault.trigger {
-                    Some(trigger) => {
-                        let on = trigger.host.map(|t| host(self.resolve(t)));
-                        trace::arm(id, on, trigger.event.clone());
-                    }
+                    Some(trigger) => match &trigger.host {
+                        None => trace::arm(id, None, trigger.event.clone()),
+                        Some(target) => match self.resolve(target) {
+                            Some(r) => trace::arm(id, Some(host(r)), trigger.event.clone()),
+                            None => {
+                                skip(fault);
+                                self.faults
+                                    .entry(fault.fault.kind_name())
+                                    .or_default()
+                                    .fired += 1;
+                            }
+                        },
+                    },
                     None => self.apply(&mut sim, id, now),
                 }
             }
@@ -214,10 +309,8 @@ impl<'a> Harness<'a> {
         while sim.elapsed() < quiet_until {
             self.step(&mut sim)?;
         }
-        let keys = (0..scenario.workload.keys)
-            .map(|k| format!("k{k}"))
-            .collect();
-        self.command(&mut sim, Command::FinalReads { keys });
+        let reads = self.workload.final_reads(&scenario.workload);
+        self.command(&mut sim, Command::FinalReads { reads });
         let final_reads_done = self.finish_commands(&mut sim, quiet_until + limits.final_reads)?;
         trace::set_harness_time(sim.elapsed());
         Ok(self.outcome(sim.elapsed(), final_reads_done))
@@ -243,28 +336,58 @@ impl<'a> Harness<'a> {
         Ok(())
     }
 
-    fn resolve(&self, target: Target) -> usize {
+    /// The replica a target names now: for a role, among the running
+    /// replicas holding it, the one with the highest epoch, then the lowest
+    /// id; `None` when no replica holds it.
+    fn resolve(&self, target: &Target) -> Option<usize> {
         match target {
-            Target::Replica(id) => id,
-            Target::Role(Role::Primary) => self.directory.primary(),
+            Target::Replica(id) => Some(*id),
+            Target::Role(role) => (0..self.scenario.replicas)
+                .filter_map(|r| self.roles[r].epoch(role).map(|epoch| (epoch, r)))
+                .max_by_key(|&(epoch, r)| (epoch, std::cmp::Reverse(r)))
+                .map(|(_, r)| r),
         }
     }
 
+    /// Applies fault `id`, counting it as fired, and as effective when
+    /// applying it recorded an effect.
     fn apply(&mut self, sim: &mut turmoil::Sim<'a>, id: usize, now: Duration) {
-        if matches!(self.scenario.faults[id].fault, Fault::Pause { .. }) {
+        let fault = &self.scenario.faults[id];
+        let before = trace::effects_total();
+        self.apply_fault(sim, fault, id, now);
+        let count = self.faults.entry(fault.fault.kind_name()).or_default();
+        count.fired += 1;
+        count.effective += u64::from(trace::effects_total() > before);
+    }
+
+    fn apply_fault(
+        &mut self,
+        sim: &mut turmoil::Sim<'a>,
+        fault: &ScheduledFault,
+        id: usize,
+        now: Duration,
+    ) {
+        let node = match fault.fault.clone().node_mut() {
+            Some(target) => match self.resolve(target) {
+                Some(r) => Some(r),
+                None => return skip(fault),
+            },
+            None => None,
+        };
+        if matches!(fault.fault, Fault::Pause { .. }) {
             self.ensure_operator(sim);
         }
-        let fault = &self.scenario.faults[id];
         let mut others: Vec<String> = (0..self.scenario.clients)
             .map(|p| format!("client-{p}"))
             .collect();
         if self.operator.is_some() {
             others.push("operator".into());
         }
-        let primary = self.directory.primary();
-        let fail_over = self.nemesis.apply(sim, id, fault, now, primary, &others);
+        let fail_over = self.nemesis.apply(sim, id, fault, node, now, &others);
         *self.lost.borrow_mut() = self.nemesis.lost.iter().copied().collect();
-        if let Some(FailOver) = fail_over {
+        if let Some(FailOver) = fail_over
+            && self.declaration.operator_failover
+        {
             self.command(sim, Command::FailOver);
         }
     }
@@ -273,6 +396,7 @@ impl<'a> Harness<'a> {
         let system = self.system.clone();
         let replicas = self.replicas.clone();
         let probe = self.probes[id].clone();
+        let roles = self.roles[id].clone();
         let ReplicaFaults { skew, exited, .. } = self.nemesis.faults[id].clone();
         let duplication = self.duplication(Some(id));
         let name = host(id);
@@ -294,6 +418,7 @@ impl<'a> Harness<'a> {
                 disk: Rc::new(SimDisk::new("/data")),
                 clock,
                 state: probe.clone(),
+                roles: roles.clone(),
             };
             let software = system.replica(node);
             let name = name.clone();
@@ -336,9 +461,9 @@ impl<'a> Harness<'a> {
     }
 
     fn add_client(&self, sim: &mut turmoil::Sim<'a>, process: u64) {
-        let workload = &self.scenario.workload;
-        let ops = workload.operations(self.scenario.seed, process);
-        let think = workload.think_time;
+        let spec = &self.scenario.workload;
+        let ops = self.workload.operations(spec, self.scenario.seed, process);
+        let think = spec.think_time;
         let mut client = self.system.client(self.client_context(process));
         let history = self.history.clone();
         let done = self.clients_done.clone();
@@ -391,6 +516,8 @@ impl<'a> Harness<'a> {
         let history = self.history.borrow().clone();
         Outcome {
             scenario: self.scenario.clone(),
+            claims: self.declaration.claims.clone(),
+            workload: self.workload.clone(),
             history,
             replica_states,
             lost: self.nemesis.lost.iter().copied().collect(),
@@ -399,6 +526,11 @@ impl<'a> Harness<'a> {
             stats: RunStats {
                 simulated_ms: elapsed.as_millis() as u64,
                 faults_applied: self.nemesis.applied,
+                faults: self
+                    .faults
+                    .iter()
+                    .map(|(kind, count)| (kind.to_string(), *count))
+                    .collect(),
                 trace_events: 0,
                 effects: Default::default(),
             },
@@ -425,7 +557,7 @@ impl Operator {
             while let Some(command) = rx.recv().await {
                 match command {
                     Command::FailOver => self.fail_over().await,
-                    Command::FinalReads { keys } => self.final_reads(keys).await,
+                    Command::FinalReads { reads } => self.final_reads(reads).await,
                 }
                 self.pending.set(self.pending.get() - 1);
             }
@@ -459,13 +591,18 @@ impl Operator {
         }
     }
 
-    async fn final_reads(&self, keys: Vec<String>) {
+    async fn final_reads(&self, reads: Vec<Op>) {
         let mut client = self.system.client(self.ctx.clone());
-        for key in keys {
-            let op = Op::Read { key, value: None };
+        for op in reads {
             perform(&mut *client, &self.history, self.ctx.process, op).await;
         }
     }
+}
+
+/// A fault whose role no replica holds is skipped: logged and counted.
+fn skip(fault: &ScheduledFault) {
+    tracing::info!(target: "replisim::nemesis", fault = %fault.fault, "no replica holds the role; fault skipped");
+    trace::add_effect("faults_skipped", 1);
 }
 
 /// Performs one operation and records it in the history.

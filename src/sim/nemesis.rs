@@ -6,10 +6,13 @@
 use std::{cell::Cell, collections::BTreeSet, rc::Rc, time::Duration};
 
 use super::{
-    fault::{Fault, Role, ScheduledFault, Target},
+    fault::{Fault, ScheduledFault},
     trace,
 };
-use crate::{check::stats::FaultWindow, node::StateProbe};
+use crate::{
+    check::stats::FaultWindow,
+    node::{Roles, StateProbe},
+};
 
 /// A clock skew: offset plus drift since the skew began.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -99,6 +102,7 @@ pub(super) struct Nemesis {
     windows: Vec<(String, Duration, Option<Duration>)>,
     pub faults: Vec<ReplicaFaults>,
     probes: Vec<StateProbe>,
+    roles: Vec<Roles>,
     pub applied: usize,
 }
 
@@ -110,7 +114,12 @@ pub(super) fn host(id: usize) -> String {
 }
 
 impl Nemesis {
-    pub fn new(replicas: usize, base_latency: Duration, probes: Vec<StateProbe>) -> Self {
+    pub fn new(
+        replicas: usize,
+        base_latency: Duration,
+        probes: Vec<StateProbe>,
+        roles: Vec<Roles>,
+    ) -> Self {
         Nemesis {
             replicas,
             base_latency,
@@ -121,25 +130,23 @@ impl Nemesis {
             windows: Vec::new(),
             faults: (0..replicas).map(|_| ReplicaFaults::default()).collect(),
             probes,
+            roles,
             applied: 0,
         }
     }
 
-    /// Applies fault number `id`. `primary` resolves [`Role::Primary`];
-    /// `others` are the non-replica hosts (clients, operator) a pause cuts.
+    /// Applies fault number `id`; a node fault strikes replica `node` (its
+    /// target as the harness resolved it). `others` are the non-replica
+    /// hosts (clients, operator) a pause cuts.
     pub fn apply(
         &mut self,
         sim: &mut turmoil::Sim,
         id: usize,
         scheduled: &ScheduledFault,
+        node: Option<usize>,
         now: Duration,
-        primary: usize,
         others: &[String],
     ) -> Option<FailOver> {
-        let resolve = |t: Target| match t {
-            Target::Replica(r) => r,
-            Target::Role(Role::Primary) => primary,
-        };
         tracing::info!(target: "replisim::nemesis", fault = %scheduled.fault, "fault");
         self.applied += 1;
         let until = scheduled.for_ms.map(|d| now + Duration::from_millis(d));
@@ -149,33 +156,33 @@ impl Nemesis {
             }
         };
         match scheduled.fault {
-            Fault::Crash { node } => {
-                let r = resolve(node);
+            Fault::Crash { .. } => {
+                let r = node?;
                 if self.lost.contains(&r) || !self.crashed.insert(r) {
                     return None;
                 }
                 sim.crash(host(r));
-                self.probes[r].clear();
+                self.forget(r);
                 trace::add_effect("nodes_crashed", 1);
                 self.open(format!("replica-{r} down"), now);
                 undo(self, Undo::Restart(r));
             }
-            Fault::Restart { node } => self.restart(sim, resolve(node), now),
-            Fault::Lose { node } => {
-                let r = resolve(node);
+            Fault::Restart { .. } => self.restart(sim, node?, now),
+            Fault::Lose { .. } => {
+                let r = node?;
                 if !self.lost.insert(r) {
                     return None;
                 }
                 if !self.crashed.remove(&r) {
                     sim.crash(host(r));
                 }
-                self.probes[r].clear();
+                self.forget(r);
                 trace::add_effect("nodes_lost", 1);
                 self.open(format!("replica-{r} lost"), now);
                 return Some(FailOver);
             }
-            Fault::Pause { node } => {
-                let r = resolve(node);
+            Fault::Pause { .. } => {
+                let r = node?;
                 let everyone = (0..self.replicas)
                     .filter(|&o| o != r)
                     .map(host)
@@ -197,8 +204,8 @@ impl Nemesis {
                 self.cut(sim, id, pairs, now);
                 undo(self, Undo::Links(id));
             }
-            Fault::Isolate { node } => {
-                let r = resolve(node);
+            Fault::Isolate { .. } => {
+                let r = node?;
                 let pairs = self.replica_pairs(|a, b| (a == r) != (b == r));
                 self.cut(sim, id, pairs, now);
                 undo(self, Undo::Links(id));
@@ -249,18 +256,18 @@ impl Nemesis {
                 self.open("lossy links".into(), now);
                 undo(self, Undo::Links(id));
             }
-            Fault::Duplicate { node } => {
-                let r = resolve(node);
+            Fault::Duplicate { .. } => {
+                let r = node?;
                 self.faults[r].duplicate.set(true);
                 trace::add_effect("nodes_duplicating", 1);
                 undo(self, Undo::StopDuplicating(r));
             }
             Fault::ClockSkew {
-                node,
                 offset_ms,
                 drift_ppm,
+                ..
             } => {
-                let r = resolve(node);
+                let r = node?;
                 self.faults[r].skew.set(Skew {
                     offset_ms,
                     drift_ppm,
@@ -329,6 +336,12 @@ impl Nemesis {
                 label: label.clone(),
             })
             .collect()
+    }
+
+    /// A dead replica publishes no state and holds no role.
+    fn forget(&self, r: usize) {
+        self.probes[r].clear();
+        self.roles[r].clear();
     }
 
     fn restart(&mut self, sim: &mut turmoil::Sim, r: usize, now: Duration) {

@@ -1,27 +1,52 @@
 //! [`Outcome`]: what a run produced, and the [`Verdicts`] the checkers
-//! reach on it.
+//! reach on it. The workload's own checks judge the history
+//! (linearizability against its model, durability); convergence compares
+//! the replicas' published states. Only the guarantees the system claims
+//! can fail a run; the others are computed and shown apart.
 
-use std::{collections::BTreeMap, fmt};
+use std::{collections::BTreeMap, fmt, rc::Rc};
 
 use serde::{Deserialize, Serialize};
 
 use super::scenario::Scenario;
 use crate::{
     check::{
-        Verdict, availability, convergence, durability,
+        Guarantee, Verdict, availability, convergence, durability,
         explain::NonLinearizable,
-        linearizable::{self, SearchLimits},
+        linearizable::SearchLimits,
         stats::{self, FaultWindow, PhaseStats},
     },
-    history::{Format, History, Operation},
+    history::{History, Operation},
     node::ReplicaState,
+    workload::Workload,
 };
+
+/// How often faults of one kind fired, and how often firing changed
+/// something (a node was running to crash, a link existed to cut, a disk
+/// class struck an I/O). A kind that fired and was never effective is
+/// inert: the run tested less than its scenario says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultCount {
+    pub fired: u64,
+    pub effective: u64,
+}
+
+impl FaultCount {
+    /// Adds another count.
+    pub fn add(&mut self, other: FaultCount) {
+        self.fired += other.fired;
+        self.effective += other.effective;
+    }
+}
 
 /// Counters of one run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunStats {
     pub simulated_ms: u64,
     pub faults_applied: usize,
+    /// By fault kind (`crash`, `partition`, ..., and the disk classes
+    /// `torn-writes`, `io-errors`, `corruption`).
+    pub faults: BTreeMap<String, FaultCount>,
     /// Trace events folded into the digest.
     pub trace_events: u64,
     /// What the faults did, by kind (see [`crate::effect`]): nodes crashed,
@@ -30,9 +55,13 @@ pub struct RunStats {
 }
 
 /// Everything a run produced.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone)]
 pub struct Outcome {
     pub scenario: Scenario,
+    /// The guarantees the system claims.
+    pub claims: Vec<Guarantee>,
+    /// The workload that generated the history and judges it.
+    pub workload: Rc<dyn Workload>,
     pub history: History,
     /// Each surviving replica's state after quiescence (`None`: it never
     /// came back up to report).
@@ -44,7 +73,6 @@ pub struct Outcome {
     pub final_reads_done: bool,
     pub stats: RunStats,
     /// When each message was delivered (simulated ns), for per-phase statistics.
-    #[serde(default)]
     pub message_times: Vec<u64>,
     /// Digest of the ordered trace events: equal digests, equal runs.
     pub digest: u64,
@@ -94,14 +122,30 @@ impl Outcome {
     /// answers `unknown` past them).
     pub fn verdicts_within(&self, limits: &SearchLimits) -> Verdicts {
         Verdicts {
-            linearizability: linearizable::check_history(
-                &self.history,
-                &Format::Json.conventions(),
-                limits,
-            ),
-            durability: durability::check(&self.history, &self.final_reads()),
+            claims: self.claims.clone(),
+            linearizability: self.workload.linearizability(&self.history, limits),
+            durability: self.workload.durability(&self.history, &self.final_reads()),
             convergence: convergence::check(&self.replica_states),
             availability: availability::measure(&self.workload_operations(), &self.fault_windows),
+        }
+    }
+}
+
+/// How one check ended, without its evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Violated,
+    Unknown,
+}
+
+impl<E> From<&Verdict<E>> for Status {
+    fn from(verdict: &Verdict<E>) -> Self {
+        match verdict {
+            Verdict::Ok => Status::Ok,
+            Verdict::Violation(_) => Status::Violated,
+            Verdict::Unknown(_) => Status::Unknown,
         }
     }
 }
@@ -109,7 +153,9 @@ impl Outcome {
 /// The checkers' findings on one outcome.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verdicts {
-    /// The whole history, final reads included, against a key-value store.
+    /// The guarantees the system claims: only these fail a run.
+    pub claims: Vec<Guarantee>,
+    /// The whole history, final reads included, against the workload's model.
     pub linearizability: Verdict<NonLinearizable>,
     pub durability: Verdict<durability::Evidence>,
     pub convergence: Verdict<convergence::Evidence>,
@@ -117,24 +163,60 @@ pub struct Verdicts {
 }
 
 impl Verdicts {
-    /// Whether every safety check holds (availability is measured, not judged).
-    pub fn passed(&self) -> bool {
-        self.linearizability.is_ok() && self.durability.is_ok() && self.convergence.is_ok()
+    /// How the check of `guarantee` ended.
+    pub fn status(&self, guarantee: Guarantee) -> Status {
+        match guarantee {
+            Guarantee::Linearizable => (&self.linearizability).into(),
+            Guarantee::Durable => (&self.durability).into(),
+            Guarantee::Convergent => (&self.convergence).into(),
+        }
     }
 
-    /// Whether some safety check found a violation (`unknown` is none).
+    fn describe(&self, guarantee: Guarantee) -> String {
+        match guarantee {
+            Guarantee::Linearizable => self.linearizability.to_string(),
+            Guarantee::Durable => self.durability.to_string(),
+            Guarantee::Convergent => self.convergence.to_string(),
+        }
+    }
+
+    /// Whether every claimed guarantee holds (availability is measured,
+    /// not judged).
+    pub fn passed(&self) -> bool {
+        self.claims.iter().all(|&g| self.status(g) == Status::Ok)
+    }
+
+    /// Whether a claimed guarantee is violated (`unknown` is not).
     pub fn violated(&self) -> bool {
-        self.linearizability.is_violation()
-            || self.durability.is_violation()
-            || self.convergence.is_violation()
+        self.claims
+            .iter()
+            .any(|&g| self.status(g) == Status::Violated)
+    }
+
+    /// Whether some claimed guarantee could not be decided.
+    pub fn unknown(&self) -> bool {
+        self.claims
+            .iter()
+            .any(|&g| self.status(g) == Status::Unknown)
     }
 }
 
 impl fmt::Display for Verdicts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "linearizable: {}", self.linearizability)?;
-        writeln!(f, "durability:   {}", self.durability)?;
-        writeln!(f, "convergence:  {}", self.convergence)?;
-        write!(f, "availability: {}", self.availability)
+        let (claimed, unclaimed): (Vec<Guarantee>, Vec<Guarantee>) = Guarantee::ALL
+            .into_iter()
+            .partition(|g| self.claims.contains(g));
+        for g in claimed {
+            writeln!(f, "{:<13} {}", format!("{g}:"), self.describe(g))?;
+        }
+        for g in unclaimed {
+            writeln!(
+                f,
+                "{:<13} {} (not claimed)",
+                format!("{g}:"),
+                self.describe(g)
+            )?;
+        }
+        write!(f, "{:<13} {}", "availability:", self.availability)
     }
 }

@@ -31,7 +31,7 @@ pub struct SavedFailure {
 }
 
 /// Saves `outcome`'s scenario and a full trace of it under `dir`, in files
-/// named after the protocol, seed and digest.
+/// named after the system, seed and digest.
 pub fn save_failure(
     outcome: &Outcome,
     system: Rc<dyn System>,
@@ -47,19 +47,29 @@ pub fn save_failure(
 }
 
 /// Saves `outcome`'s scenario, with its digest as `recorded_digest`, as
-/// `<protocol>-seed<seed>-<digest>.json` under `dir`; returns the file.
+/// `<system>[-<bug>]-seed<seed>-<digest>.json` under `dir`; returns the file.
 pub fn save_scenario(outcome: &Outcome, dir: &Path) -> io::Result<PathBuf> {
     fs::create_dir_all(dir)?;
     let mut scenario = outcome.scenario.clone();
     scenario.recorded_digest = Some(outcome.digest_hex());
     let file = dir.join(format!(
         "{}-seed{}-{}.json",
-        scenario.protocol.replace(':', "-"),
+        file_stem(&scenario),
         scenario.seed,
         outcome.digest_hex()
     ));
     fs::write(&file, scenario.to_json() + "\n")?;
     Ok(file)
+}
+
+/// A file name for a scenario's system and bug (`:` and `/` of parameters
+/// made safe).
+pub(crate) fn file_stem(scenario: &super::Scenario) -> String {
+    let name = match &scenario.bug {
+        Some(bug) => format!("{}-{bug}", scenario.system),
+        None => scenario.system.clone(),
+    };
+    name.replace([':', '/'], "-")
 }
 
 /// Runs `outcome`'s scenario again with every event recorded and writes

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{fault::ScheduledFault, workload::WorkloadSpec};
-use crate::replication::four_stage::{EngineConfig, Mode};
+use super::{fault::ScheduledFault, outcome::FaultCount};
+use crate::{registry::SystemError, workload::WorkloadSpec};
 
 /// One simulation run, completely described.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,9 +15,18 @@ use crate::replication::four_stage::{EngineConfig, Mode};
 pub struct Scenario {
     /// Seeds turmoil (network latencies, host scheduling) and the workload.
     pub seed: u64,
-    /// The system under test: a built-in protocol (`sync`, `semi-sync:K`,
-    /// `async`) or the name of a user's system.
-    pub protocol: String,
+    /// The system under test, as a [`crate::registry::Registry`] names it
+    /// (`sync`, `semi-sync:2`, a user's own). Older files call it `protocol`.
+    #[serde(alias = "protocol")]
+    pub system: String,
+    /// A deliberately planted bug of the system, by name (never part of
+    /// `system`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bug: Option<String>,
+    /// The system's own configuration, validated by the system (`null`:
+    /// its defaults).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub config: serde_json::Value,
     pub replicas: usize,
     pub clients: usize,
     #[serde(default)]
@@ -32,9 +41,6 @@ pub struct Scenario {
     /// Disk fault classes of turmoil's simulated filesystem.
     #[serde(default)]
     pub disk: DiskSpec,
-    /// Knobs of the built-in engine (ignored by user systems).
-    #[serde(default)]
-    pub engine: EngineConfig,
     /// The digest this scenario produced when it was saved (not an input:
     /// `replay` reports whether the run still matches it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,6 +71,44 @@ impl DiskSpec {
         }
         fs.io_error_probability(self.io_error_probability)
             .corruption_probability(self.corruption_probability);
+    }
+
+    /// The disk classes this run had, each counted as fired once and as
+    /// effective when the storage recorded what it causes (torn writes:
+    /// bytes cut off a torn tail on recovery; I/O errors: a failed I/O;
+    /// corruption: a checksum that failed).
+    pub(crate) fn fault_counts(
+        &self,
+        effects: &std::collections::BTreeMap<String, u64>,
+    ) -> Vec<(String, FaultCount)> {
+        let effect = |name: &str| effects.get(name).copied().unwrap_or(0) > 0;
+        [
+            (
+                "torn-writes",
+                self.torn_writes,
+                effect("disk_bytes_dropped"),
+            ),
+            (
+                "io-errors",
+                self.io_error_probability > 0.0,
+                effect("disk_io_errors"),
+            ),
+            (
+                "corruption",
+                self.corruption_probability > 0.0,
+                effect("disk_damage_detected"),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, on, _)| *on)
+        .map(|(kind, _, effective)| {
+            let count = FaultCount {
+                fired: 1,
+                effective: u64::from(effective),
+            };
+            (kind.to_string(), count)
+        })
+        .collect()
     }
 
     fn validate(&self) -> Result<(), ScenarioError> {
@@ -133,24 +177,21 @@ impl Default for Limits {
 }
 
 impl Scenario {
-    /// A scenario for a built-in engine mode with defaults for everything else:
-    /// 3 replicas, 2 clients, no faults.
+    /// A scenario of the system called `name`, with defaults for
+    /// everything else: 3 replicas, 2 clients of the key-value workload,
+    /// no faults.
     ///
     /// ```
-    /// use replisim::replication::four_stage::Mode;
     /// use replisim::sim::Scenario;
-    /// let scenario = Scenario::new(Mode::Sync, 7);
-    /// assert_eq!(scenario.protocol, "sync");
+    /// let scenario = Scenario::new("my-store", 7);
+    /// assert_eq!(scenario.system, "my-store");
     /// ```
-    pub fn new(mode: Mode, seed: u64) -> Self {
-        Scenario::for_system(&mode.to_string(), seed)
-    }
-
-    /// A scenario for a system known by `name` (a user's own).
-    pub fn for_system(name: &str, seed: u64) -> Self {
+    pub fn new(name: &str, seed: u64) -> Self {
         Scenario {
             seed,
-            protocol: name.to_string(),
+            system: name.to_string(),
+            bug: None,
+            config: serde_json::Value::Null,
             replicas: 3,
             clients: 2,
             network: NetworkSpec::default(),
@@ -158,7 +199,6 @@ impl Scenario {
             faults: Vec::new(),
             limits: Limits::default(),
             disk: DiskSpec::default(),
-            engine: EngineConfig::default(),
             recorded_digest: None,
         }
     }
@@ -167,7 +207,7 @@ impl Scenario {
     ///
     /// ```
     /// use replisim::sim::Scenario;
-    /// let error = Scenario::from_json(r#"{"seed": 1, "protocol": "sync", "replicas": "three"}"#)
+    /// let error = Scenario::from_json(r#"{"seed": 1, "system": "sync", "replicas": "three"}"#)
     ///     .unwrap_err()
     ///     .to_string();
     /// assert!(error.contains("replicas: invalid type"), "{error}");
@@ -195,7 +235,8 @@ impl Scenario {
         serde_json::to_string_pretty(self).expect("a scenario always serialises")
     }
 
-    /// Checks the values that JSON types cannot.
+    /// Checks the values that JSON types cannot (the system checks its own
+    /// configuration, workload and roles when the scenario runs).
     pub fn validate(&self) -> Result<(), ScenarioError> {
         let bad = |field: &str, problem: String| {
             Err(ScenarioError::Invalid {
@@ -224,7 +265,6 @@ impl Scenario {
                 "is greater than network.max_latency".into(),
             );
         }
-        self.workload.validate()?;
         self.disk.validate()?;
         for (i, fault) in self.faults.iter().enumerate() {
             fault
@@ -237,11 +277,6 @@ impl Scenario {
         }
         Ok(())
     }
-
-    /// The built-in engine mode this scenario names, if any.
-    pub fn mode(&self) -> Option<Mode> {
-        self.protocol.parse().ok()
-    }
 }
 
 /// A scenario that cannot be run.
@@ -253,8 +288,19 @@ pub enum ScenarioError {
     Parse { field: String, problem: String },
     #[error("invalid scenario: {field}: {problem}")]
     Invalid { field: String, problem: String },
-    #[error("unknown protocol {0:?}: expected sync, semi-sync:K or async")]
-    UnknownProtocol(String),
+    #[error("{0}")]
+    UnknownSystem(String),
+}
+
+impl From<SystemError> for ScenarioError {
+    fn from(error: SystemError) -> Self {
+        match error {
+            SystemError::Invalid { field, problem } => ScenarioError::Invalid { field, problem },
+            unknown @ SystemError::Unknown { .. } => {
+                ScenarioError::UnknownSystem(unknown.to_string())
+            }
+        }
+    }
 }
 
 /// Durations as whole milliseconds in JSON.
@@ -281,7 +327,7 @@ mod tests {
         Scenario::from_json(text).unwrap_err().to_string()
     }
 
-    const HEAD: &str = r#""seed": 1, "protocol": "sync", "replicas": 3, "clients": 2"#;
+    const HEAD: &str = r#""seed": 1, "system": "sync", "replicas": 3, "clients": 2"#;
 
     #[test]
     fn malformed_files_name_the_field_and_the_problem() {
@@ -293,7 +339,7 @@ mod tests {
                 "unknown field",
             ),
             (
-                r#"{"seed": 1, "protocol": "sync", "replicas": "3", "clients": 2}"#.to_string(),
+                r#"{"seed": 1, "system": "sync", "replicas": "3", "clients": 2}"#.to_string(),
                 "replicas",
                 "invalid type: string",
             ),
@@ -304,10 +350,10 @@ mod tests {
             ),
             (
                 format!(
-                    "{{{HEAD}, \"workload\": {{\"ops_per_client\": 3, \"keys\": 1, \"mix\": {{\"read\": 1}}, \"think_time\": 1}}}}"
+                    "{{{HEAD}, \"workload\": {{\"ops_per_client\": 3, \"keys\": 1, \"mix\": {{\"read\": \"1\"}}, \"think_time\": 1}}}}"
                 ),
-                "workload.mix",
-                "missing field `write`",
+                "workload.mix.read",
+                "invalid type: string",
             ),
             (
                 format!(
@@ -322,7 +368,7 @@ mod tests {
                 "unknown variant `explode`",
             ),
             (
-                r#"{"seed": 1, "protocol": "sync", "replicas": 3}"#.to_string(),
+                r#"{"seed": 1, "system": "sync", "replicas": 3}"#.to_string(),
                 ".",
                 "missing field `clients`",
             ),
@@ -356,7 +402,9 @@ mod tests {
 
     #[test]
     fn a_saved_scenario_reads_back_equal() {
-        let mut scenario = Scenario::new(Mode::Sync, 9);
+        let mut scenario = Scenario::new("sync", 9);
+        scenario.bug = Some("ack-before-persist".into());
+        scenario.config = serde_json::json!({"batch": 8});
         scenario.recorded_digest = Some("00000000000000ff".into());
         assert_eq!(Scenario::from_json(&scenario.to_json()).unwrap(), scenario);
     }

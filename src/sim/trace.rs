@@ -116,6 +116,14 @@ pub(crate) fn add_effect(kind: &str, amount: u64) {
     with_state(|state| *state.effects.entry(kind.to_string()).or_default() += amount);
 }
 
+/// The sum of every effect counter so far: a fault whose application did
+/// not raise it changed nothing.
+pub(crate) fn effects_total() -> u64 {
+    let mut total = 0;
+    with_state(|state| total = state.effects.values().sum());
+    total
+}
+
 fn with_state(f: impl FnOnce(&mut TraceState)) {
     STATE.with(|state| {
         if let Some(state) = state.borrow_mut().as_mut() {

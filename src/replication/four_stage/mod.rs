@@ -51,8 +51,10 @@ use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    check::Guarantee,
     net::RpcConfig,
-    node::{ClientContext, KvClient, NodeContext, NodeResult, System},
+    node::{ClientContext, Declaration, KvClient, NodeContext, NodeResult, System},
+    registry::{Registry, SystemError, SystemSpec},
 };
 
 /// How many backups the Sync stage waits for.
@@ -108,8 +110,10 @@ impl FromStr for Mode {
     }
 }
 
-/// Timing and routing knobs of the engine.
+/// Timing and routing knobs of the engine: a scenario's `config` (every
+/// field optional; durations as `{"secs": .., "nanos": ..}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
     /// Timeouts and backoff of every connection.
     pub rpc: RpcConfig,
@@ -125,14 +129,12 @@ pub struct EngineConfig {
     pub async_ship_interval: Duration,
     /// Clients read from a backup (chosen by process number) instead of the primary.
     pub read_from_backup: bool,
-    /// A deliberately planted bug (see [`Bug`]); `None` in real use.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bug: Option<Bug>,
 }
 
-/// Deliberately broken variants of the engine. They stay in the code so the
-/// test suite can prove, on every run, that the nemesis and the checkers
-/// catch real bugs of the kind replication code has.
+/// Deliberately broken variants of the engine (a scenario's `bug`). They
+/// stay in the code so the test suite can prove, on every run, that the
+/// nemesis and the checkers catch real bugs of the kind replication code
+/// has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Bug {
@@ -151,7 +153,6 @@ impl Default for EngineConfig {
             batch: 64,
             async_ship_interval: Duration::from_millis(25),
             read_from_backup: false,
-            bug: None,
         }
     }
 }
@@ -161,21 +162,65 @@ impl Default for EngineConfig {
 pub struct FourStage {
     pub mode: Mode,
     pub config: EngineConfig,
+    pub bug: Option<Bug>,
 }
 
 impl FourStage {
     pub fn new(mode: Mode, config: EngineConfig) -> Self {
-        FourStage { mode, config }
+        FourStage {
+            mode,
+            config,
+            bug: None,
+        }
+    }
+
+    /// The same engine with a planted bug.
+    pub fn with_bug(self, bug: Bug) -> Self {
+        FourStage {
+            bug: Some(bug),
+            ..self
+        }
     }
 }
 
+/// The role a four-stage replica publishes while it is the primary.
+pub const PRIMARY: &str = "primary";
+
+/// Registers `sync`, `semi-sync:K` and `async`.
+pub fn register(registry: &mut Registry) {
+    for (family, usage) in [
+        (
+            "sync",
+            "sync (every backup acknowledges before the client is answered)",
+        ),
+        ("semi-sync", "semi-sync:K (K backups acknowledge)"),
+        ("async", "async (no backup acknowledges)"),
+    ] {
+        registry.register(family, usage, build);
+    }
+}
+
+fn build(spec: &SystemSpec) -> Result<Rc<dyn System>, SystemError> {
+    let mode: Mode = spec.name.parse().map_err(|e: BadMode| spec.bad_params(e))?;
+    Ok(Rc::new(FourStage {
+        mode,
+        config: spec.config()?,
+        bug: spec.bug()?,
+    }))
+}
+
 impl System for FourStage {
-    fn name(&self) -> String {
-        self.mode.to_string()
+    fn declaration(&self) -> Declaration {
+        Declaration {
+            roles: vec![PRIMARY.to_string()],
+            claims: Guarantee::ALL.to_vec(),
+            operator_failover: true,
+            ..Declaration::default()
+        }
     }
 
     fn replica(&self, node: NodeContext) -> LocalBoxFuture<'static, NodeResult> {
-        Box::pin(replica::run(node, self.mode, self.config))
+        Box::pin(replica::run(node, self.mode, self.config, self.bug))
     }
 
     fn client(&self, ctx: ClientContext) -> Box<dyn KvClient> {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify, watch};
 
 use super::{
-    Bug, EngineConfig, Mode,
+    Bug, EngineConfig, Mode, PRIMARY,
     messages::{Entry, Replicate, Request, RequestId, Response},
     shipper,
 };
@@ -22,7 +22,7 @@ use crate::{
     effect,
     history::{Completion, Op},
     net::{Handler, Network, serve},
-    node::{NodeContext, NodeResult},
+    node::{NodeContext, NodeResult, Roles},
     replication::kv::KvStore,
     storage::{MetaFile, StorageError, Wal},
 };
@@ -137,6 +137,7 @@ pub(super) struct Replica {
     pub id: usize,
     pub mode: Mode,
     pub config: EngineConfig,
+    bug: Option<Bug>,
     pub peers: Rc<[String]>,
     pub net: Rc<dyn Network>,
     pub state: RefCell<State>,
@@ -147,10 +148,17 @@ pub(super) struct Replica {
     pub last_tx: watch::Sender<u64>,
     /// Set when the disk failed: the replica stops (fail-stop).
     failed: Notify,
+    /// Where it publishes whether it is the primary, and in which epoch.
+    roles: Roles,
 }
 
 /// The replica's software: recover, then serve until the host dies.
-pub(super) async fn run(node: NodeContext, mode: Mode, config: EngineConfig) -> NodeResult {
+pub(super) async fn run(
+    node: NodeContext,
+    mode: Mode,
+    config: EngineConfig,
+    bug: Option<Bug>,
+) -> NodeResult {
     let (wal, entries) = Wal::open(node.disk.clone(), WAL_PATH).await?;
     let meta_file = MetaFile::new(node.disk.clone(), META_PATH);
     let meta = match meta_file.load().await? {
@@ -178,6 +186,7 @@ pub(super) async fn run(node: NodeContext, mode: Mode, config: EngineConfig) -> 
         id: node.id,
         mode,
         config,
+        bug,
         peers: node.replicas.clone(),
         net: node.net.clone(),
         state: RefCell::new(state),
@@ -186,7 +195,9 @@ pub(super) async fn run(node: NodeContext, mode: Mode, config: EngineConfig) -> 
         commit_tx: watch::Sender::new(commit),
         last_tx: watch::Sender::new(last),
         failed: Notify::new(),
+        roles: node.roles.clone(),
     });
+    replica.publish_role();
     let probe = Rc::downgrade(&replica);
     node.state.publish(move || {
         probe
@@ -228,6 +239,17 @@ impl Replica {
                 }
             }
             Request::Promote { epoch, members } => self.promote(epoch, members).await,
+        }
+    }
+
+    /// Publishes the primary role with its epoch while this replica
+    /// believes it is the primary.
+    fn publish_role(&self) {
+        let meta = &self.state.borrow().meta;
+        if meta.primary == self.id {
+            self.roles.hold(PRIMARY, meta.epoch);
+        } else {
+            self.roles.release(PRIMARY);
         }
     }
 
@@ -338,7 +360,7 @@ impl Replica {
             commit,
         } = message;
         let mut wal = self.wal.lock().await;
-        if self.config.bug == Some(Bug::AckBeforePersist)
+        if self.bug == Some(Bug::AckBeforePersist)
             && let Err(error) = wal.sync().await
         {
             return Response::Refused(self.disk_failed(&error));
@@ -367,6 +389,7 @@ impl Replica {
             }
             tracing::info!(target: "replisim::engine", epoch, primary = from, "following a new primary");
             self.state.borrow_mut().meta = meta;
+            self.publish_role();
         }
         if prev_index > last {
             return refuse(last);
@@ -405,7 +428,7 @@ impl Replica {
         }
         if !fresh.is_empty() {
             // The planted bug acknowledges now and syncs with the next message.
-            if self.config.bug != Some(Bug::AckBeforePersist)
+            if self.bug != Some(Bug::AckBeforePersist)
                 && let Err(error) = wal.sync().await
             {
                 return Response::Refused(self.disk_failed(&error));
@@ -447,6 +470,7 @@ impl Replica {
             state.serving_from = state.last_index();
             state.serving_from
         };
+        self.publish_role();
         tracing::info!(target: "replisim::engine", epoch, last, "promoted to primary");
         self.last_tx.send_replace(last);
         self.advance_commit();

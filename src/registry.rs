@@ -1,0 +1,228 @@
+//! The registry of systems: names with parameters (`sync`, `semi-sync:2`,
+//! `dynamo:3/2/2`) mapped to factories that build a [`System`] from a
+//! scenario's configuration.
+//!
+//! A name is a family, optionally followed by `:` and parameters, which
+//! never contain commas (so comma-separated lists of names stay
+//! unambiguous). Each factory reads its parameters, its own configuration
+//! (the scenario's `config`, validated with errors naming the field) and
+//! an optional planted bug (the scenario's `bug`). The built-in protocols
+//! register through exactly this API, and a user's crate builds its own
+//! registry, and its own command-line tool over it, the same way:
+//!
+//! ```
+//! use std::rc::Rc;
+//! use futures_util::future::LocalBoxFuture;
+//! use replisim::history::{Completion, Op};
+//! use replisim::node::{ClientContext, Declaration, KvClient, NodeContext, NodeResult, System};
+//! use replisim::registry::{Registry, SystemError};
+//!
+//! struct Idle { replicas: usize }
+//! struct Refuse;
+//!
+//! #[async_trait::async_trait(?Send)]
+//! impl KvClient for Refuse {
+//!     async fn call(&mut self, _op: &Op) -> Completion { Completion::Fail("idle".into()) }
+//! }
+//!
+//! impl System for Idle {
+//!     fn declaration(&self) -> Declaration {
+//!         Declaration { replicas: self.replicas..=self.replicas, ..Declaration::default() }
+//!     }
+//!     fn replica(&self, _node: NodeContext) -> LocalBoxFuture<'static, NodeResult> {
+//!         Box::pin(std::future::pending())
+//!     }
+//!     fn client(&self, _ctx: ClientContext) -> Box<dyn KvClient> { Box::new(Refuse) }
+//! }
+//!
+//! let mut registry = Registry::new();
+//! registry.register("idle", "idle:N, a system that does nothing", |spec| {
+//!     let replicas = spec.number_param(1)?;
+//!     Ok(Rc::new(Idle { replicas }) as Rc<dyn System>)
+//! });
+//! assert!(registry.build("idle:3", &serde_json::Value::Null, None).is_ok());
+//! let error = registry.build("paxos", &serde_json::Value::Null, None).err().unwrap();
+//! assert!(error.to_string().contains("unknown system \"paxos\""), "{error}");
+//! ```
+
+use std::{collections::BTreeMap, fmt, rc::Rc, sync::Arc};
+
+use serde::de::DeserializeOwned;
+
+use crate::{
+    node::System,
+    sim::{Outcome, RunError, Scenario, run_system},
+};
+
+/// Why a system could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SystemError {
+    #[error("unknown system {name:?}: expected {known}")]
+    Unknown { name: String, known: String },
+    /// A parameter, the configuration or the bug is wrong; `field` names
+    /// it (`system`, `config.heartbeat`, `bug`).
+    #[error("{field}: {problem}")]
+    Invalid { field: String, problem: String },
+}
+
+/// What a factory is asked to build.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemSpec<'a> {
+    /// The whole name, as given (`semi-sync:2`).
+    pub name: &'a str,
+    /// The part after the first `:`, if any (`2`).
+    pub params: Option<&'a str>,
+    /// The scenario's `config` (`null` when it has none).
+    pub config: &'a serde_json::Value,
+    /// The planted bug to build in, if any.
+    pub bug: Option<&'a str>,
+}
+
+impl SystemSpec<'_> {
+    /// An error about the parameters.
+    pub fn bad_params(&self, problem: impl fmt::Display) -> SystemError {
+        SystemError::Invalid {
+            field: "system".into(),
+            problem: format!("{:?}: {problem}", self.name),
+        }
+    }
+
+    /// The parameters as one number, or `default` without any.
+    pub fn number_param(&self, default: usize) -> Result<usize, SystemError> {
+        match self.params {
+            None => Ok(default),
+            Some(text) => text
+                .parse()
+                .map_err(|_| self.bad_params(format!("{text:?} is not a number"))),
+        }
+    }
+
+    /// The configuration as `T`; `null` gives `T::default()`. Errors name
+    /// the field (`config.client_timeout`).
+    pub fn config<T: DeserializeOwned + Default>(&self) -> Result<T, SystemError> {
+        if self.config.is_null() {
+            return Ok(T::default());
+        }
+        serde_path_to_error::deserialize(self.config).map_err(|e| {
+            let path = e.path().to_string();
+            SystemError::Invalid {
+                field: if path == "." {
+                    "config".into()
+                } else {
+                    format!("config.{path}")
+                },
+                problem: e.inner().to_string(),
+            }
+        })
+    }
+
+    /// The planted bug as `B` (a serde enum named in kebab-case), if any.
+    pub fn bug<B: DeserializeOwned>(&self) -> Result<Option<B>, SystemError> {
+        self.bug
+            .map(|name| {
+                serde_json::from_value(serde_json::Value::String(name.to_string())).map_err(|e| {
+                    SystemError::Invalid {
+                        field: "bug".into(),
+                        problem: format!("{name:?} is not a planted bug of {}: {e}", self.name),
+                    }
+                })
+            })
+            .transpose()
+    }
+
+    /// Refuses any planted bug (for systems that have none).
+    pub fn no_bug(&self) -> Result<(), SystemError> {
+        match self.bug {
+            None => Ok(()),
+            Some(bug) => Err(SystemError::Invalid {
+                field: "bug".into(),
+                problem: format!("{} has no planted bug {bug:?}", self.name),
+            }),
+        }
+    }
+}
+
+type Factory = Arc<dyn Fn(&SystemSpec) -> Result<Rc<dyn System>, SystemError> + Send + Sync>;
+
+/// Families of systems by name. Cheap to clone and shareable between
+/// threads (each thread builds its own systems).
+#[derive(Clone, Default)]
+pub struct Registry {
+    families: BTreeMap<String, (String, Factory)>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.families.keys()).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Registers `family` (the part of a name before `:`); `usage` shows
+    /// how to name it (`semi-sync:K`) and what it is, for help and errors.
+    pub fn register(
+        &mut self,
+        family: &str,
+        usage: &str,
+        factory: impl Fn(&SystemSpec) -> Result<Rc<dyn System>, SystemError> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.families
+            .insert(family.to_string(), (usage.to_string(), Arc::new(factory)));
+        self
+    }
+
+    /// Every family's usage line.
+    pub fn usage(&self) -> Vec<&str> {
+        self.families
+            .values()
+            .map(|(usage, _)| usage.as_str())
+            .collect()
+    }
+
+    /// Builds the system called `name` with `config` and `bug`.
+    pub fn build(
+        &self,
+        name: &str,
+        config: &serde_json::Value,
+        bug: Option<&str>,
+    ) -> Result<Rc<dyn System>, SystemError> {
+        let (family, params) = match name.split_once(':') {
+            Some((family, params)) => (family, Some(params)),
+            None => (name, None),
+        };
+        let Some((_, factory)) = self.families.get(family) else {
+            return Err(SystemError::Unknown {
+                name: name.to_string(),
+                known: self.known(),
+            });
+        };
+        factory(&SystemSpec {
+            name,
+            params,
+            config,
+            bug,
+        })
+    }
+
+    /// Builds the system a scenario names, with its configuration and bug.
+    pub fn system_for(&self, scenario: &Scenario) -> Result<Rc<dyn System>, SystemError> {
+        self.build(&scenario.system, &scenario.config, scenario.bug.as_deref())
+    }
+
+    /// Runs a scenario of one of these systems.
+    pub fn run(&self, scenario: &Scenario) -> Result<Outcome, RunError> {
+        run_system(scenario, self.system_for(scenario)?)
+    }
+
+    fn known(&self) -> String {
+        match self.families.is_empty() {
+            true => "a registered system (none is)".into(),
+            false => self.usage().join(", "),
+        }
+    }
+}

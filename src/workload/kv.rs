@@ -1,0 +1,84 @@
+//! The key-value workload: reads, writes, appends and compare-and-sets on
+//! string values. Written values are unique per run (`c<process>-<n>`),
+//! and appends add `c<process>-<n>;`, so that a read tells which writes it
+//! saw. A compare-and-set expects the value this client last wrote to that
+//! key (so some succeed and some fail).
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+
+use super::{Workload, WorkloadSpec, client_rng, key};
+use crate::{
+    check::{
+        Verdict, durability, explain::NonLinearizable, linearizable, linearizable::SearchLimits,
+    },
+    history::{Format, History, Op},
+};
+
+/// Reads, writes, appends and compare-and-sets, checked against a
+/// string-valued register per key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyValue;
+
+impl Workload for KeyValue {
+    fn name(&self) -> &str {
+        "kv"
+    }
+
+    fn kinds(&self) -> &[&'static str] {
+        &["read", "write", "append", "cas"]
+    }
+
+    fn operations(&self, spec: &WorkloadSpec, seed: u64, process: u64) -> Vec<Op> {
+        let mut rng = client_rng(seed, process);
+        let mut last_written: Vec<Option<String>> = vec![None; spec.keys];
+        let total = spec.mix.total();
+        (0..spec.ops_per_client)
+            .map(|n| {
+                let k = rng.random_range(0..spec.keys);
+                let key = key(k);
+                let value = format!("c{process}-{n}");
+                match spec.mix.pick(self.kinds(), rng.random_range(0..total)) {
+                    "read" => Op::Read { key, value: None },
+                    "write" => {
+                        last_written[k] = Some(value.clone());
+                        Op::Write { key, value }
+                    }
+                    "append" => {
+                        last_written[k] = None;
+                        Op::Append {
+                            key,
+                            value: format!("{value};"),
+                        }
+                    }
+                    _ => {
+                        let from = last_written[k].take().unwrap_or_default();
+                        last_written[k] = Some(value.clone());
+                        Op::Cas {
+                            key,
+                            from,
+                            to: value,
+                        }
+                    }
+                }
+            })
+            .collect()
+    }
+
+    fn linearizability(
+        &self,
+        history: &History,
+        limits: &SearchLimits,
+    ) -> Verdict<NonLinearizable> {
+        linearizable::check_history(history, &Format::Json.conventions(), limits)
+    }
+
+    fn durability(
+        &self,
+        history: &History,
+        final_reads: &BTreeMap<String, Option<String>>,
+    ) -> Verdict<durability::Evidence> {
+        durability::check(history, final_reads)
+    }
+}
