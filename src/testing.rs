@@ -31,18 +31,33 @@
 //! cargo sets it for tests). The runner's panics are deliberate: they are
 //! how a `#[test]` fails.
 //!
-//! An explorer runs the systems of a [`Registry`] (the scenario names its
-//! system) or one system of the test's own ([`Explorer::system`]):
+//! An explorer runs the systems of a [`Registry`] (each scenario names
+//! its system) or one system of the test's own ([`Explorer::system`]):
 //!
 //! ```no_run
-//! use replisim::{replication, strategy::{FaultKinds, ScenarioSpace}, testing::{self, Explorer}};
+//! # use futures_util::future::LocalBoxFuture;
+//! # use replisim::history::{Completion, Op};
+//! # use replisim::node::{ClientContext, KvClient, NodeContext, NodeResult, System};
+//! # struct MyStore;
+//! # struct Refused;
+//! # #[async_trait::async_trait(?Send)]
+//! # impl KvClient for Refused {
+//! #     async fn call(&mut self, _op: &Op) -> Completion { Completion::Fail("refused".into()) }
+//! # }
+//! # impl System for MyStore {
+//! #     fn replica(&self, _node: NodeContext) -> LocalBoxFuture<'static, NodeResult> {
+//! #         Box::pin(std::future::pending())
+//! #     }
+//! #     fn client(&self, _ctx: ClientContext) -> Box<dyn KvClient> { Box::new(Refused) }
+//! # }
+//! use std::rc::Rc;
+//! use replisim::{strategy::{FaultKinds, ScenarioSpace}, testing::{self, Explorer}};
 //!
 //! #[test]
-//! fn sync_survives_crashes() {
-//!     let registry = replication::registry();
-//!     let space = ScenarioSpace::registered(&registry, "sync", FaultKinds::crashes()).unwrap();
-//!     Explorer::new("sync_survives_crashes", 16)
-//!         .registry(registry)
+//! fn my_store_survives_crashes() {
+//!     let space = ScenarioSpace::new("my-store", FaultKinds::crashes()).declared_by(&MyStore);
+//!     Explorer::new("my_store_survives_crashes", 16)
+//!         .system(|_| Rc::new(MyStore))
 //!         .explore(space.strategy(), testing::holds);
 //! }
 //! ```
