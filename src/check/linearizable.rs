@@ -12,9 +12,18 @@
 //! | cas | value was `from`, became `to` | dropped, or "value was not `from`" under [`FailedCas::CompareFailed`] | as `info` write, if the value was `from` |
 //!
 //! Dropped operations constrain nothing, so dropping them changes no
-//! verdict and shrinks the search. The time limit covers the whole
-//! history; the memory limit bounds each key's memo. A violation on any key
-//! is a definite answer even if another key ran out of time.
+//! verdict and shrinks the search.
+//!
+//! [`SearchLimits`] bounds the search; past a limit the verdict is
+//! `Unknown`. The step budget and the memory limit are deterministic: how
+//! many steps a search takes and how many bytes its memo holds (by its own
+//! accounting) depend on the history alone, so under them a verdict is a
+//! function of the history, the same on every run and every machine. The
+//! time limit is not: it is for interactive use (`replisim check`). The
+//! time limit and the step budget cover the whole history (all keys
+//! together, in key order); the memory limit bounds each key's memo. A
+//! violation on any key is a definite answer even if another key ran out
+//! of its budget.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -30,11 +39,19 @@ use crate::history::{Conventions, EventType, FailedCas, History, NilRead, Op, Op
 pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
 
 /// Bounds on a linearizability check; past them the verdict is `Unknown`.
+/// The default, `replisim check`'s, is 60 s, no step budget and
+/// [`DEFAULT_MEMORY_LIMIT`]; only a check without a time limit is a
+/// function of the history alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SearchLimits {
     /// Wall-clock time for the whole check (`None`: unbounded).
     pub time_limit: Option<Duration>,
-    /// Approximate bytes of memoised search states per key.
+    /// Search steps for the whole check (`None`: unbounded). A step is one
+    /// visit of an operation's call or return in the search; the count
+    /// depends on the history alone.
+    pub step_limit: Option<u64>,
+    /// Approximate bytes of memoised search states per key, by the memo's
+    /// own accounting (not the allocator's).
     pub memory_limit: usize,
 }
 
@@ -42,6 +59,7 @@ impl Default for SearchLimits {
     fn default() -> Self {
         SearchLimits {
             time_limit: Some(Duration::from_secs(60)),
+            step_limit: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
         }
     }
@@ -51,7 +69,9 @@ impl SearchLimits {
     fn start(&self) -> search::Limits {
         search::Limits {
             deadline: self.time_limit.map(|d| Instant::now() + d), // determinism-ok: not simulated
+            step_limit: self.step_limit,
             memory_bytes: self.memory_limit,
+            steps: 0,
         }
     }
 
@@ -61,6 +81,10 @@ impl SearchLimits {
             Limit::Time => format!(
                 "time limit of {:.3} s reached{key}",
                 self.time_limit.unwrap_or_default().as_secs_f64()
+            ),
+            Limit::Steps => format!(
+                "step budget of {} steps reached{key}",
+                self.step_limit.unwrap_or_default()
             ),
             Limit::Memory => format!(
                 "memory limit of {} MiB reached{key}",
@@ -90,7 +114,7 @@ pub fn check_operations(
     for (i, op) in ops.iter().enumerate() {
         by_key.entry(op.op.key()).or_default().push(i);
     }
-    let bounds = limits.start();
+    let mut bounds = limits.start();
     let mut unknown = None;
     for (key, indexes) in by_key {
         let KeyOps {
@@ -101,10 +125,15 @@ pub fn check_operations(
         } = KeyOps::new(ops, &indexes, conventions);
         let (outcome, evidence) = if appends {
             let initial = conventions.initial.clone();
-            run(&StringCell { values, initial }, &timed, &source, bounds)
+            run(
+                &StringCell { values, initial },
+                &timed,
+                &source,
+                &mut bounds,
+            )
         } else {
             let initial = conventions.initial.as_deref().map(|v| values.intern(v));
-            run(&Register { values, initial }, &timed, &source, bounds)
+            run(&Register { values, initial }, &timed, &source, &mut bounds)
         };
         match (outcome, evidence) {
             (_, Some(mut evidence)) => {
@@ -126,7 +155,7 @@ pub fn check_model<M: Model>(
     ops: &[Timed<M::Op>],
     limits: &SearchLimits,
 ) -> Verdict<NonLinearizable> {
-    match search::search(model, ops, limits.start()) {
+    match search::search(model, ops, &mut limits.start()) {
         Outcome::Linearizable => Verdict::Ok,
         Outcome::Illegal { longest } => Verdict::Violation(explain(model, ops, &longest, |i| i)),
         Outcome::Stopped(limit) => Verdict::Unknown(limits.reason(limit, None)),
@@ -139,7 +168,7 @@ fn run<M: Model<Op = CellOp>>(
     model: &M,
     timed: &[Timed<CellOp>],
     source: &[usize],
-    bounds: search::Limits,
+    bounds: &mut search::Limits,
 ) -> (Option<Limit>, Option<NonLinearizable>) {
     match search::search(model, timed, bounds) {
         Outcome::Linearizable => (None, None),
