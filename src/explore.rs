@@ -13,7 +13,7 @@
 //! run on different machines and [`SweepSummary::merge`] adds their
 //! summaries up to exactly the unsharded sweep's counts. That holds because
 //! no verdict depends on wall-clock time: the linearizability search runs
-//! within a deterministic budget (see [`crate::testing::HOLDS_LIMITS`]).
+//! within a deterministic budget ([`SearchLimits::DETERMINISTIC`]).
 //!
 //! The summary is data ([`SweepSummary`], serialised by `replisim explore
 //! --json`): `{"seed":…, "options":{…}, "systems":[{"system":"sync",
@@ -37,11 +37,10 @@ use proptest::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    check::{Guarantee, availability::Counts},
+    check::{Guarantee, availability::Counts, linearizable::SearchLimits},
     registry::{Registry, SystemError},
     sim::{self, FaultCount, RunError, Scenario, Status, repro},
     strategy::{FaultKinds, ScenarioSpace},
-    testing::HOLDS_LIMITS,
 };
 
 /// One of `count` disjoint slices of a sweep (1-based `index`), written
@@ -375,7 +374,7 @@ fn run_all(
 fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepError> {
     let system = registry.system_for(scenario)?;
     let outcome = sim::run_system(scenario, system.clone())?;
-    let verdicts = outcome.verdicts_within(&HOLDS_LIMITS);
+    let verdicts = outcome.verdicts_within(&SearchLimits::DETERMINISTIC);
     let violated = verdicts.violated();
     let saved = if violated {
         let dir = repro::output_dir().join("explore");

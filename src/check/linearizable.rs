@@ -12,9 +12,18 @@
 //! | cas | value was `from`, became `to` | dropped, or "value was not `from`" under [`FailedCas::CompareFailed`] | as `info` write, if the value was `from` |
 //!
 //! Dropped operations constrain nothing, so dropping them changes no
-//! verdict and shrinks the search. The time limit covers the whole
-//! history; the memory limit bounds each key's memo. A violation on any key
-//! is a definite answer even if another key ran out of time.
+//! verdict and shrinks the search.
+//!
+//! [`SearchLimits`] bounds the search; past a limit the verdict is
+//! `Unknown`. The step budget and the memory limit are deterministic: how
+//! many steps a search takes and how many bytes its memo holds (by its own
+//! accounting) depend on the history alone, so under them a verdict is a
+//! function of the history, the same on every run and every machine. The
+//! time limit is not: it is for interactive use (`replisim check`). The
+//! time limit and the step budget cover the whole history (all keys
+//! together, in key order); the memory limit bounds each key's memo. A
+//! violation on any key is a definite answer even if another key ran out
+//! of its budget.
 //!
 //! Other workloads' histories (counters, sets) are checked key by key the
 //! same way, against their own models, with `check_per_key`: the rules
@@ -34,11 +43,19 @@ use crate::history::{Conventions, EventType, FailedCas, History, NilRead, Op, Op
 pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
 
 /// Bounds on a linearizability check; past them the verdict is `Unknown`.
+/// The default, `replisim check`'s, is 60 s, no step budget and
+/// [`DEFAULT_MEMORY_LIMIT`]; only a check without a time limit is a
+/// function of the history alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SearchLimits {
     /// Wall-clock time for the whole check (`None`: unbounded).
     pub time_limit: Option<Duration>,
-    /// Approximate bytes of memoised search states per key.
+    /// Search steps for the whole check (`None`: unbounded). A step is one
+    /// visit of an operation's call or return in the search; the count
+    /// depends on the history alone.
+    pub step_limit: Option<u64>,
+    /// Approximate bytes of memoised search states per key, by the memo's
+    /// own accounting (not the allocator's).
     pub memory_limit: usize,
 }
 
@@ -46,16 +63,31 @@ impl Default for SearchLimits {
     fn default() -> Self {
         SearchLimits {
             time_limit: Some(Duration::from_secs(60)),
+            step_limit: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
         }
     }
 }
 
 impl SearchLimits {
+    /// The limits of property tests and seed sweeps: 10 million search
+    /// steps for the whole history, 256 MiB of memo per key, no time limit,
+    /// so verdicts are the same on every run and machine (a sharded sweep
+    /// counts what the whole sweep counts). 10 million steps take about 1
+    /// to 1.6 s on the hardest histories (many timed-out writes) on a
+    /// shared 2-core machine, in tests' build and in release alike.
+    pub const DETERMINISTIC: SearchLimits = SearchLimits {
+        time_limit: None,
+        step_limit: Some(10_000_000),
+        memory_limit: 256 << 20,
+    };
+
     fn start(&self) -> search::Limits {
         search::Limits {
             deadline: self.time_limit.map(|d| Instant::now() + d), // determinism-ok: not simulated
+            step_limit: self.step_limit,
             memory_bytes: self.memory_limit,
+            steps: 0,
         }
     }
 
@@ -64,6 +96,10 @@ impl SearchLimits {
             Limit::Time => format!(
                 "time limit of {:.3} s reached",
                 self.time_limit.unwrap_or_default().as_secs_f64()
+            ),
+            Limit::Steps => format!(
+                "step budget of {} steps reached",
+                self.step_limit.unwrap_or_default()
             ),
             Limit::Memory => format!("memory limit of {} MiB reached", self.memory_limit >> 20),
         }
@@ -111,7 +147,7 @@ pub fn check_model<M: Model>(
     ops: &[Timed<M::Op>],
     limits: &SearchLimits,
 ) -> Verdict<NonLinearizable> {
-    run(model, ops, |i| i, limits.start(), limits)
+    run(model, ops, |i| i, &mut limits.start(), limits)
 }
 
 /// Checks each key's operations against a fresh model from `new_model`,
@@ -160,21 +196,21 @@ pub(crate) fn check_per_key<M: Model>(
 
 /// Checks each key of `ops` on its own, in key order, with `check_key`
 /// (given the key's operations' indexes in `ops` and the bounds shared by
-/// the whole check). The first violation wins, its evidence naming the
+/// the whole check: steps spent on one key are gone for the next). The first violation wins, its evidence naming the
 /// key; otherwise the first key's reason to be unknown, naming the key.
 fn check_keys(
     ops: &[Operation],
     limits: &SearchLimits,
-    mut check_key: impl FnMut(&[usize], search::Limits) -> Verdict<NonLinearizable>,
+    mut check_key: impl FnMut(&[usize], &mut search::Limits) -> Verdict<NonLinearizable>,
 ) -> Verdict<NonLinearizable> {
     let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, op) in ops.iter().enumerate() {
         by_key.entry(op.op.key()).or_default().push(i);
     }
-    let bounds = limits.start();
+    let mut bounds = limits.start();
     let mut unknown = None;
     for (key, indexes) in by_key {
-        match check_key(&indexes, bounds) {
+        match check_key(&indexes, &mut bounds) {
             Verdict::Ok => {}
             Verdict::Violation(mut evidence) => {
                 evidence.key = Some(key.to_string());
@@ -194,7 +230,7 @@ fn run<M: Model>(
     model: &M,
     timed: &[Timed<M::Op>],
     index: impl Fn(usize) -> usize,
-    bounds: search::Limits,
+    bounds: &mut search::Limits,
     limits: &SearchLimits,
 ) -> Verdict<NonLinearizable> {
     match search::search(model, timed, bounds) {

@@ -96,7 +96,7 @@ pub enum Verdict<E> {
     Ok,
     /// The property is violated; the evidence explains how.
     Violation(E),
-    /// The checker could not decide (time or memory limit, unusable input).
+    /// The checker could not decide (step, memory or time limit, unusable input).
     Unknown(String),
 }
 

@@ -18,8 +18,19 @@
 //! comment in [`search`]).
 //!
 //! The linearized set and the memo of visited (set, state) pairs live in
-//! `memo`. The time limit is checked every [`CHECK_EVERY`] steps, and so
-//! is the memo's size against the memory limit.
+//! `memo`.
+//!
+//! A step is one turn of the walk: one visit of a list entry, whether it
+//! tries to linearize a call or backtracks from a return. The steps a
+//! search takes are a function of the operations alone. So are the memo's
+//! bytes for a given build: they are the memo's own accounting (entry
+//! size, span words, the model's [`Model::heap_bytes`]), never asked of
+//! the allocator. The step and memory limits therefore stop a search at
+//! the same point on every run and every machine. The step budget is
+//! checked before every step and is shared by the searches of one check
+//! ([`Limits::steps`] carries the count from one search to the next); the
+//! time limit and the memory limit are checked every [`CHECK_EVERY`]
+//! steps of each search. Only the time limit depends on the machine.
 
 use std::time::Instant; // determinism-ok: the checker's wall-clock limit, never simulated
 
@@ -41,14 +52,20 @@ pub struct Timed<O> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Limit {
     Time,
+    Steps,
     Memory,
 }
 
-/// Bounds on one search.
+/// Bounds on the searches of one check, and the steps they have taken.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     pub(crate) deadline: Option<Instant>,
+    /// The most steps all the searches together may take.
+    pub(crate) step_limit: Option<u64>,
+    /// Bytes of one search's memo.
     pub(crate) memory_bytes: usize,
+    /// Steps taken so far; each search adds its own.
+    pub(crate) steps: u64,
 }
 
 pub(crate) enum Outcome {
@@ -61,7 +78,7 @@ pub(crate) enum Outcome {
     Stopped(Limit),
 }
 
-/// How often (in search steps) the limits are checked.
+/// How often (in search steps) the time and memory limits are checked.
 const CHECK_EVERY: u64 = 1024;
 const NIL: u32 = u32::MAX;
 const OPEN: u32 = u32::MAX - 1;
@@ -173,8 +190,8 @@ impl List {
     }
 }
 
-/// Runs the search.
-pub(crate) fn search<M: Model>(model: &M, ops: &[Timed<M::Op>], limits: Limits) -> Outcome {
+/// Runs the search, adding the steps it takes to `limits.steps`.
+pub(crate) fn search<M: Model>(model: &M, ops: &[Timed<M::Op>], limits: &mut Limits) -> Outcome {
     let mut list = List::new(ops);
     let mut linearized = Bitset::new(ops.len());
     let mut memo = Memo::new();
@@ -183,9 +200,13 @@ pub(crate) fn search<M: Model>(model: &M, ops: &[Timed<M::Op>], limits: Limits) 
     let mut longest = Longest::default();
     let mut state = model.init();
     let mut node = list.first();
-    let mut steps = 0u64;
+    let first_step = limits.steps;
+    let step_limit = limits.step_limit.unwrap_or(u64::MAX);
     while list.first() != NIL {
-        if steps.is_multiple_of(CHECK_EVERY) {
+        if limits.steps >= step_limit {
+            return Outcome::Stopped(Limit::Steps);
+        }
+        if (limits.steps - first_step).is_multiple_of(CHECK_EVERY) {
             let now = Instant::now(); // determinism-ok: not simulated
             if limits.deadline.is_some_and(|d| now >= d) {
                 return Outcome::Stopped(Limit::Time);
@@ -194,7 +215,7 @@ pub(crate) fn search<M: Model>(model: &M, ops: &[Timed<M::Op>], limits: Limits) 
                 return Outcome::Stopped(Limit::Memory);
             }
         }
-        steps += 1;
+        limits.steps += 1;
         let entry = list.nodes[node as usize];
         if entry.partner == OPEN {
             return Outcome::Linearizable;
@@ -318,13 +339,35 @@ mod tests {
             initial: None,
         };
         let ops = vec![timed(CellOp::Write(v), 0, Some(1))];
-        let past = Limits {
-            deadline: Some(Instant::now()), // determinism-ok: not simulated
+        let unbounded = Limits {
+            deadline: None,
+            step_limit: None,
             memory_bytes: usize::MAX,
+            steps: 0,
+        };
+        let mut past = Limits {
+            deadline: Some(Instant::now()), // determinism-ok: not simulated
+            ..unbounded
         };
         assert!(matches!(
-            search(&model, &ops, past),
+            search(&model, &ops, &mut past),
             Outcome::Stopped(Limit::Time)
         ));
+        // One step linearizes the write: a budget of one decides, and the
+        // count carries over, so a second search within it has none left.
+        let mut one = Limits {
+            step_limit: Some(1),
+            ..unbounded
+        };
+        assert!(matches!(
+            search(&model, &ops, &mut one),
+            Outcome::Linearizable
+        ));
+        assert_eq!(one.steps, 1);
+        assert!(matches!(
+            search(&model, &ops, &mut one),
+            Outcome::Stopped(Limit::Steps)
+        ));
+        assert_eq!(one.steps, 1);
     }
 }

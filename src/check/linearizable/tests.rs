@@ -364,6 +364,93 @@ fn limits_give_unknown_and_other_models_plug_in() {
     assert!(check_model(&model, &bad, &SearchLimits::default()).is_violation());
 }
 
+/// Limits with no time limit and a budget of `steps`.
+fn steps_only(steps: u64) -> SearchLimits {
+    SearchLimits {
+        time_limit: None,
+        step_limit: Some(steps),
+        ..SearchLimits::default()
+    }
+}
+
+#[test]
+fn a_step_budget_gives_the_same_unknown_every_run_and_an_ample_one_decides() {
+    let history = crate::check::bench::generate_history(3_000, 1, 5, 3);
+    let own = Conventions::default();
+    let unknown = Verdict::Unknown(r#"step budget of 100 steps reached on key "k0""#.into());
+    for _ in 0..2 {
+        assert_eq!(check_history(&history, &own, &steps_only(100)), unknown);
+    }
+    let ample = crate::testing::HOLDS_LIMITS;
+    assert_eq!(ample.time_limit, None);
+    assert_eq!(check_history(&history, &own, &ample), Verdict::Ok);
+    // A violation too: unknown within a budget too small to find it.
+    let bad = [write(0, 0, 1, Done, "a"), read(1, 2, 3, Some("b"))];
+    let unknown = Verdict::Unknown(r#"step budget of 1 steps reached on key "k""#.into());
+    for _ in 0..2 {
+        assert_eq!(check_operations(&bad, &own, &steps_only(1)), unknown);
+    }
+    assert!(check_operations(&bad, &own, &ample).is_violation());
+}
+
+/// The steps each key's search takes alone, unbounded, in key order.
+fn steps_per_key(ops: &[Operation]) -> Vec<u64> {
+    let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        by_key.entry(op.op.key()).or_default().push(i);
+    }
+    by_key
+        .values()
+        .map(|indexes| {
+            let KeyOps {
+                values,
+                timed,
+                appends,
+                ..
+            } = KeyOps::new(ops, indexes, &Conventions::default());
+            assert!(!appends);
+            let model = Register {
+                values,
+                initial: None,
+            };
+            let mut bounds = SearchLimits {
+                time_limit: None,
+                ..SearchLimits::default()
+            }
+            .start();
+            let outcome = search::search(&model, &timed, &mut bounds);
+            assert!(matches!(outcome, Outcome::Linearizable));
+            bounds.steps
+        })
+        .collect()
+}
+
+#[test]
+fn step_counts_repeat_and_the_budget_covers_all_keys_exactly() {
+    let history = crate::check::bench::generate_history(3_000, 2, 5, 3);
+    let ops = history.operations();
+    let steps = steps_per_key(&ops);
+    assert_eq!(steps, steps_per_key(&ops));
+    assert!(steps.iter().all(|&n| n > 1_000), "{steps:?}");
+    let own = Conventions::default();
+    let total: u64 = steps.iter().sum();
+    let stopped = |n: u64, key: &str| {
+        Verdict::Unknown(format!("step budget of {n} steps reached on key {key:?}"))
+    };
+    assert_eq!(
+        check_operations(&ops, &own, &steps_only(total)),
+        Verdict::Ok
+    );
+    assert_eq!(
+        check_operations(&ops, &own, &steps_only(total - 1)),
+        stopped(total - 1, "k1")
+    );
+    assert_eq!(
+        check_operations(&ops, &own, &steps_only(steps[0] - 1)),
+        stopped(steps[0] - 1, "k0")
+    );
+}
+
 /// Whether some order of `ops` respecting real time is legal: the
 /// definition, by brute force (operations without a return may be left out).
 fn brute_force(
