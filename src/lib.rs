@@ -6,13 +6,19 @@
 //! durable, convergent and available. Every run is a pure function of one
 //! serialisable [`sim::Scenario`].
 //!
-//! Layers (see DESIGN.md): [`net`] and [`storage`] are traits with a
-//! simulated and a real implementation each; [`replication`] holds the
-//! built-in protocols and sees only those traits; [`sim`] is the harness;
-//! [`history`] and [`check`] are pure; [`serve`] runs the same replica
-//! code over real sockets and disks. [`strategy`] (proptest strategies
-//! for faults and scenarios) and [`testing`] (the property-test runner)
-//! are what a user's `#[test]` functions call.
+//! Layers (see ARCHITECTURE.md in the repository): [`net`] and [`storage`]
+//! are traits with a simulated and a real implementation each; [`node`] is
+//! the plug a [`node::System`] implements (and declares its cluster sizes,
+//! roles and claimed guarantees through); [`workload`]s generate client
+//! operations and judge their histories; [`sim`] is the harness and never
+//! names a protocol; [`registry`] maps system names to factories;
+//! [`replication`] holds the built-in protocols, written against the same
+//! public API as a user's; [`history`] and [`check`] are pure; [`serve`]
+//! runs the same replica code over real sockets and disks.
+//! [`strategy`] (proptest strategies for faults and scenarios) and
+//! [`testing`] (the property-test runner) are what a user's `#[test]`
+//! functions call; [`explore`] sweeps seeds; [`cli`] is the command-line
+//! tool over any registry.
 
 #[cfg(not(tokio_unstable))]
 compile_error!(
