@@ -359,3 +359,90 @@ fn event_trigger_waits_for_its_event() {
     assert_eq!(outcome.stats.faults_applied, 0);
     assert_eq!(effect(&outcome, "nodes_crashed"), 0);
 }
+
+/// Replicas that publish roles and serve nothing: every replica claims to
+/// be "leader" in an epoch of its own (replicas 1 and 3 in the highest), and
+/// no replica ever holds "coordinator".
+struct Elected;
+
+impl replisim::node::System for Elected {
+    fn declaration(&self) -> replisim::node::Declaration {
+        replisim::node::Declaration {
+            roles: vec!["leader".into(), "coordinator".into()],
+            ..replisim::node::Declaration::default()
+        }
+    }
+
+    fn replica(
+        &self,
+        node: replisim::node::NodeContext,
+    ) -> futures_util::future::LocalBoxFuture<'static, replisim::node::NodeResult> {
+        node.roles.hold("leader", (node.id % 2) as u64);
+        Box::pin(std::future::pending())
+    }
+
+    fn client(&self, _ctx: replisim::node::ClientContext) -> Box<dyn replisim::node::KvClient> {
+        Box::new(Refused)
+    }
+}
+
+struct Refused;
+
+#[async_trait::async_trait(?Send)]
+impl replisim::node::KvClient for Refused {
+    async fn call(&mut self, _op: &Op) -> replisim::history::Completion {
+        replisim::history::Completion::Fail("nothing serves".into())
+    }
+}
+
+/// A fault aimed at a role strikes its holder with the highest epoch, then
+/// the lowest id; once that holder is down the next one is struck; a role
+/// nobody holds makes the fault skip, counted as fired but not effective.
+#[test]
+fn role_targets_resolve_to_the_holder_with_the_highest_epoch_then_lowest_id() {
+    let mut scenario = Scenario::new("elected", 3);
+    scenario.replicas = 4;
+    // Long enough for every fault to fire: each operation takes a think time.
+    scenario.workload.ops_per_client = 20;
+    let crash = |at_ms, role| {
+        ScheduledFault::at(
+            at_ms,
+            Fault::Crash {
+                node: Target::role(role),
+            },
+        )
+    };
+    scenario.faults = vec![
+        crash(10, "leader"),
+        crash(20, "leader"),
+        crash(30, "coordinator"),
+    ];
+    let outcome = sim::run_system(&scenario, Rc::new(Elected)).unwrap();
+    let down: Vec<&str> = outcome
+        .fault_windows
+        .iter()
+        .map(|w| w.label.as_str())
+        .collect();
+    assert_eq!(down, ["replica-1 down", "replica-3 down"]);
+    assert_eq!(effect(&outcome, "faults_skipped"), 1);
+    let crash = outcome.stats.faults["crash"];
+    assert_eq!((crash.fired, crash.effective), (3, 2));
+}
+
+/// A scenario naming a role its system does not publish is refused, with
+/// the field and the roles it does publish.
+#[test]
+fn an_undeclared_role_is_refused_naming_the_field() {
+    let mut scenario = Scenario::new("elected", 3);
+    scenario.faults = vec![ScheduledFault::at(5, Fault::Pause { node: primary() })];
+    let error = sim::run_system(&scenario, Rc::new(Elected))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        error.contains(
+            "faults[0].node: elected publishes no role \"primary\" (its roles: leader, coordinator)"
+        ),
+        "{error}"
+    );
+}

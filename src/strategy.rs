@@ -646,6 +646,28 @@ mod tests {
         }
 
         #[test]
+        fn a_system_that_needs_a_quorum_never_loses_a_majority(
+            scenario in ScenarioSpace {
+                needs_quorum: true,
+                ..ScenarioSpace::new("raft", FaultKinds::only(&[FaultKind::Lose]).simultaneous(5))
+            }
+            .max_faults(5)
+            .strategy()
+        ) {
+            let losses = scenario.faults.iter().filter(|f| matches!(f.fault, Fault::Lose { .. })).count();
+            prop_assert!(losses <= (scenario.replicas - 1) / 2, "{} of {}", losses, scenario.replicas);
+        }
+
+        #[test]
+        fn roles_are_targeted_only_when_declared(
+            scenario in ScenarioSpace::new("plain", FaultKinds::crashes()).strategy()
+        ) {
+            for f in &scenario.faults {
+                prop_assert!(matches!(f.fault, Fault::Crash { node: Target::Replica(_) }), "{f}");
+            }
+        }
+
+        #[test]
         fn partitions_only_draws_partitions(faults in schedule(&FaultKinds::partitions(), cluster(3), 100, 5)) {
             for f in faults {
                 prop_assert!(matches!(

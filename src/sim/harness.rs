@@ -353,24 +353,27 @@ impl<'a> Harness<'a> {
     /// applying it recorded an effect.
     fn apply(&mut self, sim: &mut turmoil::Sim<'a>, id: usize, now: Duration) {
         let fault = &self.scenario.faults[id];
-        let before = trace::effects_total();
-        self.apply_fault(sim, fault, id, now);
+        let effective = self.apply_fault(sim, fault, id, now);
         let count = self.faults.entry(fault.fault.kind_name()).or_default();
         count.fired += 1;
-        count.effective += u64::from(trace::effects_total() > before);
+        count.effective += u64::from(effective);
     }
 
+    /// Applies a fault; says whether it changed anything.
     fn apply_fault(
         &mut self,
         sim: &mut turmoil::Sim<'a>,
         fault: &ScheduledFault,
         id: usize,
         now: Duration,
-    ) {
+    ) -> bool {
         let node = match fault.fault.clone().node_mut() {
             Some(target) => match self.resolve(target) {
                 Some(r) => Some(r),
-                None => return skip(fault),
+                None => {
+                    skip(fault);
+                    return false;
+                }
             },
             None => None,
         };
@@ -383,13 +386,16 @@ impl<'a> Harness<'a> {
         if self.operator.is_some() {
             others.push("operator".into());
         }
+        let before = trace::effects_total();
         let fail_over = self.nemesis.apply(sim, id, fault, node, now, &others);
+        let effective = trace::effects_total() > before;
         *self.lost.borrow_mut() = self.nemesis.lost.iter().copied().collect();
         if let Some(FailOver) = fail_over
             && self.declaration.operator_failover
         {
             self.command(sim, Command::FailOver);
         }
+        effective
     }
 
     fn add_replica(&self, sim: &mut turmoil::Sim<'a>, id: usize) {
