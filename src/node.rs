@@ -53,8 +53,7 @@ use crate::{
     workload::{KeyValue, Workload},
 };
 
-/// The key-value contents of one replica, as compared by the convergence check.
-pub type ReplicaState = BTreeMap<String, String>;
+use crate::check::convergence::ReplicaState;
 
 /// What a replica's host future ends with; an error fails the run.
 pub type NodeResult = Result<(), Box<dyn std::error::Error>>;

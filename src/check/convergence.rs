@@ -7,7 +7,9 @@ use std::{collections::BTreeMap, fmt};
 use serde::{Deserialize, Serialize};
 
 use super::Verdict;
-use crate::node::ReplicaState;
+/// The contents of one replica, key by key (each value as the workload's
+/// reads render it), as a replica publishes it for this check.
+pub type ReplicaState = BTreeMap<String, String>;
 
 /// Keys on which replicas disagree, with each replica's value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,8 +1,8 @@
 //! The replicated key-value state machine: applies one [`Op`] at a time.
 
 use crate::{
+    check::convergence::ReplicaState,
     history::{Completion, Op},
-    node::ReplicaState,
 };
 
 /// String keys to string values, applied in log order.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::scenario::Scenario;
 use crate::{
+    check::convergence::ReplicaState,
     check::{
         Guarantee, Verdict, availability, convergence, durability,
         explain::NonLinearizable,
@@ -17,7 +18,6 @@ use crate::{
         stats::{self, FaultWindow, PhaseStats},
     },
     history::{History, Operation},
-    node::ReplicaState,
     workload::Workload,
 };
 
