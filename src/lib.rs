@@ -17,8 +17,12 @@
 //! runs the same replica code over real sockets and disks.
 //! [`strategy`] (proptest strategies for faults and scenarios) and
 //! [`testing`] (the property-test runner) are what a user's `#[test]`
-//! functions call; [`explore`] sweeps seeds; [`cli`] is the command-line
-//! tool over any registry.
+//! functions call; [`explore`] sweeps seeds; `cli` (the default feature
+//! `cli`) is the command-line tool over any registry.
+//!
+//! A user's crate needs only replisim, tokio and proptest: what its system
+//! code needs from elsewhere is re-exported here ([`async_trait`],
+//! [`LocalBoxFuture`], [`serde`], [`serde_json`]).
 
 #[cfg(not(tokio_unstable))]
 compile_error!(
@@ -28,6 +32,7 @@ compile_error!(
 );
 
 pub mod check;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod effect;
 pub mod explore;
@@ -42,3 +47,8 @@ pub mod storage;
 pub mod strategy;
 pub mod testing;
 pub mod workload;
+
+pub use async_trait::async_trait;
+pub use futures_util::future::LocalBoxFuture;
+pub use serde;
+pub use serde_json;

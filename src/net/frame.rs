@@ -31,6 +31,18 @@ pub enum FrameError {
     Decode(#[from] serde_json::Error),
 }
 
+impl FrameError {
+    /// Whether the stream merely ended or broke (a peer crashed, a
+    /// connection reset): routine under faults, not a protocol violation.
+    pub fn is_disconnect(&self) -> bool {
+        use std::io::ErrorKind::*;
+        matches!(self, FrameError::Io(e) if matches!(
+            e.kind(),
+            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | NotConnected
+        ))
+    }
+}
+
 /// One envelope's frame payload.
 pub fn encode<T: Serialize>(envelope: &Envelope<T>) -> Result<Bytes, FrameError> {
     Ok(Bytes::from(serde_json::to_vec(envelope)?))

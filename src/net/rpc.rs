@@ -258,6 +258,10 @@ async fn serve_connection<Req, Resp>(
     while let Some(received) = conn.recv::<Req>().await {
         let (envelope, checksum) = match received {
             Ok(received) => received,
+            Err(error) if error.is_disconnect() => {
+                tracing::debug!(target: "replisim::net", %peer, %error, "connection lost");
+                return;
+            }
             Err(error) => {
                 tracing::error!(target: "replisim::net", %peer, %error, "closing connection after a bad frame");
                 effect::record("bad_frames", 1);
