@@ -81,9 +81,9 @@ fn the_summary_names_each_system_with_its_claims_checks_and_faults() {
         assert_eq!(system["bug"], Value::Null);
         assert_eq!(
             system["claims"],
-            serde_json::json!(["linearizable", "durable", "convergent"])
+            serde_json::json!(["linearizable", "durable", "convergent", "live"])
         );
-        for check in ["linearizable", "durable", "convergent"] {
+        for check in ["linearizable", "durable", "convergent", "live"] {
             let counts = &system["checks"][check];
             let total: u64 = ["ok", "violated", "unknown"]
                 .iter()

@@ -465,12 +465,13 @@ impl fmt::Display for SweepSummary {
         writeln!(f)?;
         writeln!(
             f,
-            "{:<14} {:>5} {:>13} {:>10} {:>11} {:>8} {:>8} {:>15}",
+            "{:<14} {:>5} {:>13} {:>10} {:>11} {:>10} {:>8} {:>8} {:>15}",
             "system",
             "runs",
             "linearizable",
             "durable",
             "convergent",
+            "live",
             "unknown",
             "ok",
             "ok under fault"
@@ -496,12 +497,13 @@ impl fmt::Display for SweepSummary {
             };
             writeln!(
                 f,
-                "{:<14} {:>5} {:>13} {:>10} {:>11} {:>8} {:>7.1}% {:>14.1}%",
+                "{:<14} {:>5} {:>13} {:>10} {:>11} {:>10} {:>8} {:>7.1}% {:>14.1}%",
                 name,
                 s.runs,
                 held(Guarantee::Linearizable),
                 held(Guarantee::Durable),
                 held(Guarantee::Convergent),
+                held(Guarantee::Live),
                 unknown,
                 s.availability.overall.ok_ratio() * 100.0,
                 s.availability.during_faults.ok_ratio() * 100.0

@@ -189,14 +189,15 @@ pub struct Declaration {
 }
 
 impl Default for Declaration {
-    /// Any cluster of 1 to 64 replicas, no roles, no quorum, claiming
-    /// every guarantee, no operator.
+    /// Any cluster of 1 to 64 replicas, no roles, no quorum, claiming the
+    /// safety guarantees (linearizable, durable, convergent; add
+    /// [`Guarantee::Live`] to claim liveness too), no operator.
     fn default() -> Self {
         Declaration {
             replicas: 1..=64,
             roles: Vec::new(),
             needs_quorum: false,
-            claims: Guarantee::ALL.to_vec(),
+            claims: Guarantee::SAFETY.to_vec(),
             operator_failover: false,
         }
     }

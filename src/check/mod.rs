@@ -36,6 +36,7 @@ pub mod durability;
 pub mod explain;
 pub mod file;
 pub mod linearizable;
+pub mod liveness;
 pub mod log_agreement;
 mod memo;
 pub mod model;
@@ -59,11 +60,22 @@ pub enum Guarantee {
     Durable,
     /// Surviving replicas hold equal states after heal and quiesce.
     Convergent,
+    /// The system serves requests again after the faults healed.
+    Live,
 }
 
 impl Guarantee {
     /// Every guarantee, in report order.
-    pub const ALL: [Guarantee; 3] = [
+    pub const ALL: [Guarantee; 4] = [
+        Guarantee::Linearizable,
+        Guarantee::Durable,
+        Guarantee::Convergent,
+        Guarantee::Live,
+    ];
+
+    /// The safety guarantees: nothing bad happens (every guarantee but
+    /// liveness).
+    pub const SAFETY: [Guarantee; 3] = [
         Guarantee::Linearizable,
         Guarantee::Durable,
         Guarantee::Convergent,
@@ -75,6 +87,7 @@ impl Guarantee {
             Guarantee::Linearizable => "linearizable",
             Guarantee::Durable => "durable",
             Guarantee::Convergent => "convergent",
+            Guarantee::Live => "live",
         }
     }
 }

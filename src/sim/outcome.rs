@@ -15,6 +15,7 @@ use crate::{
         Guarantee, Verdict, availability, convergence, durability,
         explain::NonLinearizable,
         linearizable::SearchLimits,
+        liveness,
         stats::{self, FaultWindow, PhaseStats},
     },
     history::{History, Operation},
@@ -103,6 +104,14 @@ impl Outcome {
         operations
     }
 
+    /// The final reads, as operations (the liveness probes).
+    pub fn final_read_operations(&self) -> Vec<Operation> {
+        let reader = self.scenario.clients as u64;
+        let mut operations = self.history.operations();
+        operations.retain(|op| op.process == reader);
+        operations
+    }
+
     /// Availability, latency and messages per operation before, during and
     /// after each fault.
     pub fn phases(&self) -> Vec<PhaseStats> {
@@ -126,6 +135,11 @@ impl Outcome {
             linearizability: self.workload.linearizability(&self.history, limits),
             durability: self.workload.durability(&self.history, &self.final_reads()),
             convergence: convergence::check(&self.replica_states),
+            liveness: liveness::check(
+                &self.workload_operations(),
+                &self.final_read_operations(),
+                &self.fault_windows,
+            ),
             availability: availability::measure(&self.workload_operations(), &self.fault_windows),
         }
     }
@@ -159,6 +173,8 @@ pub struct Verdicts {
     pub linearizability: Verdict<NonLinearizable>,
     pub durability: Verdict<durability::Evidence>,
     pub convergence: Verdict<convergence::Evidence>,
+    /// Whether the system served the final reads after the faults healed.
+    pub liveness: Verdict<liveness::Evidence>,
     pub availability: availability::Availability,
 }
 
@@ -169,6 +185,7 @@ impl Verdicts {
             Guarantee::Linearizable => (&self.linearizability).into(),
             Guarantee::Durable => (&self.durability).into(),
             Guarantee::Convergent => (&self.convergence).into(),
+            Guarantee::Live => (&self.liveness).into(),
         }
     }
 
@@ -177,6 +194,7 @@ impl Verdicts {
             Guarantee::Linearizable => self.linearizability.to_string(),
             Guarantee::Durable => self.durability.to_string(),
             Guarantee::Convergent => self.convergence.to_string(),
+            Guarantee::Live => self.liveness.to_string(),
         }
     }
 
