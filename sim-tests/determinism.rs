@@ -91,3 +91,79 @@ proptest! {
         }
     }
 }
+
+/// A system whose replicas log what their code does in an order or with a
+/// value that is not a function of the scenario: the explorer's automatic
+/// determinism check must catch it and name where the runs part.
+struct Careless {
+    /// What the replica logs as it starts.
+    log: fn(usize),
+}
+
+impl replisim::node::System for Careless {
+    fn replica(
+        &self,
+        node: replisim::node::NodeContext,
+    ) -> replisim::LocalBoxFuture<'static, replisim::node::NodeResult> {
+        (self.log)(node.id);
+        Box::pin(std::future::pending())
+    }
+
+    fn client(&self, _ctx: replisim::node::ClientContext) -> Box<dyn replisim::node::KvClient> {
+        Box::new(Refused)
+    }
+}
+
+struct Refused;
+
+#[replisim::async_trait(?Send)]
+impl replisim::node::KvClient for Refused {
+    async fn call(&mut self, _op: &replisim::history::Op) -> replisim::history::Completion {
+        replisim::history::Completion::Fail("refused".into())
+    }
+}
+
+/// Iterates a `HashMap`, whose order changes with every new map.
+fn log_hash_map_order(id: usize) {
+    let peers: std::collections::HashMap<usize, ()> = (0..16).map(|k| (k, ())).collect();
+    for peer in peers.keys() {
+        tracing::info!(id, peer, "greeting peer");
+    }
+}
+
+/// Reads the real clock.
+fn log_system_time(id: usize) {
+    let now = std::time::SystemTime::now() // determinism-ok: the bug this test plants
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    tracing::info!(id, now, "started");
+}
+
+/// The panic message of an exploration of `system` without faults.
+fn explore_careless(name: &str, log: fn(usize)) -> String {
+    let space = ScenarioSpace::new(name, FaultKinds::none()).ops_per_client(1..=3);
+    let panic = std::panic::catch_unwind(|| {
+        replisim::testing::Explorer::new(name, 4)
+            .corpus(tempfile::tempdir().unwrap().path())
+            .system(move |_| std::rc::Rc::new(Careless { log }))
+            .explore(space.strategy(), |_| Ok(()))
+    })
+    .expect_err("the nondeterminism is caught");
+    panic.downcast_ref::<String>().cloned().unwrap_or_default()
+}
+
+#[test]
+fn the_explorer_catches_a_system_that_iterates_a_hash_map() {
+    let message = explore_careless("hash_map", log_hash_map_order);
+    assert!(message.contains("not deterministic"), "{message}");
+    assert!(message.contains("the traces part at event"), "{message}");
+    assert!(message.contains("greeting peer"), "{message}");
+}
+
+#[test]
+fn the_explorer_catches_a_system_that_reads_the_real_clock() {
+    let message = explore_careless("system_time", log_system_time);
+    assert!(message.contains("not deterministic"), "{message}");
+    assert!(message.contains("started"), "{message}");
+}

@@ -154,6 +154,10 @@ fn printed_command_reruns_the_failing_case() {
     let message = panic
         .downcast_ref::<String>()
         .expect("a formatted panic message");
+    assert!(
+        message.contains("failed at case 1 of 50; shrunk in "),
+        "{message}"
+    );
     let lines: Vec<&str> = message.lines().collect();
     let tail = &lines[lines.len() - 5..];
     assert!(tail[0].starts_with("runner seed: "), "{message}");
@@ -195,4 +199,43 @@ fn printed_command_reruns_the_failing_case() {
         stdout.contains(&format!("digest {digest}, as recorded")),
         "{stdout}"
     );
+}
+
+/// Replays the corpus named by `RECORD_CORPUS` (only when run by
+/// `replisim_record_rewrites_a_corpus_digest`, in a process of its own).
+#[test]
+fn replay_a_corpus_to_record() {
+    let Some(dir) = std::env::var_os("RECORD_CORPUS") else {
+        return;
+    };
+    let space = ScenarioSpace::new("sync", FaultKinds::none());
+    Explorer::new("record", 0)
+        .registry(replication::registry())
+        .corpus(PathBuf::from(dir))
+        .explore(space.strategy(), testing::holds);
+}
+
+/// `REPLISIM_RECORD=1` rewrites each corpus file's digest while replaying
+/// it, from the user's own tests.
+#[test]
+fn replisim_record_rewrites_a_corpus_digest() {
+    let source = corpus().remove(0);
+    let dir = tempfile::tempdir().unwrap();
+    let mut scenario = Scenario::from_json(&std::fs::read_to_string(&source).unwrap()).unwrap();
+    let real = scenario.recorded_digest.replace("0000000000000000".into());
+    let file = dir.path().join("stale.json");
+    std::fs::write(&file, scenario.to_json()).unwrap();
+    let run = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "replay_a_corpus_to_record"])
+        .env("RECORD_CORPUS", dir.path())
+        .env("REPLISIM_RECORD", "1")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+    let recorded = Scenario::from_json(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(recorded.recorded_digest, real);
 }

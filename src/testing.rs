@@ -25,7 +25,22 @@
 //! | `REPLISIM_SEED=S` | seed the runner with S (default: a fresh seed every run, printed on failure) |
 //! | `REPLISIM_SOAK=1` | soak mode: 20 times as many cases (`REPLISIM_SOAK=N`, N ≥ 2: N times) |
 //! | `REPLISIM_REPLAY=FILE` | run exactly that saved scenario, no corpus, no exploration |
+//! | `REPLISIM_RECORD=1` | write each corpus file's digest as its `recorded_digest` while replaying it (after an intended change of behaviour) |
+//! | `REPLISIM_DETERMINISM=N` | run the first case and 1 in N cases twice and compare digests (default 16; 0 turns it off) |
 //! | `REPLISIM_OUT=DIR` | where traces are written (default `replisim-out`) |
+//!
+//! With `REPLISIM_SEED` the corpus is not replayed: the command reruns the
+//! search that failed, not the case it saved.
+//!
+//! Every exploration checks determinism without being asked: it runs the
+//! first case, and one case in sixteen, a second time, and fails with the
+//! first diverging trace event if the digests differ (a `HashMap`
+//! iterated in its random order, a read of the real clock).
+//!
+//! A passing exploration prints one line (shown by `cargo test` with
+//! `--nocapture`, or when the test fails): cases run, faults fired and
+//! effective per kind, unknown verdicts, wall time, cases per second. A
+//! failing one says at which case it failed and how long shrinking took.
 //!
 //! Paths are relative to the crate under test (`CARGO_MANIFEST_DIR`, as
 //! cargo sets it for tests). The runner's panics are deliberate: they are
@@ -73,12 +88,17 @@ use proptest::{
     test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner},
 };
 
+mod tally;
+
+use std::cell::RefCell;
+
 use crate::{
     check::linearizable::SearchLimits,
     node::System,
     registry::{Registry, SystemError},
     sim::{self, Outcome, RunError, Scenario, repro},
 };
+use tally::Tally;
 
 /// The property every test starts from: no guarantee the system claims
 /// (linearizable, durable, convergent) is violated. The
@@ -138,6 +158,23 @@ impl Explorer {
         }
     }
 
+    /// A test named like the running `#[test]` function (the last part of
+    /// libtest's name for it), so the name is not typed twice.
+    ///
+    /// # Panics
+    /// Outside a test thread named by libtest.
+    pub fn this_test(cases: u32) -> Self {
+        let thread = std::thread::current();
+        let name = match thread.name() {
+            Some(name) if name != "main" => name.rsplit("::").next().unwrap_or(name),
+            _ => panic!(
+                "Explorer::this_test needs the name libtest gives a test's thread; \
+                 use Explorer::new(name, cases) here"
+            ),
+        };
+        Explorer::new(name, cases)
+    }
+
     /// Builds each scenario's system from `registry`.
     pub fn registry(mut self, registry: Registry) -> Self {
         self.system = Rc::new(move |scenario| registry.system_for(scenario));
@@ -180,8 +217,10 @@ impl Explorer {
         if let Some(file) = env::var_os("REPLISIM_REPLAY") {
             return self.replay_file(&crate_root().join(file), &property);
         }
-        for file in scenario_files(&self.corpus_dir()) {
-            self.replay_file(&file, &property);
+        if env::var_os("REPLISIM_SEED").is_none() {
+            for file in scenario_files(&self.corpus_dir()) {
+                self.replay_file(&file, &property);
+            }
         }
         let seed = runner_seed();
         let Some(failure) = self.search(&strategy, &property, seed) else {
@@ -195,16 +234,20 @@ impl Explorer {
             &saved.unwrap_or_else(|e| panic!("{}\ncannot save the scenario: {e}", failure.reason)),
         );
         let trace = self.write_trace(&failure, &saved);
+        // Inside replisim's own repository its CLI replays the file too.
+        let cli = match env::var("CARGO_PKG_NAME").as_deref() {
+            Ok("replisim") => format!("\n            or: cargo run -- replay {}", saved.display()),
+            _ => String::new(),
+        };
         panic!(
-            "{}\n{}\n{trace}runner seed: {seed}\nsaved: {}\nreproduce with: {}\n            or: cargo run -- replay {}\n  rerun the search: REPLISIM_SEED={seed} REPLISIM_CASES={} cargo test --test {} -- --exact {}",
+            "{}\n{}\n{}\n{trace}runner seed: {seed}\nsaved: {}\nreproduce with: {}{cli}\n  rerun the search: REPLISIM_SEED={seed} REPLISIM_CASES={} {}",
             failure.reason,
+            failure.progress,
             failure.scenario_summary(),
             saved.display(),
             self.replay_command(&saved),
-            saved.display(),
             self.cases(),
-            test_target(),
-            test_name(&self.name),
+            test_command(&self.name),
         );
     }
 
@@ -252,6 +295,9 @@ impl Explorer {
         let outcome = self
             .run(&scenario)
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        if env::var_os("REPLISIM_RECORD").is_some() {
+            record_digest(file, &scenario, &outcome);
+        }
         if let Err(reason) = property(&outcome) {
             panic!(
                 "{reason}\nthe saved scenario {} fails (digest {}{})\nreproduce with: {}",
@@ -293,14 +339,49 @@ impl Explorer {
         bytes[..8].copy_from_slice(&seed.to_le_bytes());
         let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
         let mut runner = TestRunner::new_with_rng(config, rng);
+        let tally = Tally::new(self.cases());
+        let every = env_number("REPLISIM_DETERMINISM").unwrap_or(16);
+        let divergence: RefCell<Option<String>> = RefCell::default();
         let result = runner.run(strategy, |scenario| {
-            let outcome = self
-                .run(&scenario)
-                .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            property(&outcome).map_err(TestCaseError::fail)
+            if divergence.borrow().is_some() {
+                // A determinism failure is reported as it is, unshrunk.
+                return Ok(());
+            }
+            let case = tally.borrow().next_case();
+            let outcome = match self.run(&scenario) {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    tally.borrow_mut().ran(None, false);
+                    return Err(TestCaseError::fail(error.to_string()));
+                }
+            };
+            let sampled = every > 0 && (case == 1 || u64::from(case) % every == 0);
+            if sampled && !tally.borrow().shrinking() {
+                tally.borrow_mut().checked_determinism();
+                if let Some(diverged) = self.diverges(&scenario, &outcome) {
+                    *divergence.borrow_mut() = Some(diverged);
+                    return Err(TestCaseError::fail("nondeterministic"));
+                }
+            }
+            let verdict = property(&outcome);
+            tally.borrow_mut().ran(Some(&outcome), verdict.is_ok());
+            verdict.map_err(TestCaseError::fail)
         });
+        let tally = tally.into_inner();
+        if let Some(diverged) = divergence.into_inner() {
+            panic!(
+                "{diverged}\nthe system is not deterministic: see the determinism rules in the \
+                 replisim README\nrunner seed: {seed}\n  rerun the search: REPLISIM_SEED={seed} \
+                 REPLISIM_CASES={} {}",
+                self.cases(),
+                test_command(&self.name)
+            );
+        }
         match result {
-            Ok(()) => None,
+            Ok(()) => {
+                println!("replisim: {}: {tally}", self.name);
+                None
+            }
             Err(TestError::Abort(reason)) => panic!("the search gave up: {reason}"),
             Err(TestError::Fail(_, scenario)) => {
                 // Run the minimal case once more: the outcome to save, and
@@ -318,6 +399,7 @@ impl Explorer {
                     scenario,
                     outcome,
                     reason,
+                    progress: tally.failure_line().unwrap_or_default(),
                 })
             }
         }
@@ -344,12 +426,43 @@ impl Explorer {
 
     fn replay_command(&self, file: &Path) -> String {
         format!(
-            "REPLISIM_REPLAY={} cargo test --test {} -- --exact {}",
+            "REPLISIM_REPLAY={} {}",
             file.display(),
-            test_target(),
-            test_name(&self.name)
+            test_command(&self.name)
         )
     }
+
+    /// Runs `scenario` again and, if its digest differs from `outcome`'s,
+    /// says where the two runs part.
+    fn diverges(&self, scenario: &Scenario, outcome: &Outcome) -> Option<String> {
+        let again = self.run(scenario).ok()?;
+        if again.digest == outcome.digest {
+            return None;
+        }
+        let system = (self.system)(scenario).ok()?;
+        Some(match sim::check_determinism(scenario, system) {
+            Err(error) => error.to_string(),
+            Ok(_) => format!(
+                "the same scenario gave digests {} and {}",
+                outcome.digest_hex(),
+                again.digest_hex()
+            ),
+        })
+    }
+}
+
+/// Writes `outcome`'s digest into the corpus file as its `recorded_digest`.
+fn record_digest(file: &Path, scenario: &Scenario, outcome: &Outcome) {
+    let mut recorded = scenario.clone();
+    recorded.recorded_digest = Some(outcome.digest_hex());
+    if let Err(error) = std::fs::write(file, recorded.to_json() + "\n") {
+        panic!("{}: cannot record the digest: {error}", file.display());
+    }
+    println!(
+        "replisim: recorded digest {} in {}",
+        outcome.digest_hex(),
+        file.display()
+    );
 }
 
 /// A minimal failing case.
@@ -358,6 +471,8 @@ struct Failure {
     /// `None` when the scenario could not run at all.
     outcome: Option<Outcome>,
     reason: String,
+    /// "failed at case k of N; shrunk in s steps (t s)".
+    progress: String,
 }
 
 impl Failure {
@@ -439,6 +554,19 @@ fn env_number(name: &str) -> Option<u64> {
         Ok(n) => Some(n),
         Err(_) => panic!("{name}={value:?} is not a non-negative integer"),
     }
+}
+
+/// The command that runs this test again: `cargo test --test TARGET --
+/// --exact NAME`, with `--include-ignored` when this run included ignored
+/// tests (the test may be `#[ignore]`).
+fn test_command(name: &str) -> String {
+    let ignored = env::args().any(|arg| arg == "--ignored" || arg == "--include-ignored");
+    format!(
+        "cargo test --test {} -- --exact {}{}",
+        test_target(),
+        test_name(name),
+        if ignored { " --include-ignored" } else { "" }
+    )
 }
 
 /// The `cargo test --test` target of the running test binary

@@ -542,6 +542,7 @@ impl<'a> Harness<'a> {
             },
             message_times: Vec::new(),
             digest: 0,
+            checked: RefCell::default(),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! the replicas' published states. Only the guarantees the system claims
 //! can fail a run; the others are computed and shown apart.
 
-use std::{collections::BTreeMap, fmt, rc::Rc};
+use std::{cell::RefCell, collections::BTreeMap, fmt, rc::Rc};
 
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +77,9 @@ pub struct Outcome {
     pub message_times: Vec<u64>,
     /// Digest of the ordered trace events: equal digests, equal runs.
     pub digest: u64,
+    /// The last verdicts computed, with the search limits they had: the
+    /// checkers run once however often a test and its runner ask.
+    pub(crate) checked: RefCell<Option<(SearchLimits, Verdicts)>>,
 }
 
 impl Outcome {
@@ -130,6 +133,22 @@ impl Outcome {
     /// Runs the checkers, the linearizability search within `limits` (it
     /// answers `unknown` past them).
     pub fn verdicts_within(&self, limits: &SearchLimits) -> Verdicts {
+        if let Some((checked_with, verdicts)) = &*self.checked.borrow()
+            && checked_with == limits
+        {
+            return verdicts.clone();
+        }
+        let verdicts = self.check(limits);
+        *self.checked.borrow_mut() = Some((*limits, verdicts.clone()));
+        verdicts
+    }
+
+    /// The verdicts last computed on this outcome, if any.
+    pub fn checked_verdicts(&self) -> Option<Verdicts> {
+        self.checked.borrow().as_ref().map(|(_, v)| v.clone())
+    }
+
+    fn check(&self, limits: &SearchLimits) -> Verdicts {
         Verdicts {
             claims: self.claims.clone(),
             linearizability: self.workload.linearizability(&self.history, limits),

@@ -12,7 +12,7 @@ use replisim::{
 #[test]
 fn my_store_survives_crashes() {
     let space = ScenarioSpace::new("my-store", FaultKinds::crashes()).declared_by(&MyStore);
-    Explorer::new("my_store_survives_crashes", 64)
+    Explorer::this_test(64)
         .system(|_| Rc::new(MyStore))
         .explore(space.strategy(), testing::holds);
 }

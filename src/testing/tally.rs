@@ -1,0 +1,108 @@
+//! What one exploration did, for the line it prints: cases run, faults
+//! fired and effective per kind, unknown verdicts, wall time and cases per
+//! second; and, when it failed, at which case and how long shrinking took.
+
+use std::{cell::RefCell, collections::BTreeMap, fmt, time::Instant};
+
+use crate::sim::{FaultCount, Outcome};
+
+/// Counts of an exploration so far (updated from the runner's closure).
+#[derive(Debug)]
+pub(super) struct Tally {
+    started: Instant, // determinism-ok: the test runner's wall time, never simulated
+    /// Runs of the property before the first failure.
+    cases: u32,
+    /// The planned number of cases.
+    planned: u32,
+    faults: BTreeMap<String, FaultCount>,
+    unknown: u32,
+    /// Cases whose run was repeated to check determinism.
+    determinism_checked: u32,
+    /// The case that failed first, and when.
+    failed: Option<(u32, Instant)>,
+    shrink_steps: u32,
+}
+
+impl Tally {
+    pub fn new(planned: u32) -> RefCell<Tally> {
+        RefCell::new(Tally {
+            started: Instant::now(), // determinism-ok: wall time of the test runner
+            cases: 0,
+            planned,
+            faults: BTreeMap::new(),
+            unknown: 0,
+            determinism_checked: 0,
+            failed: None,
+            shrink_steps: 0,
+        })
+    }
+
+    /// Whether the search is shrinking a failure (no more cases are drawn).
+    pub fn shrinking(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    /// The number of the case about to run (1-based).
+    pub fn next_case(&self) -> u32 {
+        self.cases + 1
+    }
+
+    /// One run of the property on `outcome` ended with `passed`.
+    pub fn ran(&mut self, outcome: Option<&Outcome>, passed: bool) {
+        if self.shrinking() {
+            self.shrink_steps += 1;
+            return;
+        }
+        self.cases += 1;
+        if let Some(outcome) = outcome {
+            for (kind, count) in &outcome.stats.faults {
+                self.faults.entry(kind.clone()).or_default().add(*count);
+            }
+            if outcome.checked_verdicts().is_some_and(|v| v.unknown()) {
+                self.unknown += 1;
+            }
+        }
+        if !passed {
+            self.failed = Some((self.cases, Instant::now())); // determinism-ok: runner wall time
+        }
+    }
+
+    pub fn checked_determinism(&mut self) {
+        self.determinism_checked += 1;
+    }
+
+    /// "failed at case k of N; shrunk in s steps (t s)", once failed.
+    pub fn failure_line(&self) -> Option<String> {
+        let (case, at) = self.failed?;
+        Some(format!(
+            "failed at case {case} of {}; shrunk in {} steps ({:.1} s)",
+            self.planned,
+            self.shrink_steps,
+            at.elapsed().as_secs_f64()
+        ))
+    }
+}
+
+impl fmt::Display for Tally {
+    /// The one-line summary of a passing exploration.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.started.elapsed().as_secs_f64();
+        write!(f, "{} cases, {} unknown", self.cases, self.unknown)?;
+        if self.faults.is_empty() {
+            write!(f, ", no faults fired")?;
+        } else {
+            let faults: Vec<String> = self
+                .faults
+                .iter()
+                .map(|(kind, c)| format!("{kind} {}/{}", c.fired, c.effective))
+                .collect();
+            write!(f, ", faults fired/effective: {}", faults.join(" "))?;
+        }
+        write!(
+            f,
+            ", determinism checked on {} cases, {seconds:.1} s ({:.1} cases/s)",
+            self.determinism_checked,
+            f64::from(self.cases) / seconds.max(1e-9)
+        )
+    }
+}
