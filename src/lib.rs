@@ -17,11 +17,11 @@
 //! runs the same replica code over real sockets and disks.
 //! [`strategy`] (proptest strategies for faults and scenarios) and
 //! [`testing`] (the property-test runner) are what a user's `#[test]`
-//! functions call; [`explore`] sweeps seeds; `cli` (the default feature
+//! functions call; [`sweep`] sweeps seeds (`replisim explore`); `cli` (the default feature
 //! `cli`) is the command-line tool over any registry.
 //!
 //! A user's crate needs only replisim, tokio and proptest: what its system
-//! code needs from elsewhere is re-exported here ([`async_trait`],
+//! code needs from elsewhere is re-exported here ([`macro@async_trait`],
 //! [`LocalBoxFuture`], [`serde`], [`serde_json`]).
 
 #[cfg(not(tokio_unstable))]
@@ -35,7 +35,6 @@ pub mod check;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod effect;
-pub mod explore;
 pub mod history;
 pub mod net;
 pub mod node;
@@ -45,6 +44,7 @@ pub mod serve;
 pub mod sim;
 pub mod storage;
 pub mod strategy;
+pub mod sweep;
 pub mod testing;
 pub mod workload;
 

@@ -13,11 +13,11 @@ pub type ReplicaState = BTreeMap<String, String>;
 
 /// Keys on which replicas disagree, with each replica's value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Evidence {
+pub struct Disagreement {
     pub differences: BTreeMap<String, BTreeMap<usize, Option<String>>>,
 }
 
-impl fmt::Display for Evidence {
+impl fmt::Display for Disagreement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "replicas diverge on {} key(s)", self.differences.len())?;
         for (key, values) in &self.differences {
@@ -30,7 +30,7 @@ impl fmt::Display for Evidence {
     }
 }
 
-pub fn check(states: &BTreeMap<usize, Option<ReplicaState>>) -> Verdict<Evidence> {
+pub fn check(states: &BTreeMap<usize, Option<ReplicaState>>) -> Verdict<Disagreement> {
     let mut reported = BTreeMap::new();
     for (&id, state) in states {
         match state {
@@ -57,7 +57,7 @@ pub fn check(states: &BTreeMap<usize, Option<ReplicaState>>) -> Verdict<Evidence
     if differences.is_empty() {
         Verdict::Ok
     } else {
-        Verdict::Violation(Evidence { differences })
+        Verdict::Violation(Disagreement { differences })
     }
 }
 

@@ -2,9 +2,9 @@
 //! `read` (the decimal value; an unset counter reads as `null` or `"0"`,
 //! both 0).
 //!
-//! This module owns the [`Counter`] model and the counter's two checks:
+//! This module owns the [`CounterModel`] model and the counter's two checks:
 //!
-//! - [`linearizability`]: each key on its own against [`Counter`], with
+//! - [`linearizability`]: each key on its own against [`CounterModel`], with
 //!   Jepsen semantics: an `ok` add took effect in its interval, an
 //!   indeterminate one (`info`, or never completed) may take effect any
 //!   time after its call or never, a failed one is dropped; an `ok` read
@@ -30,7 +30,7 @@ const MAX_REACHABLE_SUMS: usize = 1 << 16;
 
 /// A counter starting at 0.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Counter;
+pub struct CounterModel;
 
 /// A counter operation with its observed outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,7 +40,7 @@ pub enum CounterOp {
     Read(i64),
 }
 
-impl Model for Counter {
+impl Model for CounterModel {
     type State = i64;
     type Op = CounterOp;
 
@@ -87,7 +87,7 @@ pub fn linearizability(ops: &[Operation], limits: &SearchLimits) -> Verdict<NonL
     check_per_key(
         ops,
         limits,
-        || Counter,
+        || CounterModel,
         |_, o| {
             Ok(match o.op {
                 Op::Add { amount, .. } => Some(CounterOp::Add(amount)),
@@ -114,7 +114,7 @@ pub fn linearizability(ops: &[Operation], limits: &SearchLimits) -> Verdict<NonL
 pub fn durability(
     ops: &[Operation],
     final_reads: &BTreeMap<String, Option<String>>,
-) -> Verdict<durability::Evidence> {
+) -> Verdict<durability::LostWrites> {
     let mut adds: BTreeMap<&str, KeyAdds> = BTreeMap::new();
     for o in ops.iter().filter(|o| o.may_have_happened()) {
         if let Op::Add { key, amount } = &o.op {

@@ -16,7 +16,7 @@
 //! the verdict `unknown`.
 //!
 //! This module checks key-value histories and owns the evidence
-//! ([`Evidence`], [`LostWrite`]) and the helpers that the counter's and
+//! ([`LostWrites`], [`LostWrite`]) and the helpers that the counter's and
 //! the set's durability checks ([`super::counter::durability`],
 //! [`super::set::durability`]) share with it.
 
@@ -52,11 +52,11 @@ impl LostWrite {
 
 /// Every lost write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Evidence {
+pub struct LostWrites {
     pub lost: Vec<LostWrite>,
 }
 
-impl fmt::Display for Evidence {
+impl fmt::Display for LostWrites {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} acknowledged write(s) lost", self.lost.len())?;
         for lost in &self.lost {
@@ -94,7 +94,7 @@ fn reflected(op: &Op, final_value: &str) -> bool {
 pub fn check(
     history: &History,
     final_reads: &BTreeMap<String, Option<String>>,
-) -> Verdict<Evidence> {
+) -> Verdict<LostWrites> {
     let operations = history.operations();
     let mut lost = Vec::new();
     for w in operations
@@ -118,9 +118,9 @@ pub fn check(
 
 /// A violation if anything was lost (a definite answer even when some key
 /// could not be judged), else `unknown` with the first reason, if any.
-pub(crate) fn verdict(lost: Vec<LostWrite>, unknown: Option<String>) -> Verdict<Evidence> {
+pub(crate) fn verdict(lost: Vec<LostWrite>, unknown: Option<String>) -> Verdict<LostWrites> {
     match (lost.is_empty(), unknown) {
-        (false, _) => Verdict::Violation(Evidence { lost }),
+        (false, _) => Verdict::Violation(LostWrites { lost }),
         (true, Some(reason)) => Verdict::Unknown(reason),
         (true, None) => Verdict::Ok,
     }

@@ -36,7 +36,7 @@ use super::Verdict;
 use super::explain::{NonLinearizable, explain};
 use super::model::{CellOp, Model, Register, StringCell, Values};
 pub use super::search::Timed;
-use super::search::{self, Limit, Outcome};
+use super::search::{self, Limit, SearchOutcome};
 use crate::history::{Conventions, EventType, FailedCas, History, NilRead, Op, Operation};
 
 /// The default bound on one key's memo.
@@ -82,8 +82,8 @@ impl SearchLimits {
         memory_limit: 256 << 20,
     };
 
-    fn start(&self) -> search::Limits {
-        search::Limits {
+    fn start(&self) -> search::Bounds {
+        search::Bounds {
             deadline: self.time_limit.map(|d| Instant::now() + d), // determinism-ok: not simulated
             step_limit: self.step_limit,
             memory_bytes: self.memory_limit,
@@ -201,7 +201,7 @@ pub(crate) fn check_per_key<M: Model>(
 fn check_keys(
     ops: &[Operation],
     limits: &SearchLimits,
-    mut check_key: impl FnMut(&[usize], &mut search::Limits) -> Verdict<NonLinearizable>,
+    mut check_key: impl FnMut(&[usize], &mut search::Bounds) -> Verdict<NonLinearizable>,
 ) -> Verdict<NonLinearizable> {
     let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, op) in ops.iter().enumerate() {
@@ -230,13 +230,15 @@ fn run<M: Model>(
     model: &M,
     timed: &[Timed<M::Op>],
     index: impl Fn(usize) -> usize,
-    bounds: &mut search::Limits,
+    bounds: &mut search::Bounds,
     limits: &SearchLimits,
 ) -> Verdict<NonLinearizable> {
     match search::search(model, timed, bounds) {
-        Outcome::Linearizable => Verdict::Ok,
-        Outcome::Illegal { longest } => Verdict::Violation(explain(model, timed, &longest, index)),
-        Outcome::Stopped(limit) => Verdict::Unknown(limits.reason(limit)),
+        SearchOutcome::Linearizable => Verdict::Ok,
+        SearchOutcome::Illegal { longest } => {
+            Verdict::Violation(explain(model, timed, &longest, index))
+        }
+        SearchOutcome::Stopped(limit) => Verdict::Unknown(limits.reason(limit)),
     }
 }
 

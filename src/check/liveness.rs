@@ -19,7 +19,7 @@ use crate::history::Operation;
 
 /// Why the system was not live.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Evidence {
+pub struct Stall {
     /// Final reads that did not complete `ok`, of all final reads.
     pub failed_probes: usize,
     pub probes: usize,
@@ -30,7 +30,7 @@ pub struct Evidence {
     pub since_fault: Option<(String, u64)>,
 }
 
-impl fmt::Display for Evidence {
+impl fmt::Display for Stall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = |ns: u64| ns as f64 / 1e6;
         match &self.since_fault {
@@ -62,7 +62,7 @@ pub fn check(
     workload: &[Operation],
     probes: &[Operation],
     faults: &[FaultWindow],
-) -> Verdict<Evidence> {
+) -> Verdict<Stall> {
     let failed = probes.iter().filter(|op| !op.is_ok()).count();
     if failed == 0 && !probes.is_empty() {
         return Verdict::Ok;
@@ -79,7 +79,7 @@ pub fn check(
         .max_by_key(|w| w.start)
         .or_else(|| faults.iter().max_by_key(|w| w.start))
         .map(|w| (w.label.clone(), w.start));
-    Verdict::Violation(Evidence {
+    Verdict::Violation(Stall {
         failed_probes: failed,
         probes: probes.len(),
         last_ok_ns,

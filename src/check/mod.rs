@@ -15,26 +15,27 @@
 //! - [`stats`]: availability and latency per fault phase;
 //! - [`durability`]: every acknowledged write survives in the final state;
 //! - [`convergence`]: replicas hold equal states after heal and quiesce;
-//! - [`counter`]: counter histories (add, read): the [`counter::Counter`]
+//! - [`counter`]: counter histories (add, read): the [`counter::CounterModel`]
 //!   model, linearizability and durability (every acknowledged add counted);
-//! - [`set`]: set histories (insert, remove, read): the [`set::Set`] model,
+//! - [`set`]: set histories (insert, remove, read): the [`set::SetModel`] model,
 //!   linearizability and durability (every acknowledged insert kept unless
 //!   a remove may have followed);
 //! - [`availability`]: the share of operations completed, overall and
 //!   during faults (the one-line summary of [`stats`]);
-//! - [`mod@file`]: checking a history file (what `replisim check` runs);
+//! - `file`: checking a history file ([`check_file`]) (what `replisim check` runs);
 //! - [`mod@bench`]: the checker benchmark and its generated large history.
 //!
 //! Every checker answers `Ok`, `Violation(evidence)` or `Unknown(reason)`
 //! (Porcupine's `Ok | Illegal | Unknown`), so reports consume one shape.
 
 pub mod availability;
+#[doc(hidden)]
 pub mod bench;
 pub mod convergence;
 pub mod counter;
 pub mod durability;
 pub mod explain;
-pub mod file;
+mod file;
 pub mod linearizable;
 pub mod liveness;
 pub mod log_agreement;
@@ -43,6 +44,8 @@ pub mod model;
 mod search;
 pub mod set;
 pub mod stats;
+
+pub use file::{CheckError, CheckOptions, CheckReport, check_file, check_imported};
 
 use std::fmt;
 

@@ -28,7 +28,7 @@
 //! the allocator. The step and memory limits therefore stop a search at
 //! the same point on every run and every machine. The step budget is
 //! checked before every step and is shared by the searches of one check
-//! ([`Limits::steps`] carries the count from one search to the next); the
+//! ([`Bounds::steps`] carries the count from one search to the next); the
 //! time limit and the memory limit are checked every [`CHECK_EVERY`]
 //! steps of each search. Only the time limit depends on the machine.
 
@@ -58,7 +58,7 @@ pub(crate) enum Limit {
 
 /// Bounds on the searches of one check, and the steps they have taken.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
+pub(crate) struct Bounds {
     pub(crate) deadline: Option<Instant>,
     /// The most steps all the searches together may take.
     pub(crate) step_limit: Option<u64>,
@@ -68,7 +68,7 @@ pub(crate) struct Limits {
     pub(crate) steps: u64,
 }
 
-pub(crate) enum Outcome {
+pub(crate) enum SearchOutcome {
     Linearizable,
     /// Not linearizable; `longest` is the longest linearizable prefix found
     /// (indexes into the operations, in linearization order).
@@ -191,7 +191,11 @@ impl List {
 }
 
 /// Runs the search, adding the steps it takes to `limits.steps`.
-pub(crate) fn search<M: Model>(model: &M, ops: &[Timed<M::Op>], limits: &mut Limits) -> Outcome {
+pub(crate) fn search<M: Model>(
+    model: &M,
+    ops: &[Timed<M::Op>],
+    limits: &mut Bounds,
+) -> SearchOutcome {
     let mut list = List::new(ops);
     let mut linearized = Bitset::new(ops.len());
     let mut memo = Memo::new();
@@ -204,21 +208,21 @@ pub(crate) fn search<M: Model>(model: &M, ops: &[Timed<M::Op>], limits: &mut Lim
     let step_limit = limits.step_limit.unwrap_or(u64::MAX);
     while list.first() != NIL {
         if limits.steps >= step_limit {
-            return Outcome::Stopped(Limit::Steps);
+            return SearchOutcome::Stopped(Limit::Steps);
         }
         if (limits.steps - first_step).is_multiple_of(CHECK_EVERY) {
             let now = Instant::now(); // determinism-ok: not simulated
             if limits.deadline.is_some_and(|d| now >= d) {
-                return Outcome::Stopped(Limit::Time);
+                return SearchOutcome::Stopped(Limit::Time);
             }
             if memo.bytes > limits.memory_bytes {
-                return Outcome::Stopped(Limit::Memory);
+                return SearchOutcome::Stopped(Limit::Memory);
             }
         }
         limits.steps += 1;
         let entry = list.nodes[node as usize];
         if entry.partner == OPEN {
-            return Outcome::Linearizable;
+            return SearchOutcome::Linearizable;
         }
         if entry.partner != NIL {
             let op = &ops[entry.op as usize].op;
@@ -250,7 +254,7 @@ pub(crate) fn search<M: Model>(model: &M, ops: &[Timed<M::Op>], limits: &mut Lim
         longest.record(&calls, &list);
         loop {
             let Some((call, previous, read_only)) = calls.pop() else {
-                return Outcome::Illegal {
+                return SearchOutcome::Illegal {
                     longest: longest.ops,
                 };
             };
@@ -264,7 +268,7 @@ pub(crate) fn search<M: Model>(model: &M, ops: &[Timed<M::Op>], limits: &mut Lim
             }
         }
     }
-    Outcome::Linearizable
+    SearchOutcome::Linearizable
 }
 
 /// The longest linearized sequence seen, kept without copying the call
@@ -339,34 +343,34 @@ mod tests {
             initial: None,
         };
         let ops = vec![timed(CellOp::Write(v), 0, Some(1))];
-        let unbounded = Limits {
+        let unbounded = Bounds {
             deadline: None,
             step_limit: None,
             memory_bytes: usize::MAX,
             steps: 0,
         };
-        let mut past = Limits {
+        let mut past = Bounds {
             deadline: Some(Instant::now()), // determinism-ok: not simulated
             ..unbounded
         };
         assert!(matches!(
             search(&model, &ops, &mut past),
-            Outcome::Stopped(Limit::Time)
+            SearchOutcome::Stopped(Limit::Time)
         ));
         // One step linearizes the write: a budget of one decides, and the
         // count carries over, so a second search within it has none left.
-        let mut one = Limits {
+        let mut one = Bounds {
             step_limit: Some(1),
             ..unbounded
         };
         assert!(matches!(
             search(&model, &ops, &mut one),
-            Outcome::Linearizable
+            SearchOutcome::Linearizable
         ));
         assert_eq!(one.steps, 1);
         assert!(matches!(
             search(&model, &ops, &mut one),
-            Outcome::Stopped(Limit::Steps)
+            SearchOutcome::Stopped(Limit::Steps)
         ));
         assert_eq!(one.steps, 1);
     }

@@ -2,9 +2,9 @@
 //! `read` (the elements as a sorted JSON array of strings, `["a","b"]`;
 //! an unset set reads as `null`, the empty set).
 //!
-//! This module owns the [`Set`] model and the set's two checks:
+//! This module owns the [`SetModel`] model and the set's two checks:
 //!
-//! - [`linearizability`]: each key on its own against [`Set`], with Jepsen
+//! - [`linearizability`]: each key on its own against [`SetModel`], with Jepsen
 //!   semantics: an `ok` insert or remove took effect in its interval, an
 //!   indeterminate one (`info`, or never completed) may take effect any
 //!   time after its call or never, a failed one is dropped; an `ok` read
@@ -24,12 +24,12 @@ use crate::history::{Op, Operation};
 
 /// A set of strings, initially empty; elements are interned per key.
 #[derive(Debug, Clone, Default)]
-pub struct Set {
+pub struct SetModel {
     pub elements: Values,
 }
 
 /// A set operation with its observed outcome; elements are indexes into
-/// the model's [`Set::elements`].
+/// the model's [`SetModel::elements`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SetOp {
     Insert(u32),
@@ -38,7 +38,7 @@ pub enum SetOp {
     Read(Vec<u32>),
 }
 
-impl Set {
+impl SetModel {
     /// The elements, sorted as strings, as a JSON array.
     fn describe(&self, ids: &[u32]) -> String {
         let mut names: Vec<&str> = ids.iter().map(|&id| self.elements.get(id)).collect();
@@ -47,7 +47,7 @@ impl Set {
     }
 }
 
-impl Model for Set {
+impl Model for SetModel {
     /// The elements' indexes, sorted and distinct.
     type State = Vec<u32>;
     type Op = SetOp;
@@ -108,7 +108,7 @@ fn parse_elements(read: Option<&str>) -> Result<Vec<String>, String> {
 /// its evidence names it; indexes refer to `ops`. A read result that is
 /// not a JSON array of strings makes the verdict unknown.
 pub fn linearizability(ops: &[Operation], limits: &SearchLimits) -> Verdict<NonLinearizable> {
-    check_per_key(ops, limits, Set::default, |set, o| {
+    check_per_key(ops, limits, SetModel::default, |set, o| {
         Ok(match &o.op {
             Op::Insert { element, .. } => Some(SetOp::Insert(set.elements.intern(element))),
             Op::Remove { element, .. } => Some(SetOp::Remove(set.elements.intern(element))),
@@ -132,7 +132,7 @@ pub fn linearizability(ops: &[Operation], limits: &SearchLimits) -> Verdict<NonL
 pub fn durability(
     ops: &[Operation],
     final_reads: &BTreeMap<String, Option<String>>,
-) -> Verdict<durability::Evidence> {
+) -> Verdict<durability::LostWrites> {
     let mut removes: BTreeMap<(&str, &str), Vec<&Operation>> = BTreeMap::new();
     for o in ops {
         if let Op::Remove { key, element } = &o.op {

@@ -3,10 +3,7 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use crate::{
-    check::{
-        file::{CheckError, CheckOptions, check_file},
-        linearizable::SearchLimits,
-    },
+    check::{CheckError, CheckOptions, check_file, linearizable::SearchLimits},
     history::Format,
 };
 

@@ -6,9 +6,9 @@ use std::{path::PathBuf, process::ExitCode};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
-    explore::{Shard, SweepConfig, SweepOptions, SweepSummary, sweep},
     registry::Registry,
     strategy::FaultKinds,
+    sweep::{Shard, SweepConfig, SweepOptions, SweepSummary, sweep},
 };
 
 use super::bad_input;

@@ -30,13 +30,13 @@
 //! (`key`, `from`, `to`). A completion repeats its invocation's op. An
 //! invocation without a completion is indeterminate, like `info`.
 //!
-//! Submodules read histories recorded elsewhere: [`import`] (formats,
+//! Submodules read histories recorded elsewhere: `import` (formats,
 //! detection, the reading [`Conventions`] of each tool), `porcupine`
 //! (Porcupine's etcd logs), `jepsen` (EDN operation maps: Jepsen register
 //! histories and Porcupine's key-value logs) and `edn` (the EDN reader).
 
 mod edn;
-pub mod import;
+mod import;
 mod jepsen;
 mod porcupine;
 

@@ -1,10 +1,10 @@
 //! Transport: typed messages over length-delimited TCP frames.
 //!
 //! Protocol code sees only the [`Network`] trait (connect, bind) and the
-//! typed layer on top of it in [`rpc`]: [`RpcClient`] for request/response
+//! typed layer on top of it in `rpc`: [`RpcClient`] for request/response
 //! and one-way messages with connect-with-backoff, reconnect after a broken
 //! connection and per-request timeouts, and [`serve`] for the accepting side.
-//! [`frame`] owns the wire format. Two implementations of [`Network`]:
+//! `frame` owns the wire format. Two implementations of [`Network`]:
 //! [`SimNetwork`] on turmoil's simulated TCP and [`TcpNetwork`] on tokio's.
 //!
 //! turmoil's TCP never retransmits: a stream that lost a segment to a
@@ -12,9 +12,9 @@
 //! need anyway: every request has a timeout, and a timed-out connection is
 //! dropped and re-established.
 
-pub mod frame;
+mod frame;
 mod real;
-pub mod rpc;
+mod rpc;
 mod sim;
 
 use std::io;

@@ -4,22 +4,22 @@
 //! become turmoil hosts, the run loop applies each [`Fault`] at its
 //! simulated time, and at the end heals everything, lets the cluster
 //! quiesce, performs final reads and snapshots every replica. Files:
-//! [`scenario`] (the input), [`fault`] (its faults),
-//! `harness` (the run loop), `nemesis` (applying and undoing faults), [`outcome`] (the result and its verdicts),
-//! [`trace`] (digest and logs), `determinism` (the run-twice check), [`repro`] (saving failures and printing the
+//! `scenario` (the input), `fault` (its faults),
+//! `harness` (the run loop), `nemesis` (applying and undoing faults), `outcome` (the result and its verdicts),
+//! `trace` (digest and logs), `determinism` (the run-twice check), [`repro`] (saving failures and printing the
 //! command that reproduces them).
 
 mod determinism;
-pub mod fault;
+mod fault;
 mod harness;
 mod nemesis;
-pub mod outcome;
+mod outcome;
 pub mod repro;
-pub mod scenario;
-pub mod trace;
+mod scenario;
+mod trace;
 
 pub use determinism::{DeterminismError, Divergence, check_determinism};
 pub use fault::{Fault, ScheduledFault, Target, Trigger};
 pub use harness::{RunError, run_system};
-pub use outcome::{FaultCount, Outcome, Status, Verdicts};
-pub use scenario::{DiskSpec, Limits, NetworkSpec, Scenario, ScenarioError};
+pub use outcome::{FaultCount, Outcome, RunStats, Status, Verdicts};
+pub use scenario::{DiskSpec, NetworkSpec, PhaseLimits, Scenario, ScenarioError};

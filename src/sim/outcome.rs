@@ -190,10 +190,10 @@ pub struct Verdicts {
     pub claims: Vec<Guarantee>,
     /// The whole history, final reads included, against the workload's model.
     pub linearizability: Verdict<NonLinearizable>,
-    pub durability: Verdict<durability::Evidence>,
-    pub convergence: Verdict<convergence::Evidence>,
+    pub durability: Verdict<durability::LostWrites>,
+    pub convergence: Verdict<convergence::Disagreement>,
     /// Whether the system served the final reads after the faults healed.
-    pub liveness: Verdict<liveness::Evidence>,
+    pub liveness: Verdict<liveness::Stall>,
     pub availability: availability::Availability,
 }
 

@@ -7,7 +7,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{fault::ScheduledFault, outcome::FaultCount};
-use crate::{registry::SystemError, workload::WorkloadSpec};
+use crate::{
+    registry::SystemError,
+    workload::{InvalidWorkload, WorkloadSpec, millis},
+};
 
 /// One simulation run, completely described.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,7 +40,7 @@ pub struct Scenario {
     #[serde(default)]
     pub faults: Vec<ScheduledFault>,
     #[serde(default)]
-    pub limits: Limits,
+    pub limits: PhaseLimits,
     /// Disk fault classes of turmoil's simulated filesystem.
     #[serde(default)]
     pub disk: DiskSpec,
@@ -153,7 +156,7 @@ impl Default for NetworkSpec {
 /// How long each phase of a run may take, in simulated time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Limits {
+pub struct PhaseLimits {
     /// The workload phase ends when every client finished or after this long.
     #[serde(with = "millis")]
     pub workload: Duration,
@@ -166,9 +169,9 @@ pub struct Limits {
     pub final_reads: Duration,
 }
 
-impl Default for Limits {
+impl Default for PhaseLimits {
     fn default() -> Self {
-        Limits {
+        PhaseLimits {
             workload: Duration::from_secs(30),
             quiesce: Duration::from_millis(1000),
             final_reads: Duration::from_secs(10),
@@ -197,7 +200,7 @@ impl Scenario {
             network: NetworkSpec::default(),
             workload: WorkloadSpec::default(),
             faults: Vec::new(),
-            limits: Limits::default(),
+            limits: PhaseLimits::default(),
             disk: DiskSpec::default(),
             recorded_digest: None,
         }
@@ -292,6 +295,15 @@ pub enum ScenarioError {
     UnknownSystem(String),
 }
 
+impl From<InvalidWorkload> for ScenarioError {
+    fn from(error: InvalidWorkload) -> Self {
+        ScenarioError::Invalid {
+            field: error.field,
+            problem: error.problem,
+        }
+    }
+}
+
 impl From<SystemError> for ScenarioError {
     fn from(error: SystemError) -> Self {
         match error {
@@ -300,21 +312,6 @@ impl From<SystemError> for ScenarioError {
                 ScenarioError::UnknownSystem(unknown.to_string())
             }
         }
-    }
-}
-
-/// Durations as whole milliseconds in JSON.
-pub(crate) mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u64(value.as_millis() as u64)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        u64::deserialize(deserializer).map(Duration::from_millis)
     }
 }
 

@@ -59,7 +59,7 @@ impl Workload for Counter {
         &self,
         history: &History,
         final_reads: &BTreeMap<String, Option<String>>,
-    ) -> Verdict<durability::Evidence> {
+    ) -> Verdict<durability::LostWrites> {
         counter::durability(&history.operations(), final_reads)
     }
 }

@@ -78,7 +78,7 @@ impl Workload for KeyValue {
         &self,
         history: &History,
         final_reads: &BTreeMap<String, Option<String>>,
-    ) -> Verdict<durability::Evidence> {
+    ) -> Verdict<durability::LostWrites> {
         durability::check(history, final_reads)
     }
 }

@@ -37,7 +37,7 @@
 //!         Verdict::Unknown("flags have no model yet".into())
 //!     }
 //!     fn durability(&self, _history: &History, _final: &BTreeMap<String, Option<String>>)
-//!         -> Verdict<durability::Evidence> {
+//!         -> Verdict<durability::LostWrites> {
 //!         Verdict::Ok
 //!     }
 //! }
@@ -62,7 +62,6 @@ pub use set::Set;
 use crate::{
     check::{Verdict, durability, explain::NonLinearizable, linearizable::SearchLimits},
     history::{History, Op},
-    sim::{ScenarioError, scenario::millis},
 };
 
 /// A family of client operations, their generation and their checks.
@@ -99,13 +98,13 @@ pub trait Workload {
         &self,
         history: &History,
         final_reads: &BTreeMap<String, Option<String>>,
-    ) -> Verdict<durability::Evidence>;
+    ) -> Verdict<durability::LostWrites>;
 
     /// Checks a spec against this workload: the mix may weigh only
     /// [`Workload::kinds`], and not all of them zero.
-    fn validate(&self, spec: &WorkloadSpec) -> Result<(), ScenarioError> {
+    fn validate(&self, spec: &WorkloadSpec) -> Result<(), InvalidWorkload> {
         spec.validate_sizes()?;
-        let bad = |problem: String| ScenarioError::Invalid {
+        let bad = |problem: String| InvalidWorkload {
             field: "workload.mix".into(),
             problem,
         };
@@ -126,6 +125,15 @@ pub trait Workload {
         }
         Ok(())
     }
+}
+
+/// A workload spec its workload cannot run; `field` names the offending
+/// part (`workload.mix`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct InvalidWorkload {
+    pub field: String,
+    pub problem: String,
 }
 
 /// The name of key number `k`: `k0`, `k1`, ...
@@ -209,9 +217,9 @@ impl WorkloadSpec {
         }
     }
 
-    fn validate_sizes(&self) -> Result<(), ScenarioError> {
+    fn validate_sizes(&self) -> Result<(), InvalidWorkload> {
         if self.keys == 0 {
-            return Err(ScenarioError::Invalid {
+            return Err(InvalidWorkload {
                 field: "workload.keys".into(),
                 problem: "must be at least 1".into(),
             });
@@ -224,4 +232,19 @@ impl WorkloadSpec {
 pub(crate) fn client_rng(seed: u64, process: u64) -> rand_chacha::ChaCha8Rng {
     use rand::SeedableRng;
     rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ process.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Durations as whole milliseconds in JSON.
+pub(crate) mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(value.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
 }

@@ -63,7 +63,7 @@ impl Workload for Set {
         &self,
         history: &History,
         final_reads: &BTreeMap<String, Option<String>>,
-    ) -> Verdict<durability::Evidence> {
+    ) -> Verdict<durability::LostWrites> {
         set::durability(&history.operations(), final_reads)
     }
 }

@@ -419,7 +419,7 @@ fn steps_per_key(ops: &[Operation]) -> Vec<u64> {
             }
             .start();
             let outcome = search::search(&model, &timed, &mut bounds);
-            assert!(matches!(outcome, Outcome::Linearizable));
+            assert!(matches!(outcome, SearchOutcome::Linearizable));
             bounds.steps
         })
         .collect()

@@ -23,7 +23,7 @@
 //! treats its whole log as committed; a restarted backup waits for the
 //! primary's commit point.
 //!
-//! Every client request carries a [`messages::RequestId`]; replicas apply a
+//! Every client request carries a `RequestId`; replicas apply a
 //! client's requests at most once, so duplicates (at-least-once retries)
 //! change nothing. A replica whose disk fails stops (fail-stop) and is
 //! restarted by its supervisor, recovering from what it had synced.
@@ -36,12 +36,12 @@
 //! (the check Raft's AppendEntries makes), and messages from an older epoch
 //! are refused.
 //!
-//! Files: [`messages`] (the wire protocol), `replica` (a node's state and
+//! Files: `messages` (the wire protocol), `replica` (a node's state and
 //! request handlers), `shipper` (the Async stage), `client` (clients and the
 //! failover operator).
 
 mod client;
-pub mod messages;
+mod messages;
 mod replica;
 mod shipper;
 
