@@ -51,7 +51,7 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     node::System,
-    sim::{Outcome, RunError, Scenario, run_system},
+    sim::{Outcome, RunError, Scenario, ScenarioError, run_system},
 };
 
 /// Why a system could not be built.
@@ -139,6 +139,23 @@ impl SystemSpec<'_> {
                 problem: format!("{} has no planted bug {bug:?}", self.name),
             }),
         }
+    }
+}
+
+impl From<SystemError> for ScenarioError {
+    fn from(error: SystemError) -> Self {
+        match error {
+            SystemError::Invalid { field, problem } => ScenarioError::Invalid { field, problem },
+            unknown @ SystemError::Unknown { .. } => {
+                ScenarioError::UnknownSystem(unknown.to_string())
+            }
+        }
+    }
+}
+
+impl From<SystemError> for RunError {
+    fn from(error: SystemError) -> Self {
+        RunError::Scenario(error.into())
     }
 }
 

@@ -234,6 +234,24 @@ impl fmt::Display for Fault {
     }
 }
 
+/// How often faults of one kind fired, and how often firing changed
+/// something (a node was running to crash, a link existed to cut, a disk
+/// class struck an I/O). A kind that fired and was never effective is
+/// inert: the run tested less than its scenario says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultCount {
+    pub fired: u64,
+    pub effective: u64,
+}
+
+impl FaultCount {
+    /// Adds another count.
+    pub fn add(&mut self, other: FaultCount) {
+        self.fired += other.fired;
+        self.effective += other.effective;
+    }
+}
+
 /// What an event-triggered fault waits for: the first trace event whose
 /// message (or fields) contain `event`, emitted by `host` if given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,9 +25,10 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
+    fault::FaultCount,
     fault::{Fault, ScheduledFault, Target},
     nemesis::{FailOver, Nemesis, ReplicaFaults, host},
-    outcome::{FaultCount, Outcome, RunStats},
+    outcome::{Outcome, RunStats},
     scenario::{Scenario, ScenarioError},
     trace,
 };
@@ -38,7 +39,6 @@ use crate::{
         ClientContext, Clock, Declaration, Directory, KvClient, NodeContext, REPLICA_PORT, Roles,
         StateProbe, System,
     },
-    registry::SystemError,
     storage::SimDisk,
     workload::Workload,
 };
@@ -50,12 +50,6 @@ pub enum RunError {
     Scenario(#[from] ScenarioError),
     #[error("the simulation failed: {0}")]
     Simulation(String),
-}
-
-impl From<SystemError> for RunError {
-    fn from(error: SystemError) -> Self {
-        RunError::Scenario(error.into())
-    }
 }
 
 /// Runs a scenario against any [`System`], a user's own included.

@@ -19,7 +19,7 @@ mod scenario;
 mod trace;
 
 pub use determinism::{DeterminismError, Divergence, check_determinism};
-pub use fault::{Fault, ScheduledFault, Target, Trigger};
+pub use fault::{Fault, FaultCount, ScheduledFault, Target, Trigger};
 pub use harness::{RunError, run_system};
-pub use outcome::{FaultCount, Outcome, RunStats, Status, Verdicts};
+pub use outcome::{Outcome, RunStats, Status, Verdicts};
 pub use scenario::{DiskSpec, NetworkSpec, PhaseLimits, Scenario, ScenarioError};

@@ -8,7 +8,7 @@ use std::{cell::RefCell, collections::BTreeMap, fmt, rc::Rc};
 
 use serde::{Deserialize, Serialize};
 
-use super::scenario::Scenario;
+use super::{fault::FaultCount, scenario::Scenario};
 use crate::{
     check::convergence::ReplicaState,
     check::{
@@ -21,24 +21,6 @@ use crate::{
     history::{History, Operation},
     workload::Workload,
 };
-
-/// How often faults of one kind fired, and how often firing changed
-/// something (a node was running to crash, a link existed to cut, a disk
-/// class struck an I/O). A kind that fired and was never effective is
-/// inert: the run tested less than its scenario says.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FaultCount {
-    pub fired: u64,
-    pub effective: u64,
-}
-
-impl FaultCount {
-    /// Adds another count.
-    pub fn add(&mut self, other: FaultCount) {
-        self.fired += other.fired;
-        self.effective += other.effective;
-    }
-}
 
 /// Counters of one run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

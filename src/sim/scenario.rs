@@ -6,11 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{fault::ScheduledFault, outcome::FaultCount};
-use crate::{
-    registry::SystemError,
-    workload::{InvalidWorkload, WorkloadSpec, millis},
-};
+use super::fault::{FaultCount, ScheduledFault};
+use crate::workload::{InvalidWorkload, WorkloadSpec, millis};
 
 /// One simulation run, completely described.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -300,17 +297,6 @@ impl From<InvalidWorkload> for ScenarioError {
         ScenarioError::Invalid {
             field: error.field,
             problem: error.problem,
-        }
-    }
-}
-
-impl From<SystemError> for ScenarioError {
-    fn from(error: SystemError) -> Self {
-        match error {
-            SystemError::Invalid { field, problem } => ScenarioError::Invalid { field, problem },
-            unknown @ SystemError::Unknown { .. } => {
-                ScenarioError::UnknownSystem(unknown.to_string())
-            }
         }
     }
 }
