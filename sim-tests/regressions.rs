@@ -239,3 +239,15 @@ fn replisim_record_rewrites_a_corpus_digest() {
     let recorded = Scenario::from_json(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(recorded.recorded_digest, real);
 }
+
+/// A scenario saved before systems were plug-ins (`protocol` and `engine`
+/// fields) still reads and replays to its recorded digest.
+#[test]
+fn a_scenario_in_the_old_format_still_replays() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/legacy/protocol-and-engine-fields.json");
+    let scenario = Scenario::from_json(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(scenario.system, "sync");
+    let outcome = replication::registry().run(&scenario).unwrap();
+    assert_eq!(Some(outcome.digest_hex()), scenario.recorded_digest);
+}

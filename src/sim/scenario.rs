@@ -24,8 +24,12 @@ pub struct Scenario {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bug: Option<String>,
     /// The system's own configuration, validated by the system (`null`:
-    /// its defaults).
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    /// its defaults). Older files call it `engine`.
+    #[serde(
+        default,
+        alias = "engine",
+        skip_serializing_if = "serde_json::Value::is_null"
+    )]
     pub config: serde_json::Value,
     pub replicas: usize,
     pub clients: usize,
