@@ -271,6 +271,10 @@ impl Explorer {
         let Some(outcome) = failure.outcome else {
             panic!("{}\nrunner seed: {seed}", failure.reason);
         };
+        println!(
+            "replisim: {}: violation {} (runner seed {seed})",
+            self.name, failure.progress
+        );
         let dir = repro::output_dir().join(&self.name);
         match (self.system)(&outcome.scenario) {
             Ok(system) => {

@@ -71,12 +71,14 @@ impl Tally {
         self.determinism_checked += 1;
     }
 
-    /// "failed at case k of N; shrunk in s steps (t s)", once failed.
+    /// "failed at case k of N after t s; shrunk in s steps (t s)", once
+    /// failed.
     pub fn failure_line(&self) -> Option<String> {
         let (case, at) = self.failed?;
         Some(format!(
-            "failed at case {case} of {}; shrunk in {} steps ({:.1} s)",
+            "failed at case {case} of {} after {:.1} s; shrunk in {} steps ({:.1} s)",
             self.planned,
+            at.duration_since(self.started).as_secs_f64(),
             self.shrink_steps,
             at.elapsed().as_secs_f64()
         ))
