@@ -11,6 +11,8 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 crate="$(mktemp -d)/my-store"
 cp -r "$repo/.ci/user-crate" "$crate"
 sed -i "s|REPLISIM_PATH|$repo|" "$crate/Cargo.toml"
+# The same dependency versions as the checkout: nothing new to fetch or build.
+cp "$repo/Cargo.lock" "$crate/Cargo.lock"
 cd "$crate"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
 
