@@ -3,8 +3,9 @@
 //! Any layer records an effect with [`record`] (a `tracing` event on the
 //! [`TARGET`] target, so the transport and storage need not know about the
 //! harness); the simulation's trace layer adds them up per kind into the
-//! outcome's statistics. A fault whose effects stay at zero did nothing,
-//! and the tests say so.
+//! outcome's statistics. They show what the faults did in aggregate;
+//! whether each fault was effective is judged per fault by the nemesis
+//! (see [`crate::sim::Fault`]).
 //!
 //! Counters: the nemesis counts `nodes_crashed`, `nodes_restarted`,
 //! `nodes_lost`, `nodes_paused`, `links_cut`, `links_repaired`,

@@ -4,7 +4,9 @@ use std::{io, rc::Rc};
 
 use super::{BoxStream, Listener, Network};
 
-/// Says, for a peer address, whether requests to it are duplicated.
+/// Asked just before a duplicate of a request to a peer address would be
+/// sent: whether to send it (the duplication fault strikes this node or
+/// that peer).
 pub type DuplicationFault = Rc<dyn Fn(&str) -> bool>;
 
 /// The simulated network of the current turmoil host.

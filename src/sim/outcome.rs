@@ -21,10 +21,13 @@ use crate::{
     workload::Workload,
 };
 
-/// How often faults of one kind fired, and how often firing changed
-/// something (a node was running to crash, a link existed to cut, a disk
-/// class struck an I/O). A kind that fired and was never effective is
+/// How often faults of one kind fired, and how often firing did what the
+/// kind is there to do (each kind's definition is on its [`Fault`]
+/// variant; disk classes: a torn tail cut off, an I/O that failed, a
+/// checksum that failed). A kind that fired and was never effective is
 /// inert: the run tested less than its scenario says.
+///
+/// [`Fault`]: super::Fault
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultCount {
     pub fired: u64,
@@ -44,8 +47,8 @@ impl FaultCount {
 pub struct RunStats {
     pub simulated_ms: u64,
     pub faults_applied: usize,
-    /// By fault kind (`crash`, `partition`, ..., and the disk classes
-    /// `torn-writes`, `io-errors`, `corruption`).
+    /// Fired and effective, by fault kind (`crash`, `partition`, ..., and
+    /// the disk classes `torn-writes`, `io-errors`, `corruption`).
     pub faults: BTreeMap<String, FaultCount>,
     /// Trace events folded into the digest.
     pub trace_events: u64,
