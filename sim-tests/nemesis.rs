@@ -1,10 +1,13 @@
 //! The nemesis does what it says: every fault kind, applied to a running
 //! cluster, has an effect the outcome counts and is effective as its
-//! definition says, and is inert where it can do nothing; clock skew
-//! breaks a
+//! definition says, and is inert where it can do nothing; duplication
+//! reaches a system with a
+//! framing of its own through the message hook; clock skew breaks a
 //! last-writer-wins store that relies on clocks; an event-triggered fault
 //! hits the exact moment "backup applied, primary not yet answered".
 
+#[path = "nemesis/framed.rs"]
+mod framed;
 #[path = "nemesis/lww.rs"]
 mod lww;
 
@@ -243,7 +246,7 @@ fn every_fault_kind_has_a_counted_effect() {
         );
         for (kind, count) in &outcome.stats.faults {
             if count.effective != count.fired {
-                failures.push(format!("{}: {kind} is {count:?}", case.kind));
+                failures.push(format!("{}: {kind} is {count}", case.kind));
             }
         }
         for kind in case.effects {
@@ -272,7 +275,11 @@ fn every_fault_kind_is_inert_where_it_can_do_nothing() {
     let later = |fault| ScheduledFault::at(150, fault).lasting(100);
     // Links between the backups only.
     let backups = |fault: fn(Vec<usize>, Vec<usize>) -> Fault| briefly(fault(vec![1], vec![2]));
-    let count = |fired, effective| FaultCount { fired, effective };
+    let count = |fired, effective| FaultCount {
+        fired,
+        effective,
+        ..FaultCount::default()
+    };
     // A case's name, its faults, and the counts it must give by kind.
     type InertCase<'a> = (&'a str, Vec<ScheduledFault>, Vec<(&'a str, FaultCount)>);
     let cases: Vec<InertCase> = vec![
@@ -373,6 +380,59 @@ fn every_fault_kind_is_inert_where_it_can_do_nothing() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Duplication reaches a system that frames its own messages when it
+/// writes them through the message hook: they are counted (messages per
+/// operation) and written twice while the fault is in force, and a
+/// duplicated append, applied twice, breaks linearizability. Without the
+/// hook replisim sees none of its messages: duplication is reported not
+/// applicable, and the same scenario passes.
+#[test]
+fn duplication_reaches_a_system_with_its_own_framing_through_the_message_hook() {
+    let run = |hooked| {
+        let mut scenario = Scenario::new("framed", 3);
+        scenario.replicas = 1;
+        scenario.clients = 2;
+        scenario.workload.keys = 2;
+        scenario.workload.mix = Mix::new([("read", 1), ("append", 1)]);
+        scenario.faults =
+            vec![ScheduledFault::at(50, Fault::Duplicate { node: r(0) }).lasting(100)];
+        sim::run_system(&scenario, Rc::new(framed::Framed { hooked })).unwrap()
+    };
+    let hooked = run(true);
+    assert!(
+        hooked.verdicts().linearizability.is_violation(),
+        "{}",
+        hooked.verdicts()
+    );
+    let duplicate = hooked.stats.faults["duplicate"];
+    assert_eq!((duplicate.fired, duplicate.effective), (1, 1));
+    assert!(
+        effect(&hooked, "duplicates_sent") > 0,
+        "{:?}",
+        hooked.stats.effects
+    );
+    let ops = hooked.workload_operations().len() as u64;
+    assert!(
+        effect(&hooked, "messages_delivered") >= 2 * ops,
+        "a request and an answer per operation: {:?}",
+        hooked.stats.effects
+    );
+    let phases = hooked.phases();
+    assert!(
+        phases
+            .iter()
+            .all(|phase| phase.messages_per_op.is_some_and(|m| m >= 2.0)),
+        "{phases:?}"
+    );
+
+    let unhooked = run(false);
+    assert!(unhooked.verdicts().passed(), "{}", unhooked.verdicts());
+    let duplicate = unhooked.stats.faults["duplicate"];
+    assert!(duplicate.is_not_applicable(), "{duplicate:?}");
+    assert_eq!(duplicate.to_string(), "not applicable (1 fired)");
+    assert_eq!(effect(&unhooked, "messages_delivered"), 0);
 }
 
 /// Torn writes are what leaves partial records behind: the same crashes

@@ -244,7 +244,7 @@ fn print_report(outcome: &Outcome, verdicts: &sim::Verdicts) {
             .stats
             .faults
             .iter()
-            .map(|(kind, c)| format!("{kind}={}/{}", c.fired, c.effective))
+            .map(|(kind, count)| format!("{kind}={count}"))
             .collect();
         println!("faults fired/effective: {}", faults.join(" "));
     }

@@ -138,9 +138,13 @@ pub enum Fault {
     },
     /// Requests from and to the replica (clients' included) are re-sent
     /// after every reconnect, as at-least-once retries do: duplicates, late.
+    /// Systems with their own framing get their messages written twice
+    /// instead, through [`crate::net::Network::message`].
     ///
     /// Effective when at least one duplicate was sent on an open
-    /// connection.
+    /// connection. Not applicable (reported so, rather than as a silent
+    /// zero) to a system none of whose messages went through replisim's
+    /// framing or [`crate::net::Network::message`] in the run.
     Duplicate { node: Target },
     /// The replica's clock (as its code reads it through
     /// [`crate::node::Clock`]) is off by `offset_ms` and drifts by

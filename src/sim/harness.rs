@@ -107,7 +107,7 @@ pub(crate) fn run_traced(
     });
     let summary = trace::finish();
     let mut outcome = result?;
-    outcome.stats.faults = ledger.counts(&scenario.faults);
+    outcome.stats.faults = ledger.counts(&scenario.faults, &summary.effects);
     outcome
         .stats
         .faults

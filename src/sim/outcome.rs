@@ -25,13 +25,23 @@ use crate::{
 /// kind is there to do (each kind's definition is on its [`Fault`]
 /// variant; disk classes: a torn tail cut off, an I/O that failed, a
 /// checksum that failed). A kind that fired and was never effective is
-/// inert: the run tested less than its scenario says.
+/// inert: the run tested less than its scenario says. A firing that could
+/// not apply to the system at all (duplication of a system none of whose
+/// messages replisim sees) is also counted as not applicable, so the report
+/// says so rather than showing a silent zero.
 ///
 /// [`Fault`]: super::Fault
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultCount {
     pub fired: u64,
     pub effective: u64,
+    /// Firings the system gave no way to act on.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_applicable: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl FaultCount {
@@ -39,6 +49,23 @@ impl FaultCount {
     pub fn add(&mut self, other: FaultCount) {
         self.fired += other.fired;
         self.effective += other.effective;
+        self.not_applicable += other.not_applicable;
+    }
+
+    /// Fired, and not once applicable to the system.
+    pub fn is_not_applicable(&self) -> bool {
+        self.fired > 0 && self.not_applicable == self.fired
+    }
+}
+
+/// `fired/effective`, or `not applicable (N fired)`.
+impl fmt::Display for FaultCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_not_applicable() {
+            write!(f, "not applicable ({} fired)", self.fired)
+        } else {
+            write!(f, "{}/{}", self.fired, self.effective)
+        }
     }
 }
 
@@ -47,8 +74,9 @@ impl FaultCount {
 pub struct RunStats {
     pub simulated_ms: u64,
     pub faults_applied: usize,
-    /// Fired and effective, by fault kind (`crash`, `partition`, ..., and
-    /// the disk classes `torn-writes`, `io-errors`, `corruption`).
+    /// Fired, effective and not applicable, by fault kind (`crash`,
+    /// `partition`, ..., and the disk classes `torn-writes`, `io-errors`,
+    /// `corruption`).
     pub faults: BTreeMap<String, FaultCount>,
     /// Trace events folded into the digest.
     pub trace_events: u64,

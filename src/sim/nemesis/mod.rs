@@ -8,7 +8,8 @@
 //! held and lossy links) and `process` (duplication, clock skew). A
 //! family's `apply` does the fault and answers with an [`Applied`]: whether
 //! the fault was effective at once, how to undo it, what to watch for
-//! while it is in force. After every simulation step the nemesis holds the watches of the
+//! while it is in force, and what the system must do for it to apply at
+//! all. After every simulation step the nemesis holds the watches of the
 //! faults in force against that step (turmoil's message events on their
 //! links, which replicas run); the replicas' own instrumentation (their
 //! clock, their network) marks the faults it meets in the ledger. So
@@ -49,6 +50,9 @@ pub(super) struct Ledger(Rc<RefCell<Vec<Record>>>);
 struct Record {
     fired: bool,
     effective: bool,
+    /// An effect counter the run must raise for the fault to apply to the
+    /// system at all.
+    needs: Option<&'static str>,
 }
 
 impl Ledger {
@@ -67,19 +71,32 @@ impl Ledger {
         self.0.borrow_mut()[id].effective = true;
     }
 
-    /// Faults fired and effective, by kind.
-    pub fn counts(&self, faults: &[ScheduledFault]) -> BTreeMap<String, FaultCount> {
+    fn needs(&self, id: usize, effect: &'static str) {
+        self.0.borrow_mut()[id].needs = Some(effect);
+    }
+
+    /// Faults fired, effective and not applicable, by kind, given the
+    /// run's effect counters.
+    pub fn counts(
+        &self,
+        faults: &[ScheduledFault],
+        effects: &BTreeMap<String, u64>,
+    ) -> BTreeMap<String, FaultCount> {
         let mut counts = BTreeMap::<String, FaultCount>::new();
         for (record, scheduled) in self.0.borrow().iter().zip(faults) {
             if !record.fired {
                 continue;
             }
+            let unmet = record
+                .needs
+                .is_some_and(|effect| effects.get(effect).copied().unwrap_or(0) == 0);
             counts
                 .entry(scheduled.fault.kind_name().to_string())
                 .or_default()
                 .add(FaultCount {
                     fired: 1,
                     effective: u64::from(record.effective),
+                    not_applicable: u64::from(!record.effective && unmet),
                 });
         }
         counts
@@ -114,6 +131,9 @@ struct Applied {
     undo: Option<Undo>,
     /// What shows it effective later, while it is in force.
     watch: Option<Watch>,
+    /// An effect counter the run must raise for the fault to apply to the
+    /// system at all (else it is reported not applicable).
+    needs: Option<&'static str>,
     /// A replica was lost for good: the harness must fail over.
     fail_over: bool,
 }
@@ -214,6 +234,9 @@ impl Nemesis {
         } else if let Some(watch) = applied.watch {
             self.watches.push((id, watch));
             trace::watch_links(true);
+        }
+        if let Some(effect) = applied.needs {
+            self.ledger.needs(id, effect);
         }
         if let (Some(undo), Some(ms)) = (applied.undo, for_ms) {
             self.undo
@@ -326,28 +349,37 @@ mod tests {
     use super::*;
 
     /// Counts by kind: a fault that never fired is not counted; one that
-    /// fired counts as effective once marked so.
+    /// fired and was never effective while the effect it needs stayed at
+    /// zero is not applicable too.
     #[test]
-    fn the_ledger_counts_by_kind() {
+    fn the_ledger_counts_by_kind_and_tells_not_applicable_from_inert() {
         let node = crate::sim::Target::Replica(0);
         let faults: Vec<ScheduledFault> = [
             Fault::Crash { node: node.clone() },
-            Fault::Crash { node },
+            Fault::Crash { node: node.clone() },
+            Fault::Duplicate { node: node.clone() },
             Fault::Heal,
         ]
         .into_iter()
         .map(|fault| ScheduledFault::at(0, fault))
         .collect();
         let ledger = Ledger::new(faults.len());
-        ledger.fired(0);
-        ledger.fired(1);
+        for id in 0..3 {
+            ledger.fired(id);
+        }
         ledger.effective(0);
-        let counts = ledger.counts(&faults);
-        let crash = FaultCount {
-            fired: 2,
-            effective: 1,
+        ledger.needs(2, "messages_delivered");
+        let counts = ledger.counts(&faults, &BTreeMap::new());
+        let count = |fired, effective, not_applicable| FaultCount {
+            fired,
+            effective,
+            not_applicable,
         };
-        assert_eq!(counts["crash"], crash);
+        assert_eq!(counts["crash"], count(2, 1, 0));
+        assert_eq!(counts["duplicate"], count(1, 0, 1));
         assert!(!counts.contains_key("heal"));
+        let delivered = BTreeMap::from([("messages_delivered".to_string(), 3)]);
+        let counts = ledger.counts(&faults, &delivered);
+        assert_eq!(counts["duplicate"], count(1, 0, 0));
     }
 }

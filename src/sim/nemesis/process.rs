@@ -1,9 +1,12 @@
 //! Process faults: what a replica's own software goes through. Duplication
-//! (its transport re-sends requests after reconnecting) and clock skew
-//! (its wall clock off and drifting). Each is a switch on the replica
-//! ([`ReplicaFaults`]) that its network and its clock read; they mark the
-//! fault behind the switch effective in the ledger when the software meets
-//! it: a duplicate sent, a skewed clock read.
+//! (its transport re-sends requests after reconnecting, or writes messages
+//! of its own framing twice) and clock skew (its wall clock off and
+//! drifting). Each is a switch on the replica ([`ReplicaFaults`]) that its
+//! network and its clock read; they mark the fault behind the switch
+//! effective in the ledger when the software meets it: a duplicate sent, a
+//! skewed clock read. Duplication applies only to a system whose messages
+//! replisim sees (its framing, or [`crate::net::Network::message`]): in a
+//! run with none, it is reported not applicable.
 
 use std::{
     cell::{Cell, RefCell},
@@ -13,6 +16,7 @@ use std::{
 
 use super::{Applied, Ledger, Nemesis, Strike, host};
 use crate::{
+    effect,
     net::DuplicationFault,
     node::Clock,
     sim::{fault::Fault, trace},
@@ -99,8 +103,11 @@ pub(super) fn apply(n: &mut Nemesis, strike: &Strike) -> Applied {
         Fault::Duplicate { .. } => {
             faults.duplicating.borrow_mut().push(id);
             trace::add_effect("nodes_duplicating", 1);
-            Applied::default()
-                .undo(move |_, _, _| faults.duplicating.borrow_mut().retain(|&d| d != id))
+            Applied {
+                needs: Some(effect::MESSAGES_DELIVERED),
+                ..Applied::default()
+            }
+            .undo(move |_, _, _| faults.duplicating.borrow_mut().retain(|&d| d != id))
         }
         Fault::ClockSkew {
             offset_ms,
