@@ -1,7 +1,7 @@
 //! The nemesis does what it says: every fault kind, applied to a running
 //! cluster, has an effect the outcome counts and is effective as its
-//! definition says, and is inert where it can do nothing; duplication
-//! reaches a system with a
+//! definition says, and is inert where it can do nothing (which the
+//! explorer reports, or fails on); duplication reaches a system with a
 //! framing of its own through the message hook; clock skew breaks a
 //! last-writer-wins store that relies on clocks; an event-triggered fault
 //! hits the exact moment "backup applied, primary not yet answered".
@@ -18,6 +18,7 @@ use replisim::{
     history::{EventType, Op},
     replication,
     sim::{self, DiskSpec, Fault, FaultCount, Outcome, Scenario, ScheduledFault, Target},
+    testing::Explorer,
     workload::Mix,
 };
 
@@ -633,5 +634,53 @@ fn an_undeclared_role_is_refused_naming_the_field() {
             "faults[0].node: elected publishes no role \"primary\" (its roles: leader, coordinator)"
         ),
         "{error}"
+    );
+}
+
+/// The explorer adds fault counts up over every run and names the kinds
+/// that fired and were never effective: here a crash aimed at a role no
+/// replica ever holds, and duplication of replicas that send no message
+/// (not applicable), while a pause of the leader is effective. By default
+/// that is a warning in its summary; with `fail_on_inert` it fails.
+#[test]
+fn the_explorer_reports_inert_fault_kinds_and_fails_on_them_when_asked() {
+    let mut scenario = Scenario::new("elected", 3);
+    scenario.replicas = 3;
+    scenario.workload.ops_per_client = 20;
+    scenario.faults = vec![
+        ScheduledFault::at(
+            10,
+            Fault::Crash {
+                node: Target::role("coordinator"),
+            },
+        ),
+        ScheduledFault::at(20, Fault::Duplicate { node: r(0) }).lasting(50),
+        ScheduledFault::at(
+            30,
+            Fault::Pause {
+                node: Target::role("leader"),
+            },
+        )
+        .lasting(20),
+    ];
+    let explorer = Explorer::new("the_explorer_reports_inert_fault_kinds", 3)
+        .system(|_| Rc::new(Elected))
+        .shrink_iters(0);
+    let strategy = proptest::strategy::Just(scenario);
+    let exploration = explorer.explore(strategy.clone(), |_| Ok(()));
+    assert_eq!(exploration.runs, 3);
+    assert_eq!(exploration.inert(), ["crash", "duplicate"]);
+    assert!(exploration.faults["duplicate"].is_not_applicable());
+    assert_eq!(exploration.faults["pause"].effective, 3);
+
+    let strict = explorer.fail_on_inert(true);
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        strict.explore(strategy, |_| Ok(()))
+    }))
+    .expect_err("inert kinds fail the test");
+    let message = panic.downcast_ref::<String>().expect("a formatted message");
+    assert!(
+        message.contains("crash (3 fired, none effective), duplicate (not applicable"),
+        "{message}"
     );
 }

@@ -14,6 +14,15 @@
 //!    lines give the runner's seed, the saved file and the command that
 //!    reruns exactly that case.
 //!
+//! Over every run (the corpus's and the cases explored) the explorer adds
+//! up the faults fired and effective by kind, and returns them as an
+//! [`Exploration`]. A kind that fired and was never effective is inert: the
+//! test tested less than its scenarios say (a fault aimed at a role nobody
+//! holds, duplication of a system whose messages replisim cannot see, a
+//! clock skew on a system that never reads its clock). The summary printed
+//! at the end names inert kinds in a warning;
+//! [`Explorer::fail_on_inert`] makes them fail the test instead.
+//!
 //! [`Explorer::find_violation`] is the opposite, for tests of planted bugs:
 //! it explores until the property fails and returns the shrunk outcome.
 //!
@@ -63,7 +72,9 @@
 //! ```
 
 use std::{
-    env,
+    cell::RefCell,
+    collections::BTreeMap,
+    env, fmt,
     path::{Path, PathBuf},
     rc::Rc,
 };
@@ -77,7 +88,7 @@ use crate::{
     check::linearizable::SearchLimits,
     node::System,
     registry::{Registry, SystemError},
-    sim::{self, Outcome, RunError, Scenario, repro},
+    sim::{self, FaultCount, Outcome, RunError, Scenario, inert_faults, repro},
 };
 
 /// The property every test starts from: no guarantee the system claims
@@ -107,6 +118,47 @@ type SystemFor = Rc<dyn Fn(&Scenario) -> Result<Rc<dyn System>, SystemError>>;
 /// Default shrinking budget: each iteration is one simulation.
 const SHRINK_ITERS: u32 = 256;
 
+/// What an exploration ran: how many runs, and the faults of all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exploration {
+    /// Runs: the corpus's scenarios and the cases explored.
+    pub runs: u64,
+    /// Faults fired, effective and not applicable, by kind, over every run.
+    pub faults: BTreeMap<String, FaultCount>,
+}
+
+impl Exploration {
+    /// The kinds that fired and were never effective in any run.
+    pub fn inert(&self) -> Vec<&str> {
+        self.faults
+            .iter()
+            .filter(|(_, count)| count.is_inert())
+            .map(|(kind, _)| kind.as_str())
+            .collect()
+    }
+
+    fn add(&mut self, outcome: &Outcome) {
+        self.runs += 1;
+        for (kind, count) in &outcome.stats.faults {
+            self.faults.entry(kind.clone()).or_default().add(*count);
+        }
+    }
+}
+
+/// `N runs; faults fired/effective: crash=3/2 duplicate=not applicable (1 fired)`.
+impl fmt::Display for Exploration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} runs; faults fired/effective:", self.runs)?;
+        if self.faults.is_empty() {
+            write!(f, " none fired")?;
+        }
+        for (kind, count) in &self.faults {
+            write!(f, " {kind}={count}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A named property test: where its corpus lives, how many cases it
 /// explores, and which systems it runs.
 #[derive(Clone)]
@@ -116,6 +168,7 @@ pub struct Explorer {
     system: SystemFor,
     shrink_iters: u32,
     corpus: Option<PathBuf>,
+    fail_on_inert: bool,
 }
 
 impl Explorer {
@@ -135,6 +188,7 @@ impl Explorer {
             }),
             shrink_iters: SHRINK_ITERS,
             corpus: None,
+            fail_on_inert: false,
         }
     }
 
@@ -156,6 +210,13 @@ impl Explorer {
         self
     }
 
+    /// With `true`, a fault kind that fired and was never effective in any
+    /// run fails the test (by default it is a warning in the summary).
+    pub fn fail_on_inert(mut self, fail: bool) -> Self {
+        self.fail_on_inert = fail;
+        self
+    }
+
     /// Keeps the regression corpus in `dir` instead of
     /// `fixtures/regressions/<name>/`.
     pub fn corpus(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -171,21 +232,28 @@ impl Explorer {
     }
 
     /// Replays the corpus, then explores; panics (failing the test) with
-    /// the reproduction lines when `property` fails. See the module docs.
+    /// the reproduction lines when `property` fails. Prints a summary of
+    /// the faults over every run, with a warning naming inert kinds (a
+    /// failure with [`Explorer::fail_on_inert`]), and returns it. See the
+    /// module docs.
     pub fn explore<S: Strategy<Value = Scenario>>(
         &self,
         strategy: S,
         property: impl Fn(&Outcome) -> Result<(), String>,
-    ) {
+    ) -> Exploration {
+        let tally = RefCell::new(Exploration::default());
         if let Some(file) = env::var_os("REPLISIM_REPLAY") {
-            return self.replay_file(&crate_root().join(file), &property);
+            self.replay_file(&crate_root().join(file), &property, &tally);
+            return tally.into_inner();
         }
         for file in scenario_files(&self.corpus_dir()) {
-            self.replay_file(&file, &property);
+            self.replay_file(&file, &property, &tally);
         }
         let seed = runner_seed();
-        let Some(failure) = self.search(&strategy, &property, seed) else {
-            return;
+        let Some(failure) = self.search(&strategy, &property, seed, &tally) else {
+            let exploration = tally.into_inner();
+            self.report(&exploration);
+            return exploration;
         };
         let saved = match &failure.outcome {
             Some(outcome) => repro::save_scenario(outcome, &self.corpus_dir()),
@@ -219,7 +287,8 @@ impl Explorer {
     ) -> Outcome {
         let seed = runner_seed();
         let cases = self.cases();
-        let Some(failure) = self.search(&strategy, &property, seed) else {
+        let tally = RefCell::default();
+        let Some(failure) = self.search(&strategy, &property, seed, &tally) else {
             panic!(
                 "no violation found in {cases} cases (runner seed {seed}): the property held \
                  where it was expected to fail"
@@ -243,8 +312,33 @@ impl Explorer {
         outcome
     }
 
+    /// Prints the summary of an exploration that passed; names inert kinds
+    /// in a warning, or fails on them.
+    fn report(&self, exploration: &Exploration) {
+        eprintln!("{}: {exploration}", self.name);
+        let Some(inert) = inert_faults(&exploration.faults) else {
+            return;
+        };
+        let message = format!(
+            "{}: fault kinds that fired and were never effective in {} runs: {inert}",
+            self.name, exploration.runs
+        );
+        if self.fail_on_inert {
+            panic!(
+                "{message}\nthe test tested less than its scenarios say: aim these faults \
+                 where they can act, or leave their kinds out"
+            );
+        }
+        eprintln!("warning: {message}");
+    }
+
     /// Runs one saved scenario and panics if the property fails on it.
-    fn replay_file(&self, file: &Path, property: &dyn Fn(&Outcome) -> Result<(), String>) {
+    fn replay_file(
+        &self,
+        file: &Path,
+        property: &dyn Fn(&Outcome) -> Result<(), String>,
+        tally: &RefCell<Exploration>,
+    ) {
         let scenario = std::fs::read_to_string(file)
             .map_err(|e| e.to_string())
             .and_then(|text| Scenario::from_json(&text).map_err(|e| e.to_string()))
@@ -252,6 +346,7 @@ impl Explorer {
         let outcome = self
             .run(&scenario)
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        tally.borrow_mut().add(&outcome);
         if let Err(reason) = property(&outcome) {
             panic!(
                 "{reason}\nthe saved scenario {} fails (digest {}{})\nreproduce with: {}",
@@ -276,12 +371,14 @@ impl Explorer {
         cases.saturating_mul(soak_factor())
     }
 
-    /// Draws cases until one fails; the shrunk failure, if any.
+    /// Draws cases until one fails; the shrunk failure, if any. Every run
+    /// is added to `tally`.
     fn search<S: Strategy<Value = Scenario>>(
         &self,
         strategy: &S,
         property: &dyn Fn(&Outcome) -> Result<(), String>,
         seed: u64,
+        tally: &RefCell<Exploration>,
     ) -> Option<Failure> {
         let config = Config {
             cases: self.cases(),
@@ -297,6 +394,7 @@ impl Explorer {
             let outcome = self
                 .run(&scenario)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            tally.borrow_mut().add(&outcome);
             property(&outcome).map_err(TestCaseError::fail)
         });
         match result {

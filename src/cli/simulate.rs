@@ -248,5 +248,8 @@ fn print_report(outcome: &Outcome, verdicts: &sim::Verdicts) {
             .collect();
         println!("faults fired/effective: {}", faults.join(" "));
     }
+    if let Some(inert) = sim::inert_faults(&outcome.stats.faults) {
+        println!("warning: fault kinds that fired and were never effective: {inert}");
+    }
     println!("digest: {}", outcome.digest_hex());
 }

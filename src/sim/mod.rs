@@ -24,5 +24,5 @@ pub mod trace;
 pub use determinism::{DeterminismError, Divergence, check_determinism};
 pub use fault::{Family, Fault, ScheduledFault, Target, Trigger};
 pub use harness::{RunError, run_system};
-pub use outcome::{FaultCount, Outcome, Status, Verdicts};
+pub use outcome::{FaultCount, Outcome, Status, Verdicts, inert_faults};
 pub use scenario::{DiskSpec, Limits, NetworkSpec, Scenario, ScenarioError};

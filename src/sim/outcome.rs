@@ -52,6 +52,11 @@ impl FaultCount {
         self.not_applicable += other.not_applicable;
     }
 
+    /// Fired, and never effective.
+    pub fn is_inert(&self) -> bool {
+        self.fired > 0 && self.effective == 0
+    }
+
     /// Fired, and not once applicable to the system.
     pub fn is_not_applicable(&self) -> bool {
         self.fired > 0 && self.not_applicable == self.fired
@@ -67,6 +72,25 @@ impl fmt::Display for FaultCount {
             write!(f, "{}/{}", self.fired, self.effective)
         }
     }
+}
+
+/// The inert kinds among `faults` (by kind, as [`RunStats::faults`] and the
+/// sweep's summaries hold them), described for a warning: `crash (3 fired,
+/// none effective)`, `duplicate (not applicable: ...)`; `None` when every
+/// kind that fired was effective at least once.
+pub fn inert_faults(faults: &BTreeMap<String, FaultCount>) -> Option<String> {
+    let inert: Vec<String> = faults
+        .iter()
+        .filter(|(_, count)| count.is_inert())
+        .map(|(kind, count)| match count.is_not_applicable() {
+            true => format!(
+                "{kind} (not applicable: the system sent no message through replisim's \
+                 framing or Network::message)"
+            ),
+            false => format!("{kind} ({} fired, none effective)", count.fired),
+        })
+        .collect();
+    (!inert.is_empty()).then(|| inert.join(", "))
 }
 
 /// Counters of one run.
