@@ -1,8 +1,13 @@
 //! The nemesis does what it says: every fault kind, applied to a running
-//! cluster, has an effect the outcome counts; clock skew breaks a
+//! cluster, has an effect the outcome counts and is effective as its
+//! definition says, and is inert where it can do nothing (which the
+//! explorer reports, or fails on); duplication reaches a system with a
+//! framing of its own through the message hook; clock skew breaks a
 //! last-writer-wins store that relies on clocks; an event-triggered fault
 //! hits the exact moment "backup applied, primary not yet answered".
 
+#[path = "nemesis/framed.rs"]
+mod framed;
 #[path = "nemesis/lww.rs"]
 mod lww;
 
@@ -12,7 +17,8 @@ use replisim::{
     check::durability,
     history::{EventType, Op},
     replication,
-    sim::{self, DiskSpec, Fault, Outcome, Scenario, ScheduledFault, Target},
+    sim::{self, DiskSpec, Fault, FaultCount, Outcome, Scenario, ScheduledFault, Target},
+    testing::Explorer,
     workload::Mix,
 };
 
@@ -167,15 +173,20 @@ fn catalogue() -> Vec<Case> {
             ],
             &["nodes_duplicating", "duplicates_sent"],
         ),
-        case(
-            "clock skew",
-            vec![briefly(Fault::ClockSkew {
-                node: r(1),
-                offset_ms: -500,
-                drift_ppm: 1000,
-            })],
-            &["clocks_skewed"],
-        ),
+        // The built-in engine never reads its wall clock (skewing it is
+        // inert there); the last-writer-wins store stamps writes with it.
+        Case {
+            system: "lww",
+            ..case(
+                "clock skew",
+                vec![briefly(Fault::ClockSkew {
+                    node: r(1),
+                    offset_ms: -500,
+                    drift_ppm: 1000,
+                })],
+                &["clocks_skewed", "skewed_clock_reads"],
+            )
+        },
         crash_backups_on(
             "torn writes",
             DiskSpec {
@@ -211,14 +222,18 @@ fn run_case(case: &Case) -> Outcome {
     scenario.faults = case.faults.clone();
     scenario.disk = case.disk;
     scenario.bug = case.bug.map(str::to_string);
-    run(&scenario)
+    match case.system {
+        "lww" => sim::run_system(&scenario, Rc::new(lww::Lww)).unwrap(),
+        _ => run(&scenario),
+    }
 }
 
 fn effect(outcome: &Outcome, kind: &str) -> u64 {
     outcome.stats.effects.get(kind).copied().unwrap_or(0)
 }
 
-/// Every fault kind is applied at least once and moves its counters.
+/// Every fault kind is applied at least once, moves its counters and is
+/// effective as its definition says.
 #[test]
 fn every_fault_kind_has_a_counted_effect() {
     let mut failures = Vec::new();
@@ -230,6 +245,11 @@ fn every_fault_kind_has_a_counted_effect() {
             "{}",
             case.kind
         );
+        for (kind, count) in &outcome.stats.faults {
+            if count.effective != count.fired {
+                failures.push(format!("{}: {kind} is {count}", case.kind));
+            }
+        }
         for kind in case.effects {
             if effect(&outcome, kind) == 0 {
                 failures.push(format!(
@@ -244,6 +264,176 @@ fn every_fault_kind_has_a_counted_effect() {
         "faults without effect:\n{}",
         failures.join("\n")
     );
+}
+
+/// Each fault kind, where it can do nothing to synchronous replication (3
+/// replicas: the primary, replica 0, ships to backups 1 and 2, which never
+/// talk to each other), fires and is not effective; a fault that can act
+/// beside it at the same time is credited alone.
+#[test]
+fn every_fault_kind_is_inert_where_it_can_do_nothing() {
+    let lose = |id| ScheduledFault::at(100, Fault::Lose { node: r(id) });
+    let later = |fault| ScheduledFault::at(150, fault).lasting(100);
+    // Links between the backups only.
+    let backups = |fault: fn(Vec<usize>, Vec<usize>) -> Fault| briefly(fault(vec![1], vec![2]));
+    let count = |fired, effective| FaultCount {
+        fired,
+        effective,
+        ..FaultCount::default()
+    };
+    // A case's name, its faults, and the counts it must give by kind.
+    type InertCase<'a> = (&'a str, Vec<ScheduledFault>, Vec<(&'a str, FaultCount)>);
+    let cases: Vec<InertCase> = vec![
+        (
+            "crash of a lost replica",
+            vec![lose(2), later(Fault::Crash { node: r(2) })],
+            vec![("crash", count(1, 0)), ("lose", count(1, 1))],
+        ),
+        (
+            "a replica lost twice",
+            vec![lose(2), later(Fault::Lose { node: r(2) })],
+            vec![("lose", count(2, 1))],
+        ),
+        (
+            "pause of a lost replica",
+            vec![lose(2), later(Fault::Pause { node: r(2) })],
+            vec![("lose", count(1, 1)), ("pause", count(1, 0))],
+        ),
+        (
+            "restart of a running replica",
+            vec![briefly(Fault::Restart { node: r(1) })],
+            vec![("restart", count(1, 0))],
+        ),
+        (
+            "heal with nothing cut",
+            vec![briefly(Fault::Heal)],
+            vec![("heal", count(1, 0))],
+        ),
+        (
+            "a cut between the backups beside an isolation",
+            vec![
+                briefly(Fault::Bridge {
+                    left: vec![1],
+                    right: vec![2],
+                    bridge: 0,
+                }),
+                briefly(Fault::Isolate { node: r(2) }),
+            ],
+            vec![("bridge", count(1, 0)), ("isolate", count(1, 1))],
+        ),
+        (
+            "one-way between the backups",
+            vec![backups(|from, to| Fault::OneWay { from, to })],
+            vec![("one-way", count(1, 0))],
+        ),
+        (
+            "slow links between the backups",
+            vec![backups(|between, and| Fault::Slow {
+                between,
+                and,
+                latency_ms: 40,
+            })],
+            vec![("slow", count(1, 0))],
+        ),
+        (
+            "held links between the backups",
+            vec![backups(|between, and| Fault::Hold { between, and })],
+            vec![("hold", count(1, 0))],
+        ),
+        (
+            "lossy links between the backups",
+            vec![backups(|between, and| Fault::Lossy {
+                between,
+                and,
+                percent: 50,
+            })],
+            vec![("lossy", count(1, 0))],
+        ),
+        (
+            // Connections that never break are never re-established, so
+            // nothing is re-sent.
+            "duplication without a reconnect",
+            vec![briefly(Fault::Duplicate { node: r(1) })],
+            vec![("duplicate", count(1, 0))],
+        ),
+        (
+            // The built-in engine never reads its wall clock.
+            "clock skew of a replica that never reads its clock",
+            vec![briefly(Fault::ClockSkew {
+                node: r(1),
+                offset_ms: 500,
+                drift_ppm: 0,
+            })],
+            vec![("clock-skew", count(1, 0))],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, faults, expected) in cases {
+        let mut scenario = Scenario::new("sync", 5);
+        scenario.faults = faults;
+        let outcome = run(&scenario);
+        let expected: std::collections::BTreeMap<String, FaultCount> = expected
+            .into_iter()
+            .map(|(kind, count)| (kind.to_string(), count))
+            .collect();
+        if outcome.stats.faults != expected {
+            failures.push(format!("{name}: {:?}", outcome.stats.faults));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Duplication reaches a system that frames its own messages when it
+/// writes them through the message hook: they are counted (messages per
+/// operation) and written twice while the fault is in force, and a
+/// duplicated append, applied twice, breaks linearizability. Without the
+/// hook replisim sees none of its messages: duplication is reported not
+/// applicable, and the same scenario passes.
+#[test]
+fn duplication_reaches_a_system_with_its_own_framing_through_the_message_hook() {
+    let run = |hooked| {
+        let mut scenario = Scenario::new("framed", 3);
+        scenario.replicas = 1;
+        scenario.clients = 2;
+        scenario.workload.keys = 2;
+        scenario.workload.mix = Mix::new([("read", 1), ("append", 1)]);
+        scenario.faults =
+            vec![ScheduledFault::at(50, Fault::Duplicate { node: r(0) }).lasting(100)];
+        sim::run_system(&scenario, Rc::new(framed::Framed { hooked })).unwrap()
+    };
+    let hooked = run(true);
+    assert!(
+        hooked.verdicts().linearizability.is_violation(),
+        "{}",
+        hooked.verdicts()
+    );
+    let duplicate = hooked.stats.faults["duplicate"];
+    assert_eq!((duplicate.fired, duplicate.effective), (1, 1));
+    assert!(
+        effect(&hooked, "duplicates_sent") > 0,
+        "{:?}",
+        hooked.stats.effects
+    );
+    let ops = hooked.workload_operations().len() as u64;
+    assert!(
+        effect(&hooked, "messages_delivered") >= 2 * ops,
+        "a request and an answer per operation: {:?}",
+        hooked.stats.effects
+    );
+    let phases = hooked.phases();
+    assert!(
+        phases
+            .iter()
+            .all(|phase| phase.messages_per_op.is_some_and(|m| m >= 2.0)),
+        "{phases:?}"
+    );
+
+    let unhooked = run(false);
+    assert!(unhooked.verdicts().passed(), "{}", unhooked.verdicts());
+    let duplicate = unhooked.stats.faults["duplicate"];
+    assert!(duplicate.is_not_applicable(), "{duplicate:?}");
+    assert_eq!(duplicate.to_string(), "not applicable (1 fired)");
+    assert_eq!(effect(&unhooked, "messages_delivered"), 0);
 }
 
 /// Torn writes are what leaves partial records behind: the same crashes
@@ -444,5 +634,53 @@ fn an_undeclared_role_is_refused_naming_the_field() {
             "faults[0].node: elected publishes no role \"primary\" (its roles: leader, coordinator)"
         ),
         "{error}"
+    );
+}
+
+/// The explorer adds fault counts up over every run and names the kinds
+/// that fired and were never effective: here a crash aimed at a role no
+/// replica ever holds, and duplication of replicas that send no message
+/// (not applicable), while a pause of the leader is effective. By default
+/// that is a warning in its summary; with `fail_on_inert` it fails.
+#[test]
+fn the_explorer_reports_inert_fault_kinds_and_fails_on_them_when_asked() {
+    let mut scenario = Scenario::new("elected", 3);
+    scenario.replicas = 3;
+    scenario.workload.ops_per_client = 20;
+    scenario.faults = vec![
+        ScheduledFault::at(
+            10,
+            Fault::Crash {
+                node: Target::role("coordinator"),
+            },
+        ),
+        ScheduledFault::at(20, Fault::Duplicate { node: r(0) }).lasting(50),
+        ScheduledFault::at(
+            30,
+            Fault::Pause {
+                node: Target::role("leader"),
+            },
+        )
+        .lasting(20),
+    ];
+    let explorer = Explorer::new("the_explorer_reports_inert_fault_kinds", 3)
+        .system(|_| Rc::new(Elected))
+        .shrink_iters(0);
+    let strategy = proptest::strategy::Just(scenario);
+    let exploration = explorer.explore(strategy.clone(), |_| Ok(()));
+    assert_eq!(exploration.runs, 3);
+    assert_eq!(exploration.inert(), ["crash", "duplicate"]);
+    assert!(exploration.faults["duplicate"].is_not_applicable());
+    assert_eq!(exploration.faults["pause"].effective, 3);
+
+    let strict = explorer.fail_on_inert(true);
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        strict.explore(strategy, |_| Ok(()))
+    }))
+    .expect_err("inert kinds fail the test");
+    let message = panic.downcast_ref::<String>().expect("a formatted message");
+    assert!(
+        message.contains("crash (3 fired, none effective), duplicate (not applicable"),
+        "{message}"
     );
 }

@@ -144,7 +144,8 @@ fn printed_command_reruns_the_failing_case() {
         .ops_per_client(5..=10);
     if std::env::var_os("REPLISIM_REPLAY").is_some() {
         // The rerun: replays the file and panics like the original.
-        return explorer(Path::new("unused")).explore(space.strategy(), no_fault_applied);
+        explorer(Path::new("unused")).explore(space.strategy(), no_fault_applied);
+        return;
     }
     let corpus = tempfile::tempdir().unwrap();
     let panic = std::panic::catch_unwind(|| {

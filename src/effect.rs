@@ -3,15 +3,17 @@
 //! Any layer records an effect with [`record`] (a `tracing` event on the
 //! [`TARGET`] target, so the transport and storage need not know about the
 //! harness); the simulation's trace layer adds them up per kind into the
-//! outcome's statistics. A fault whose effects stay at zero did nothing,
-//! and the tests say so.
+//! outcome's statistics. They show what the faults did in aggregate;
+//! whether each fault was effective is judged per fault by the nemesis
+//! (see [`crate::sim::Fault`]).
 //!
 //! Counters: the nemesis counts `nodes_crashed`, `nodes_restarted`,
 //! `nodes_lost`, `nodes_paused`, `links_cut`, `links_repaired`,
 //! `links_held`, `links_slowed`, `links_lossy`, `nodes_duplicating`,
 //! `clocks_skewed`, `faults_triggered` and `replica_exits`; the trace layer
 //! `messages_dropped` and `messages_held` (turmoil's own events) and
-//! `skewed_clock_reads`; the transport `duplicates_sent`,
+//! `skewed_clock_reads`; the transport (replisim's framing, and
+//! [`crate::net::Network::message`] for a system's own) `duplicates_sent`,
 //! `connect_failures`, `connections_broken`, `requests_timed_out`,
 //! `requests_unsent`, `late_responses`, `bad_frames` and
 //! [`MESSAGES_DELIVERED`]; the simulated disk `disk_io_errors`; the
@@ -24,8 +26,10 @@
 /// The tracing target effects are recorded on.
 pub const TARGET: &str = "replisim::effect";
 
-/// The counter of messages delivered by the transport; the harness also
-/// keeps their times, for messages per operation in each fault phase.
+/// The counter of messages: delivered by replisim's framing, or about to be
+/// written by a system's own ([`crate::net::Network::message`]). The
+/// harness also keeps their times, for messages per operation in each fault
+/// phase, and a run without any makes the duplication fault not applicable.
 pub const MESSAGES_DELIVERED: &str = "messages_delivered";
 
 /// Adds `amount` to the effect counter `kind`.

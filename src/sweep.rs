@@ -19,7 +19,10 @@
 //! --json`): `{"seed":…, "options":{…}, "systems":[{"system":"sync",
 //! "bug":null, "runs":200, "claims":[…], "checks":{"linearizable":{"ok":…,
 //! "violated":…, "unknown":…}, …}, "faults":{"crash":{"fired":…,
-//! "effective":…}, …}, "first_violation":"PATH or null", …}]}`.
+//! "effective":…}, …}, "first_violation":"PATH or null", …}]}` (a fault
+//! count also has `"not_applicable"` when some firings could not apply).
+//! The printed summary ends with a warning per system whose sweep had
+//! inert fault kinds: fired, and never effective in any run.
 
 use std::{
     collections::BTreeMap,
@@ -39,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     check::{Guarantee, availability::Counts, linearizable::SearchLimits},
     registry::{Registry, SystemError},
-    sim::{self, FaultCount, RunError, Scenario, Status, repro},
+    sim::{self, FaultCount, RunError, Scenario, Status, inert_faults, repro},
     strategy::{FaultKinds, ScenarioSpace},
 };
 
@@ -184,7 +187,7 @@ pub struct SystemSummary {
     pub claims: Vec<Guarantee>,
     /// Every check, claimed or not, by name.
     pub checks: BTreeMap<String, CheckCounts>,
-    /// Faults fired and effective over all runs, by kind.
+    /// Faults fired, effective and not applicable over all runs, by kind.
     pub faults: BTreeMap<String, FaultCount>,
     pub availability: AvailabilityCounts,
     /// The first run (in scenario order) that violated a claimed guarantee,
@@ -516,6 +519,15 @@ impl fmt::Display for SweepSummary {
                     "{}: first violation saved; rerun with: replisim replay {}",
                     s.system,
                     file.display()
+                )?;
+            }
+        }
+        for s in &self.systems {
+            if let Some(inert) = inert_faults(&s.faults) {
+                writeln!(
+                    f,
+                    "warning: {}: fault kinds that fired and were never effective in {} runs: {inert}",
+                    s.system, s.runs
                 )?;
             }
         }

@@ -14,6 +14,15 @@
 //!    lines give the runner's seed, the saved file and the command that
 //!    reruns exactly that case.
 //!
+//! Over every run (the corpus's and the cases explored) the explorer adds
+//! up the faults fired and effective by kind, and returns them as an
+//! [`Exploration`]. A kind that fired and was never effective is inert: the
+//! test tested less than its scenarios say (a fault aimed at a role nobody
+//! holds, duplication of a system whose messages replisim cannot see, a
+//! clock skew on a system that never reads its clock). The summary printed
+//! at the end names inert kinds in a warning;
+//! [`Explorer::fail_on_inert`] makes them fail the test instead.
+//!
 //! [`Explorer::find_violation`] is the opposite, for tests of planted bugs:
 //! it explores until the property fails and returns the shrunk outcome.
 //!
@@ -78,6 +87,7 @@
 //! ```
 
 use std::{
+    cell::RefCell,
     env,
     path::{Path, PathBuf},
     rc::Rc,
@@ -90,14 +100,13 @@ use proptest::{
 
 mod tally;
 
-use std::cell::RefCell;
-
 use crate::{
     check::linearizable::SearchLimits,
     node::System,
     registry::{Registry, SystemError},
-    sim::{self, Outcome, RunError, Scenario, repro},
+    sim::{self, Outcome, RunError, Scenario, inert_faults, repro},
 };
+pub use tally::Exploration;
 use tally::Tally;
 
 /// The property every test starts from: no guarantee the system claims
@@ -136,6 +145,7 @@ pub struct Explorer {
     system: SystemFor,
     shrink_iters: u32,
     corpus: Option<PathBuf>,
+    fail_on_inert: bool,
 }
 
 impl Explorer {
@@ -155,6 +165,7 @@ impl Explorer {
             }),
             shrink_iters: SHRINK_ITERS,
             corpus: None,
+            fail_on_inert: false,
         }
     }
 
@@ -193,6 +204,13 @@ impl Explorer {
         self
     }
 
+    /// With `true`, a fault kind that fired and was never effective in any
+    /// run fails the test (by default it is a warning in the summary).
+    pub fn fail_on_inert(mut self, fail: bool) -> Self {
+        self.fail_on_inert = fail;
+        self
+    }
+
     /// Keeps the regression corpus in `dir` instead of
     /// `fixtures/regressions/<name>/`.
     pub fn corpus(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -208,23 +226,30 @@ impl Explorer {
     }
 
     /// Replays the corpus, then explores; panics (failing the test) with
-    /// the reproduction lines when `property` fails. See the module docs.
+    /// the reproduction lines when `property` fails. Prints a summary of
+    /// the faults over every run, with a warning naming inert kinds (a
+    /// failure with [`Explorer::fail_on_inert`]), and returns it. See the
+    /// module docs.
     pub fn explore<S: Strategy<Value = Scenario>>(
         &self,
         strategy: S,
         property: impl Fn(&Outcome) -> Result<(), String>,
-    ) {
+    ) -> Exploration {
+        let tally = Tally::new(self.cases());
         if let Some(file) = env::var_os("REPLISIM_REPLAY") {
-            return self.replay_file(&crate_root().join(file), &property);
+            self.replay_file(&crate_root().join(file), &property, &tally);
+            return tally.into_inner().exploration;
         }
         if env::var_os("REPLISIM_SEED").is_none() {
             for file in scenario_files(&self.corpus_dir()) {
-                self.replay_file(&file, &property);
+                self.replay_file(&file, &property, &tally);
             }
         }
         let seed = runner_seed();
-        let Some(failure) = self.search(&strategy, &property, seed) else {
-            return;
+        let Some(failure) = self.search(&strategy, &property, seed, &tally) else {
+            let tally = tally.into_inner();
+            self.report(&tally);
+            return tally.exploration;
         };
         let saved = match &failure.outcome {
             Some(outcome) => repro::save_scenario(outcome, &self.corpus_dir()),
@@ -262,7 +287,8 @@ impl Explorer {
     ) -> Outcome {
         let seed = runner_seed();
         let cases = self.cases();
-        let Some(failure) = self.search(&strategy, &property, seed) else {
+        let tally = Tally::new(cases);
+        let Some(failure) = self.search(&strategy, &property, seed, &tally) else {
             panic!(
                 "no violation found in {cases} cases (runner seed {seed}): the property held \
                  where it was expected to fail"
@@ -290,8 +316,34 @@ impl Explorer {
         outcome
     }
 
+    /// Prints the summary of an exploration that passed; names inert kinds
+    /// in a warning, or fails on them.
+    fn report(&self, tally: &Tally) {
+        println!("replisim: {}: {tally}", self.name);
+        let exploration = &tally.exploration;
+        let Some(inert) = inert_faults(&exploration.faults) else {
+            return;
+        };
+        let message = format!(
+            "{}: fault kinds that fired and were never effective in {} runs: {inert}",
+            self.name, exploration.runs
+        );
+        if self.fail_on_inert {
+            panic!(
+                "{message}\nthe test tested less than its scenarios say: aim these faults \
+                 where they can act, or leave their kinds out"
+            );
+        }
+        eprintln!("warning: {message}");
+    }
+
     /// Runs one saved scenario and panics if the property fails on it.
-    fn replay_file(&self, file: &Path, property: &dyn Fn(&Outcome) -> Result<(), String>) {
+    fn replay_file(
+        &self,
+        file: &Path,
+        property: &dyn Fn(&Outcome) -> Result<(), String>,
+        tally: &RefCell<Tally>,
+    ) {
         let scenario = std::fs::read_to_string(file)
             .map_err(|e| e.to_string())
             .and_then(|text| Scenario::from_json(&text).map_err(|e| e.to_string()))
@@ -299,6 +351,7 @@ impl Explorer {
         let outcome = self
             .run(&scenario)
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        tally.borrow_mut().replayed(&outcome);
         if env::var_os("REPLISIM_RECORD").is_some() {
             record_digest(file, &scenario, &outcome);
         }
@@ -326,12 +379,14 @@ impl Explorer {
         cases.saturating_mul(soak_factor())
     }
 
-    /// Draws cases until one fails; the shrunk failure, if any.
+    /// Draws cases until one fails; the shrunk failure, if any. Every run
+    /// is added to `tally`.
     fn search<S: Strategy<Value = Scenario>>(
         &self,
         strategy: &S,
         property: &dyn Fn(&Outcome) -> Result<(), String>,
         seed: u64,
+        tally: &RefCell<Tally>,
     ) -> Option<Failure> {
         let config = Config {
             cases: self.cases(),
@@ -343,7 +398,6 @@ impl Explorer {
         bytes[..8].copy_from_slice(&seed.to_le_bytes());
         let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
         let mut runner = TestRunner::new_with_rng(config, rng);
-        let tally = Tally::new(self.cases());
         let every = env_number("REPLISIM_DETERMINISM").unwrap_or(16);
         let divergence: RefCell<Option<String>> = RefCell::default();
         let result = runner.run(strategy, |scenario| {
@@ -371,7 +425,7 @@ impl Explorer {
             tally.borrow_mut().ran(Some(&outcome), verdict.is_ok());
             verdict.map_err(TestCaseError::fail)
         });
-        let tally = tally.into_inner();
+        let tally = tally.borrow();
         if let Some(diverged) = divergence.into_inner() {
             panic!(
                 "{diverged}\nthe system is not deterministic: see the determinism rules in the \
@@ -382,10 +436,7 @@ impl Explorer {
             );
         }
         match result {
-            Ok(()) => {
-                println!("replisim: {}: {tally}", self.name);
-                None
-            }
+            Ok(()) => None,
             Err(TestError::Abort(reason)) => panic!("the search gave up: {reason}"),
             Err(TestError::Fail(_, scenario)) => {
                 // Run the minimal case once more: the outcome to save, and

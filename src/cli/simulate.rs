@@ -244,9 +244,12 @@ fn print_report(outcome: &Outcome, verdicts: &sim::Verdicts) {
             .stats
             .faults
             .iter()
-            .map(|(kind, c)| format!("{kind}={}/{}", c.fired, c.effective))
+            .map(|(kind, count)| format!("{kind}={count}"))
             .collect();
         println!("faults fired/effective: {}", faults.join(" "));
+    }
+    if let Some(inert) = sim::inert_faults(&outcome.stats.faults) {
+        println!("warning: fault kinds that fired and were never effective: {inert}");
     }
     println!("digest: {}", outcome.digest_hex());
 }

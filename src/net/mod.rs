@@ -7,6 +7,14 @@
 //! `frame` owns the wire format. Two implementations of [`Network`]:
 //! [`SimNetwork`] on turmoil's simulated TCP and [`TcpNetwork`] on tokio's.
 //!
+//! A system with a framing of its own talks over the [`Network`]'s byte
+//! streams and calls [`Network::message`] once per message (or writes with
+//! [`send_message`], which does): that is how the simulation counts its
+//! messages (messages per operation in each fault phase) and how the
+//! duplication fault duplicates them. [`RpcClient`] and [`serve`] need
+//! neither: replisim's own framing counts its messages, and under the
+//! duplication fault re-sends a request on every new connection.
+//!
 //! turmoil's TCP never retransmits: a stream that lost a segment to a
 //! partition stays silent for good. The only defence is the one real systems
 //! need anyway: every request has a timeout, and a timed-out connection is
@@ -19,7 +27,7 @@ mod sim;
 
 use std::io;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 pub use real::TcpNetwork;
 pub use rpc::{Handler, RpcClient, RpcConfig, serve};
@@ -46,6 +54,31 @@ pub trait Network {
         let _ = addr;
         false
     }
+    /// For a system that frames its own messages, once per message, just
+    /// before writing `message` (the whole frame, exactly the bytes
+    /// written) to the connection with `peer` (an address from the replica
+    /// list, or one [`Listener::accept`] gave): answers how many times to
+    /// write it, 1, or 2 while the duplication fault strikes this node or
+    /// `peer`. A simulation counts every copy as a message. [`send_message`]
+    /// calls it and writes the copies; [`RpcClient`] and [`serve`] need not.
+    fn message(&self, peer: &str, message: &[u8]) -> usize {
+        let _ = (peer, message);
+        1
+    }
+}
+
+/// Writes one message of a system's own framing (the whole frame) to the
+/// connection with `peer`, as many times as [`Network::message`] says.
+pub async fn send_message(
+    net: &dyn Network,
+    stream: &mut (impl AsyncWrite + Unpin + ?Sized),
+    peer: &str,
+    message: &[u8],
+) -> io::Result<()> {
+    for _ in 0..net.message(peer, message) {
+        stream.write_all(message).await?;
+    }
+    Ok(())
 }
 
 /// The accepting end of [`Network::bind`].

@@ -3,8 +3,11 @@
 use std::{io, rc::Rc};
 
 use super::{BoxStream, Listener, Network};
+use crate::effect;
 
-/// Says, for a peer address, whether requests to it are duplicated.
+/// Asked just before a duplicate of a message to a peer address would be
+/// sent: whether to send it (the duplication fault strikes this node or
+/// that peer).
 pub type DuplicationFault = Rc<dyn Fn(&str) -> bool>;
 
 /// The simulated network of the current turmoil host.
@@ -14,11 +17,18 @@ pub struct SimNetwork {
 }
 
 impl SimNetwork {
-    /// A network that duplicates requests to the peers `duplicate` names.
+    /// A network that duplicates messages to the peers `duplicate` names.
     pub fn with_duplicates(duplicate: DuplicationFault) -> Self {
         SimNetwork {
             duplicate: Some(duplicate),
         }
+    }
+
+    /// Whether to send a duplicate of a message to `peer`.
+    fn duplicates(&self, peer: &str) -> bool {
+        self.duplicate
+            .as_ref()
+            .is_some_and(|duplicate| duplicate(peer))
     }
 }
 
@@ -35,9 +45,23 @@ impl Network for SimNetwork {
     }
 
     fn duplicates_on_reconnect(&self, addr: &str) -> bool {
-        self.duplicate
-            .as_ref()
-            .is_some_and(|duplicate| duplicate(addr))
+        self.duplicates(addr)
+    }
+
+    fn message(&self, peer: &str, message: &[u8]) -> usize {
+        let copies = if self.duplicates(peer) {
+            tracing::debug!(target: "replisim::net", peer, "writing a message twice (duplication fault)");
+            effect::record("duplicates_sent", 1);
+            2
+        } else {
+            1
+        };
+        let checksum = crc32fast::hash(message);
+        tracing::trace!(target: "replisim::net", peer, checksum, copies = copies as u64, "message");
+        for _ in 0..copies {
+            effect::record(effect::MESSAGES_DELIVERED, 1);
+        }
+        copies
     }
 }
 

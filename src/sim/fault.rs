@@ -14,6 +14,16 @@
 //! the `faults_skipped` effect). Partitions and link faults act between
 //! replicas; clients keep reaching every replica unless a fault says
 //! otherwise ([`Fault::Pause`] cuts a replica from clients too).
+//!
+//! Every fault that fires is counted, by kind, as fired and, when it did
+//! something, as effective ([`crate::sim::FaultCount`]). What "did
+//! something" means is said beside each variant ("Effective when ...").
+//! Effects that come after the fault fires (a message dropped across a cut)
+//! are credited to the faults in force on that link or replica at that
+//! simulated moment. A kind that fired and was never effective is inert.
+//!
+//! Each fault belongs to a [`Family`], which says which part of the nemesis
+//! applies it.
 
 use std::fmt;
 
@@ -50,32 +60,57 @@ impl fmt::Display for Target {
 pub enum Fault {
     /// The process dies: volatile state and unsynced disk writes are gone,
     /// synced data survives. Undone by a restart.
+    ///
+    /// Effective when the replica was running.
     Crash { node: Target },
     /// A crashed replica starts again on the same disk.
+    ///
+    /// Effective when the replica was crashed (so something restarted).
     Restart { node: Target },
     /// The machine is lost for good, disk included. Losing the primary
     /// makes the operator fail over to the most up-to-date survivor.
+    ///
+    /// Effective when the machine was still there: running, or crashed with
+    /// its disk waiting for a restart (not when it was already lost).
     Lose { node: Target },
     /// The process is alive but cut off from every replica and client (a
     /// long GC pause, a VM migration): it comes back with stale beliefs.
+    ///
+    /// Effective when the replica was running while paused.
     Pause { node: Target },
     /// Replicas in different groups cannot reach each other. Replicas in no
     /// group form one more group. Covers majority/minority splits.
+    ///
+    /// Effective when at least one message (a connection attempt included)
+    /// was dropped across the cut while it was in force, or was in flight
+    /// across it when the cut came.
     Partition { groups: Vec<Vec<usize>> },
     /// One replica cannot reach any other replica.
+    ///
+    /// Effective as [`Fault::Partition`]: a message dropped across the cut.
     Isolate { node: Target },
     /// Two halves that can only talk through `bridge`, which reaches both.
+    ///
+    /// Effective as [`Fault::Partition`]: a message dropped across the cut.
     Bridge {
         left: Vec<usize>,
         right: Vec<usize>,
         bridge: usize,
     },
     /// Messages from `from` to `to` are dropped; the reverse direction works.
+    ///
+    /// Effective when at least one message from `from` to `to` was dropped
+    /// (or was in flight that way when the cut came).
     OneWay { from: Vec<usize>, to: Vec<usize> },
     /// Repairs every partition, isolation, bridge and one-way cut.
+    ///
+    /// Effective when it repaired at least one cut link.
     Heal,
     /// Messages between the two sets take up to `latency_ms` (instead of the
     /// scenario's maximum latency).
+    ///
+    /// Effective when at least one message was sent across a slowed link
+    /// while it was slowed (its latency drawn from the slower range).
     Slow {
         between: Vec<usize>,
         and: Vec<usize>,
@@ -83,6 +118,9 @@ pub enum Fault {
     },
     /// Messages between the two sets are queued, not delivered, until the
     /// fault is undone; then they flood in.
+    ///
+    /// Effective when at least one message was held: sent across a held
+    /// link, or in flight across it when the hold came.
     Hold {
         between: Vec<usize>,
         and: Vec<usize>,
@@ -90,6 +128,9 @@ pub enum Fault {
     /// Each message between the two sets is lost with this probability (in
     /// percent). On turmoil's TCP a lost segment silences the connection,
     /// so the transport must time out and reconnect.
+    ///
+    /// Effective when at least one message across a lossy link was dropped
+    /// while it was lossy.
     Lossy {
         between: Vec<usize>,
         and: Vec<usize>,
@@ -97,15 +138,41 @@ pub enum Fault {
     },
     /// Requests from and to the replica (clients' included) are re-sent
     /// after every reconnect, as at-least-once retries do: duplicates, late.
+    /// Systems with their own framing get their messages written twice
+    /// instead, through [`crate::net::Network::message`].
+    ///
+    /// Effective when at least one duplicate was sent on an open
+    /// connection. Not applicable (reported so, rather than as a silent
+    /// zero) to a system none of whose messages went through replisim's
+    /// framing or [`crate::net::Network::message`] in the run.
     Duplicate { node: Target },
     /// The replica's clock (as its code reads it through
     /// [`crate::node::Clock`]) is off by `offset_ms` and drifts by
     /// `drift_ppm` millionths; timers still run on simulated time.
+    ///
+    /// Effective when the replica read its skewed clock (a skew of 0 ms
+    /// and 0 ppm never is).
     ClockSkew {
         node: Target,
         offset_ms: i64,
         drift_ppm: i64,
     },
+}
+
+/// Which part of the nemesis applies a fault, and how it shows an effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// A replica's process or machine (crash, restart, lose, pause):
+    /// effective on a replica in the right state.
+    Node,
+    /// The network between replicas (partitions of every shape, heal,
+    /// slow, held and lossy links): effective through the messages that
+    /// cross the links while the fault is in force.
+    Link,
+    /// What a replica's own software goes through (its transport
+    /// duplicating, its clock skewed): effective when that software meets
+    /// the fault.
+    Process,
 }
 
 impl Fault {
@@ -126,6 +193,25 @@ impl Fault {
             Fault::Lossy { .. } => "lossy",
             Fault::Duplicate { .. } => "duplicate",
             Fault::ClockSkew { .. } => "clock-skew",
+        }
+    }
+
+    /// The part of the nemesis that applies it.
+    pub fn family(&self) -> Family {
+        match self {
+            Fault::Crash { .. }
+            | Fault::Restart { .. }
+            | Fault::Lose { .. }
+            | Fault::Pause { .. } => Family::Node,
+            Fault::Partition { .. }
+            | Fault::Isolate { .. }
+            | Fault::Bridge { .. }
+            | Fault::OneWay { .. }
+            | Fault::Heal
+            | Fault::Slow { .. }
+            | Fault::Hold { .. }
+            | Fault::Lossy { .. } => Family::Link,
+            Fault::Duplicate { .. } | Fault::ClockSkew { .. } => Family::Process,
         }
     }
 
@@ -234,14 +320,26 @@ impl fmt::Display for Fault {
     }
 }
 
-/// How often faults of one kind fired, and how often firing changed
-/// something (a node was running to crash, a link existed to cut, a disk
-/// class struck an I/O). A kind that fired and was never effective is
-/// inert: the run tested less than its scenario says.
+/// How often faults of one kind fired, and how often firing did what the
+/// kind is there to do (each kind's definition is on its [`Fault`]
+/// variant; disk classes: a torn tail cut off, an I/O that failed, a
+/// checksum that failed). A kind that fired and was never effective is
+/// inert: the run tested less than its scenario says. A firing that could
+/// not apply to the system at all (duplication of a system none of whose
+/// messages replisim sees) is also counted as not applicable, so the report
+/// says so rather than showing a silent zero.
+///
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultCount {
     pub fired: u64,
     pub effective: u64,
+    /// Firings the system gave no way to act on.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_applicable: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl FaultCount {
@@ -249,6 +347,28 @@ impl FaultCount {
     pub fn add(&mut self, other: FaultCount) {
         self.fired += other.fired;
         self.effective += other.effective;
+        self.not_applicable += other.not_applicable;
+    }
+
+    /// Fired, and never effective.
+    pub fn is_inert(&self) -> bool {
+        self.fired > 0 && self.effective == 0
+    }
+
+    /// Fired, and not once applicable to the system.
+    pub fn is_not_applicable(&self) -> bool {
+        self.fired > 0 && self.not_applicable == self.fired
+    }
+}
+
+/// `fired/effective`, or `not applicable (N fired)`.
+impl fmt::Display for FaultCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_not_applicable() {
+            write!(f, "not applicable ({} fired)", self.fired)
+        } else {
+            write!(f, "{}/{}", self.fired, self.effective)
+        }
     }
 }
 

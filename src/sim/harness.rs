@@ -17,7 +17,6 @@
 
 use std::{
     cell::{Cell, RefCell},
-    collections::BTreeMap,
     rc::Rc,
     time::{Duration, UNIX_EPOCH},
 };
@@ -25,18 +24,17 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
-    fault::FaultCount,
     fault::{Fault, ScheduledFault, Target},
-    nemesis::{FailOver, Nemesis, ReplicaFaults, host},
+    nemesis::{FailOver, Ledger, Nemesis, Strike, host},
     outcome::{Outcome, RunStats},
     scenario::{Scenario, ScenarioError},
     trace,
 };
 use crate::{
     history::{History, Op},
-    net::{DuplicationFault, SimNetwork},
+    net::SimNetwork,
     node::{
-        ClientContext, Clock, Declaration, Directory, KvClient, NodeContext, REPLICA_PORT, Roles,
+        ClientContext, Declaration, Directory, KvClient, NodeContext, REPLICA_PORT, Roles,
         StateProbe, System,
     },
     storage::SimDisk,
@@ -96,11 +94,13 @@ pub(crate) fn run_traced(
     scenario.validate()?;
     check_declared(scenario, &system.declaration(), &*system.workload())?;
     trace::begin(record);
+    let ledger = Ledger::new(scenario.faults.len());
     let result = tracing::subscriber::with_default(trace::subscriber(record), || {
-        Harness::new(scenario, system).run()
+        Harness::new(scenario, system, ledger.clone()).run()
     });
     let summary = trace::finish();
     let mut outcome = result?;
+    outcome.stats.faults = ledger.counts(&scenario.faults, &summary.effects);
     outcome
         .stats
         .faults
@@ -191,12 +191,10 @@ struct Harness<'a> {
     /// The replicas lost for good so far, as the operator knows them.
     lost: Rc<RefCell<Vec<usize>>>,
     operator: Option<mpsc::UnboundedSender<Command>>,
-    /// Fired and effective faults by kind.
-    faults: BTreeMap<&'static str, FaultCount>,
 }
 
 impl<'a> Harness<'a> {
-    fn new(scenario: &'a Scenario, system: Rc<dyn System>) -> Self {
+    fn new(scenario: &'a Scenario, system: Rc<dyn System>, ledger: Ledger) -> Self {
         let replicas: Rc<[String]> = (0..scenario.replicas)
             .map(|i| format!("{}:{REPLICA_PORT}", host(i)))
             .collect();
@@ -215,6 +213,7 @@ impl<'a> Harness<'a> {
                 scenario.network.max_latency,
                 probes.clone(),
                 roles.clone(),
+                ledger,
             ),
             probes,
             roles,
@@ -225,7 +224,6 @@ impl<'a> Harness<'a> {
             pending: Rc::default(),
             lost: Rc::default(),
             operator: None,
-            faults: BTreeMap::new(),
         }
     }
 
@@ -273,11 +271,8 @@ impl<'a> Harness<'a> {
                         Some(target) => match self.resolve(target) {
                             Some(r) => trace::arm(id, Some(host(r)), trigger.event.clone()),
                             None => {
+                                self.nemesis.ledger.fired(id);
                                 skip(fault);
-                                self.faults
-                                    .entry(fault.fault.kind_name())
-                                    .or_default()
-                                    .fired += 1;
                             }
                         },
                     },
@@ -326,6 +321,7 @@ impl<'a> Harness<'a> {
     fn step(&mut self, sim: &mut turmoil::Sim) -> Result<(), RunError> {
         sim.step()
             .map_err(|e| RunError::Simulation(e.to_string()))?;
+        self.nemesis.observe();
         self.nemesis.supervise(sim);
         Ok(())
     }
@@ -343,30 +339,17 @@ impl<'a> Harness<'a> {
         }
     }
 
-    /// Applies fault `id`, counting it as fired, and as effective when
-    /// applying it recorded an effect.
+    /// Applies fault `id` (the nemesis books it as fired, and as
+    /// effective once it is).
     fn apply(&mut self, sim: &mut turmoil::Sim<'a>, id: usize, now: Duration) {
         let fault = &self.scenario.faults[id];
-        let effective = self.apply_fault(sim, fault, id, now);
-        let count = self.faults.entry(fault.fault.kind_name()).or_default();
-        count.fired += 1;
-        count.effective += u64::from(effective);
-    }
-
-    /// Applies a fault; says whether it changed anything.
-    fn apply_fault(
-        &mut self,
-        sim: &mut turmoil::Sim<'a>,
-        fault: &ScheduledFault,
-        id: usize,
-        now: Duration,
-    ) -> bool {
+        self.nemesis.ledger.fired(id);
         let node = match fault.fault.clone().node_mut() {
             Some(target) => match self.resolve(target) {
                 Some(r) => Some(r),
                 None => {
                     skip(fault);
-                    return false;
+                    return;
                 }
             },
             None => None,
@@ -380,16 +363,20 @@ impl<'a> Harness<'a> {
         if self.operator.is_some() {
             others.push("operator".into());
         }
-        let before = trace::effects_total();
-        let fail_over = self.nemesis.apply(sim, id, fault, node, now, &others);
-        let effective = trace::effects_total() > before;
+        let strike = Strike {
+            id,
+            fault: &fault.fault,
+            node,
+            now,
+            others: &others,
+        };
+        let fail_over = self.nemesis.apply(sim, &strike, fault.for_ms);
         *self.lost.borrow_mut() = self.nemesis.lost.iter().copied().collect();
         if let Some(FailOver) = fail_over
             && self.declaration.operator_failover
         {
             self.command(sim, Command::FailOver);
         }
-        effective
     }
 
     fn add_replica(&self, sim: &mut turmoil::Sim<'a>, id: usize) {
@@ -397,38 +384,26 @@ impl<'a> Harness<'a> {
         let replicas = self.replicas.clone();
         let probe = self.probes[id].clone();
         let roles = self.roles[id].clone();
-        let ReplicaFaults { skew, exited, .. } = self.nemesis.faults[id].clone();
-        let duplication = self.duplication(Some(id));
+        let faults = self.nemesis.faults[id].clone();
+        let duplication = self.nemesis.duplication(Some(id));
         let name = host(id);
         sim.host(name.clone(), move || {
-            let skew = skew.clone();
-            let clock = Clock::new(move || {
-                let base = turmoil::since_epoch().unwrap_or_default();
-                let skew = skew.get();
-                if skew.is_none() {
-                    return base;
-                }
-                trace::add_effect("skewed_clock_reads", 1);
-                skew.apply(base, turmoil::sim_elapsed().unwrap_or_default())
-            });
             let node = NodeContext {
                 id,
                 replicas: replicas.clone(),
                 net: Rc::new(SimNetwork::with_duplicates(duplication.clone())),
                 disk: Rc::new(SimDisk::new("/data")),
-                clock,
+                clock: faults.clock(),
                 state: probe.clone(),
                 roles: roles.clone(),
             };
             let software = system.replica(node);
             let name = name.clone();
-            let exited = exited.clone();
             async move {
                 trace::register_host(&name);
                 if let Err(error) = software.await {
                     tracing::warn!(target: "replisim::harness", %error, "replica software failed");
                 }
-                exited.set(true);
                 Ok(())
             }
         });
@@ -438,26 +413,9 @@ impl<'a> Harness<'a> {
         ClientContext {
             process,
             replicas: self.replicas.clone(),
-            net: Rc::new(SimNetwork::with_duplicates(self.duplication(None))),
+            net: Rc::new(SimNetwork::with_duplicates(self.nemesis.duplication(None))),
             directory: self.directory.clone(),
         }
-    }
-
-    /// The duplication fault as the network of replica `own` (or of a
-    /// client) sees it: requests to a duplicating replica, and every request
-    /// of a duplicating replica, are duplicated.
-    fn duplication(&self, own: Option<usize>) -> DuplicationFault {
-        let flags: Vec<(String, Rc<Cell<bool>>)> = self
-            .replicas
-            .iter()
-            .zip(&self.nemesis.faults)
-            .map(|(addr, faults)| (addr.clone(), faults.duplicate.clone()))
-            .collect();
-        let own = own.map(|id| self.nemesis.faults[id].duplicate.clone());
-        Rc::new(move |addr: &str| {
-            own.as_ref().is_some_and(|flag| flag.get())
-                || flags.iter().any(|(a, flag)| a == addr && flag.get())
-        })
     }
 
     fn add_client(&self, sim: &mut turmoil::Sim<'a>, process: u64) {
@@ -526,11 +484,8 @@ impl<'a> Harness<'a> {
             stats: RunStats {
                 simulated_ms: elapsed.as_millis() as u64,
                 faults_applied: self.nemesis.applied,
-                faults: self
-                    .faults
-                    .iter()
-                    .map(|(kind, count)| (kind.to_string(), *count))
-                    .collect(),
+                // From the ledger, once the trace's effects are known.
+                faults: Default::default(),
                 trace_events: 0,
                 effects: Default::default(),
             },

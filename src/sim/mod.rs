@@ -5,13 +5,16 @@
 //! simulated time, and at the end heals everything, lets the cluster
 //! quiesce, performs final reads and snapshots every replica. Files:
 //! `scenario` (the input), `fault` (its faults),
-//! `harness` (the run loop), `nemesis` (applying and undoing faults), `outcome` (the result and its verdicts),
+//! `harness` (the run loop), `nemesis` (applying and undoing faults by
+//! family, and judging which were effective), `links` (turmoil's message
+//! events on links, for the nemesis), `outcome` (the result and its verdicts),
 //! `trace` (digest and logs), `determinism` (the run-twice check), [`repro`] (saving failures and printing the
 //! command that reproduces them).
 
 mod determinism;
 mod fault;
 mod harness;
+mod links;
 mod nemesis;
 mod outcome;
 pub mod repro;
@@ -19,7 +22,7 @@ mod scenario;
 mod trace;
 
 pub use determinism::{DeterminismError, Divergence, check_determinism};
-pub use fault::{Fault, FaultCount, ScheduledFault, Target, Trigger};
+pub use fault::{Family, Fault, FaultCount, ScheduledFault, Target, Trigger};
 pub use harness::{RunError, run_system};
-pub use outcome::{Outcome, RunStats, Status, Verdicts};
+pub use outcome::{Outcome, RunStats, Status, Verdicts, inert_faults};
 pub use scenario::{DiskSpec, NetworkSpec, PhaseLimits, Scenario, ScenarioError};

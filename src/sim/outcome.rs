@@ -22,13 +22,33 @@ use crate::{
     workload::Workload,
 };
 
+/// The inert kinds among `faults` (by kind, as [`RunStats::faults`] and the
+/// sweep's summaries hold them), described for a warning: `crash (3 fired,
+/// none effective)`, `duplicate (not applicable: ...)`; `None` when every
+/// kind that fired was effective at least once.
+pub fn inert_faults(faults: &BTreeMap<String, FaultCount>) -> Option<String> {
+    let inert: Vec<String> = faults
+        .iter()
+        .filter(|(_, count)| count.is_inert())
+        .map(|(kind, count)| match count.is_not_applicable() {
+            true => format!(
+                "{kind} (not applicable: the system sent no message through replisim's \
+                 framing or Network::message)"
+            ),
+            false => format!("{kind} ({} fired, none effective)", count.fired),
+        })
+        .collect();
+    (!inert.is_empty()).then(|| inert.join(", "))
+}
+
 /// Counters of one run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunStats {
     pub simulated_ms: u64,
     pub faults_applied: usize,
-    /// By fault kind (`crash`, `partition`, ..., and the disk classes
-    /// `torn-writes`, `io-errors`, `corruption`).
+    /// Fired, effective and not applicable, by fault kind (`crash`,
+    /// `partition`, ..., and the disk classes `torn-writes`, `io-errors`,
+    /// `corruption`).
     pub faults: BTreeMap<String, FaultCount>,
     /// Trace events folded into the digest.
     pub trace_events: u64,

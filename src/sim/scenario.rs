@@ -109,6 +109,7 @@ impl DiskSpec {
             let count = FaultCount {
                 fired: 1,
                 effective: u64::from(effective),
+                ..FaultCount::default()
             };
             (kind.to_string(), count)
         })

@@ -10,10 +10,13 @@
 //! The state lives in a thread local: one simulation runs on one thread,
 //! and simulations on other threads keep their own.
 //!
-//! Two more jobs ride on the same pass over events: adding up fault
+//! Three more jobs ride on the same pass over events: adding up fault
 //! effects ([`crate::effect`], plus turmoil's own "message dropped" and
-//! "message held" events, whose callsites alone are enabled) and watching
-//! for the events that event-triggered faults wait for.
+//! "message held" events, whose callsites alone are enabled with its
+//! "message sent"), watching for the events that event-triggered faults
+//! wait for, and, while the nemesis watches links, keeping which link each
+//! of turmoil's message events was on (`take_link_messages`), so effects
+//! are credited to the faults in force there.
 
 use std::{
     cell::RefCell,
@@ -31,6 +34,8 @@ use tracing_subscriber::{
 };
 use xxhash_rust::xxh3::Xxh3;
 
+use super::links::{LinkEvent, LinkMessage};
+
 /// The trace state of the simulation running on this thread.
 struct TraceState {
     hasher: Xxh3,
@@ -46,6 +51,8 @@ struct TraceState {
     /// message must contain).
     triggers: Vec<(usize, Option<String>, String)>,
     fired: Vec<usize>,
+    /// turmoil's message events, while the nemesis watches links.
+    link_messages: Option<Vec<LinkMessage>>,
 }
 
 thread_local! {
@@ -76,6 +83,7 @@ pub(crate) fn begin(record: bool) {
             message_times: Vec::new(),
             triggers: Vec::new(),
             fired: Vec::new(),
+            link_messages: None,
         })
     });
 }
@@ -116,12 +124,24 @@ pub(crate) fn add_effect(kind: &str, amount: u64) {
     with_state(|state| *state.effects.entry(kind.to_string()).or_default() += amount);
 }
 
-/// The sum of every effect counter so far: a fault whose application did
-/// not raise it changed nothing.
-pub(crate) fn effects_total() -> u64 {
-    let mut total = 0;
-    with_state(|state| total = state.effects.values().sum());
-    total
+/// Starts (or stops) keeping turmoil's message events with their links.
+pub(crate) fn watch_links(on: bool) {
+    with_state(|state| match (on, &state.link_messages) {
+        (true, None) => state.link_messages = Some(Vec::new()),
+        (false, _) => state.link_messages = None,
+        (true, Some(_)) => {}
+    });
+}
+
+/// The message events kept since the last call.
+pub(crate) fn take_link_messages() -> Vec<LinkMessage> {
+    let mut taken = Vec::new();
+    with_state(|state| {
+        if let Some(messages) = state.link_messages.as_mut() {
+            taken = std::mem::take(messages);
+        }
+    });
+    taken
 }
 
 fn with_state(f: impl FnOnce(&mut TraceState)) {
@@ -159,7 +179,7 @@ pub(crate) fn subscriber(record: bool) -> impl Subscriber + Send + Sync {
     Registry::default()
         .with(DigestLayer.with_filter(filter_fn(|meta| {
             meta.is_event()
-                && (!meta.target().starts_with("turmoil") || turmoil_effect(meta).is_some())
+                && (!meta.target().starts_with("turmoil") || turmoil_message(meta).is_some())
         })))
         .with(LogLayer.with_filter(log_filter))
 }
@@ -174,16 +194,20 @@ fn stamp(state: &TraceState) -> (Duration, Rc<str>) {
     }
 }
 
-/// turmoil 0.7.2 logs a dropped message at `src/top.rs:394` and a held one
-/// at line 390 (`trace!` events with no other way to tell them apart); the
-/// test `partitions_count_dropped_messages` notices if an upgrade moves them.
-fn turmoil_effect(meta: &tracing::Metadata<'_>) -> Option<&'static str> {
+/// turmoil 0.7.2 logs a message sent on a link at `src/top.rs:346`, a
+/// dropped one at line 394 and a held one at line 390 (`trace!` events with
+/// no other way to tell them apart); the tests
+/// `partitions_count_dropped_messages` and
+/// `every_fault_kind_has_a_counted_effect` notice if an
+/// upgrade moves them.
+fn turmoil_message(meta: &tracing::Metadata<'_>) -> Option<LinkEvent> {
     if meta.target() != "turmoil" || !meta.file().is_some_and(|f| f.ends_with("top.rs")) {
         return None;
     }
     match meta.line() {
-        Some(394) => Some("messages_dropped"),
-        Some(390) => Some("messages_held"),
+        Some(346) => Some(LinkEvent::Sent),
+        Some(390) => Some(LinkEvent::Held),
+        Some(394) => Some(LinkEvent::Dropped),
         _ => None,
     }
 }
@@ -194,8 +218,13 @@ impl<S: Subscriber> Layer<S> for DigestLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.metadata();
         with_state(|state| {
-            if let Some(kind) = turmoil_effect(meta) {
-                *state.effects.entry(kind.to_string()).or_default() += 1;
+            if let Some(message) = turmoil_message(meta) {
+                if let Some(kind) = message.effect() {
+                    *state.effects.entry(kind.to_string()).or_default() += 1;
+                }
+                if let Some(messages) = state.link_messages.as_mut() {
+                    messages.extend(LinkMessage::of(message, event));
+                }
                 return;
             }
             let (time, host) = stamp(state);

@@ -1,10 +1,53 @@
-//! What one exploration did, for the line it prints: cases run, faults
-//! fired and effective per kind, unknown verdicts, wall time and cases per
-//! second; and, when it failed, at which case and how long shrinking took.
+//! What one exploration did: [`Exploration`] (runs and their faults, which
+//! the explorer returns and judges for inert kinds), and the line it
+//! prints: cases run, unknown verdicts, faults fired and effective per kind,
+//! wall time and cases per second; and, when it failed, at which case and
+//! how long shrinking took.
 
 use std::{cell::RefCell, collections::BTreeMap, fmt, time::Instant};
 
 use crate::sim::{FaultCount, Outcome};
+
+/// What an exploration ran: how many runs, and the faults of all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exploration {
+    /// Runs: the corpus's scenarios and the cases explored.
+    pub runs: u64,
+    /// Faults fired, effective and not applicable, by kind, over every run.
+    pub faults: BTreeMap<String, FaultCount>,
+}
+
+impl Exploration {
+    /// The kinds that fired and were never effective in any run.
+    pub fn inert(&self) -> Vec<&str> {
+        self.faults
+            .iter()
+            .filter(|(_, count)| count.is_inert())
+            .map(|(kind, _)| kind.as_str())
+            .collect()
+    }
+
+    pub(super) fn add(&mut self, outcome: &Outcome) {
+        self.runs += 1;
+        for (kind, count) in &outcome.stats.faults {
+            self.faults.entry(kind.clone()).or_default().add(*count);
+        }
+    }
+}
+
+/// `N runs; faults fired/effective: crash=3/2 duplicate=not applicable (1 fired)`.
+impl fmt::Display for Exploration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} runs; faults fired/effective:", self.runs)?;
+        if self.faults.is_empty() {
+            write!(f, " none fired")?;
+        }
+        for (kind, count) in &self.faults {
+            write!(f, " {kind}={count}")?;
+        }
+        Ok(())
+    }
+}
 
 /// Counts of an exploration so far (updated from the runner's closure).
 #[derive(Debug)]
@@ -14,7 +57,8 @@ pub(super) struct Tally {
     cases: u32,
     /// The planned number of cases.
     planned: u32,
-    faults: BTreeMap<String, FaultCount>,
+    /// Every run's faults, corpus replays included.
+    pub exploration: Exploration,
     unknown: u32,
     /// Cases whose run was repeated to check determinism.
     determinism_checked: u32,
@@ -29,7 +73,7 @@ impl Tally {
             started: Instant::now(), // determinism-ok: wall time of the test runner
             cases: 0,
             planned,
-            faults: BTreeMap::new(),
+            exploration: Exploration::default(),
             unknown: 0,
             determinism_checked: 0,
             failed: None,
@@ -55,9 +99,7 @@ impl Tally {
         }
         self.cases += 1;
         if let Some(outcome) = outcome {
-            for (kind, count) in &outcome.stats.faults {
-                self.faults.entry(kind.clone()).or_default().add(*count);
-            }
+            self.exploration.add(outcome);
             if outcome.checked_verdicts().is_some_and(|v| v.unknown()) {
                 self.unknown += 1;
             }
@@ -65,6 +107,11 @@ impl Tally {
         if !passed {
             self.failed = Some((self.cases, Instant::now())); // determinism-ok: runner wall time
         }
+    }
+
+    /// A corpus file was replayed.
+    pub fn replayed(&mut self, outcome: &Outcome) {
+        self.exploration.add(outcome);
     }
 
     pub fn checked_determinism(&mut self) {
@@ -89,17 +136,11 @@ impl fmt::Display for Tally {
     /// The one-line summary of a passing exploration.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let seconds = self.started.elapsed().as_secs_f64();
-        write!(f, "{} cases, {} unknown", self.cases, self.unknown)?;
-        if self.faults.is_empty() {
-            write!(f, ", no faults fired")?;
-        } else {
-            let faults: Vec<String> = self
-                .faults
-                .iter()
-                .map(|(kind, c)| format!("{kind} {}/{}", c.fired, c.effective))
-                .collect();
-            write!(f, ", faults fired/effective: {}", faults.join(" "))?;
-        }
+        write!(
+            f,
+            "{} cases, {} unknown, {}",
+            self.cases, self.unknown, self.exploration
+        )?;
         write!(
             f,
             ", determinism checked on {} cases, {seconds:.1} s ({:.1} cases/s)",
