@@ -2,6 +2,9 @@
 //! built-in protocol, over many seeds and with faults, and over random
 //! scenarios with every fault kind (disk classes included).
 
+#[path = "support/idle.rs"]
+mod idle;
+
 use proptest::prelude::*;
 use replisim::{
     replication,
@@ -92,39 +95,10 @@ proptest! {
     }
 }
 
-/// A system whose replicas log what their code does in an order or with a
-/// value that is not a function of the scenario: the explorer's automatic
-/// determinism check must catch it and name where the runs part.
-struct Careless {
-    /// What the replica logs as it starts.
-    log: fn(usize),
-}
-
-impl replisim::node::System for Careless {
-    fn replica(
-        &self,
-        node: replisim::node::NodeContext,
-    ) -> replisim::LocalBoxFuture<'static, replisim::node::NodeResult> {
-        (self.log)(node.id);
-        Box::pin(std::future::pending())
-    }
-
-    fn client(&self, _ctx: replisim::node::ClientContext) -> Box<dyn replisim::node::KvClient> {
-        Box::new(Refused)
-    }
-}
-
-struct Refused;
-
-#[replisim::async_trait(?Send)]
-impl replisim::node::KvClient for Refused {
-    async fn call(&mut self, _op: &replisim::history::Op) -> replisim::history::Completion {
-        replisim::history::Completion::Fail("refused".into())
-    }
-}
-
-/// Iterates a `HashMap`, whose order changes with every new map.
-fn log_hash_map_order(id: usize) {
+/// Iterates a `HashMap`, whose order changes with every new map: not a
+/// function of the scenario.
+fn log_hash_map_order(node: &replisim::node::NodeContext) {
+    let id = node.id;
     let peers: std::collections::HashMap<usize, ()> = (0..16).map(|k| (k, ())).collect();
     for peer in peers.keys() {
         tracing::info!(id, peer, "greeting peer");
@@ -132,7 +106,8 @@ fn log_hash_map_order(id: usize) {
 }
 
 /// Reads the real clock.
-fn log_system_time(id: usize) {
+fn log_system_time(node: &replisim::node::NodeContext) {
+    let id = node.id;
     let now = std::time::SystemTime::now() // determinism-ok: the bug this test plants
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -141,12 +116,17 @@ fn log_system_time(id: usize) {
 }
 
 /// The panic message of an exploration of `system` without faults.
-fn explore_careless(name: &str, log: fn(usize)) -> String {
+fn explore_careless(name: &str, log: fn(&replisim::node::NodeContext)) -> String {
     let space = ScenarioSpace::new(name, FaultKinds::none()).ops_per_client(1..=3);
     let panic = std::panic::catch_unwind(|| {
         replisim::testing::Explorer::new(name, 4)
             .corpus(tempfile::tempdir().unwrap().path())
-            .system(move |_| std::rc::Rc::new(Careless { log }))
+            .system(move |_| {
+                std::rc::Rc::new(idle::Idle {
+                    declaration: Default::default(),
+                    start: log,
+                })
+            })
             .explore(space.strategy(), |_| Ok(()))
     })
     .expect_err("the nondeterminism is caught");

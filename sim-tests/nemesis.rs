@@ -8,6 +8,8 @@
 
 #[path = "nemesis/framed.rs"]
 mod framed;
+#[path = "support/idle.rs"]
+mod idle;
 #[path = "nemesis/lww.rs"]
 mod lww;
 
@@ -553,36 +555,14 @@ fn event_trigger_waits_for_its_event() {
 /// Replicas that publish roles and serve nothing: every replica claims to
 /// be "leader" in an epoch of its own (replicas 1 and 3 in the highest), and
 /// no replica ever holds "coordinator".
-struct Elected;
-
-impl replisim::node::System for Elected {
-    fn declaration(&self) -> replisim::node::Declaration {
-        replisim::node::Declaration {
+fn elected() -> Rc<idle::Idle> {
+    Rc::new(idle::Idle {
+        declaration: replisim::node::Declaration {
             roles: vec!["leader".into(), "coordinator".into()],
             ..replisim::node::Declaration::default()
-        }
-    }
-
-    fn replica(
-        &self,
-        node: replisim::node::NodeContext,
-    ) -> futures_util::future::LocalBoxFuture<'static, replisim::node::NodeResult> {
-        node.roles.hold("leader", (node.id % 2) as u64);
-        Box::pin(std::future::pending())
-    }
-
-    fn client(&self, _ctx: replisim::node::ClientContext) -> Box<dyn replisim::node::KvClient> {
-        Box::new(Refused)
-    }
-}
-
-struct Refused;
-
-#[async_trait::async_trait(?Send)]
-impl replisim::node::KvClient for Refused {
-    async fn call(&mut self, _op: &Op) -> replisim::history::Completion {
-        replisim::history::Completion::Fail("nothing serves".into())
-    }
+        },
+        start: |node| node.roles.hold("leader", (node.id % 2) as u64),
+    })
 }
 
 /// A fault aimed at a role strikes its holder with the highest epoch, then
@@ -607,7 +587,7 @@ fn role_targets_resolve_to_the_holder_with_the_highest_epoch_then_lowest_id() {
         crash(20, "leader"),
         crash(30, "coordinator"),
     ];
-    let outcome = sim::run_system(&scenario, Rc::new(Elected)).unwrap();
+    let outcome = sim::run_system(&scenario, elected()).unwrap();
     let down: Vec<&str> = outcome
         .fault_windows
         .iter()
@@ -625,7 +605,7 @@ fn role_targets_resolve_to_the_holder_with_the_highest_epoch_then_lowest_id() {
 fn an_undeclared_role_is_refused_naming_the_field() {
     let mut scenario = Scenario::new("elected", 3);
     scenario.faults = vec![ScheduledFault::at(5, Fault::Pause { node: primary() })];
-    let error = sim::run_system(&scenario, Rc::new(Elected))
+    let error = sim::run_system(&scenario, elected())
         .err()
         .expect("refused")
         .to_string();
@@ -664,7 +644,7 @@ fn the_explorer_reports_inert_fault_kinds_and_fails_on_them_when_asked() {
         .lasting(20),
     ];
     let explorer = Explorer::new("the_explorer_reports_inert_fault_kinds", 3)
-        .system(|_| Rc::new(Elected))
+        .system(|_| elected())
         .shrink_iters(0);
     let strategy = proptest::strategy::Just(scenario);
     let exploration = explorer.explore(strategy.clone(), |_| Ok(()));

@@ -182,32 +182,17 @@ impl KeyAdds<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Completion, History};
+    use crate::{
+        check::test_history::{info, ok, read, run},
+        history::{Completion, History},
+    };
 
     fn add(h: &mut History, p: u64, t: (u64, u64), key: &str, amount: i64, c: Completion) {
         let op = Op::Add {
             key: key.into(),
             amount,
         };
-        h.invoke(p, t.0, op.clone());
-        h.complete(p, t.1, op, &c);
-    }
-
-    fn read(h: &mut History, p: u64, t: (u64, u64), key: &str, value: Option<&str>) {
-        let op = Op::Read {
-            key: key.into(),
-            value: None,
-        };
-        h.invoke(p, t.0, op.clone());
-        h.complete(p, t.1, op, &Completion::Ok(value.map(String::from)));
-    }
-
-    fn ok() -> Completion {
-        Completion::Ok(None)
-    }
-
-    fn info() -> Completion {
-        Completion::Info("timeout".into())
+        run(h, p, t, op, c);
     }
 
     fn check(h: &History) -> Verdict<NonLinearizable> {

@@ -44,6 +44,8 @@ pub mod model;
 mod search;
 pub mod set;
 pub mod stats;
+#[cfg(test)]
+mod test_history;
 
 pub use file::{CheckError, CheckOptions, CheckReport, check_file, check_imported};
 

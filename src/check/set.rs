@@ -170,12 +170,10 @@ pub fn durability(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Completion, History};
-
-    fn run(h: &mut History, p: u64, t: (u64, u64), op: Op, c: Completion) {
-        h.invoke(p, t.0, op.clone());
-        h.complete(p, t.1, op, &c);
-    }
+    use crate::{
+        check::test_history::{info, ok, read, run},
+        history::{Completion, History},
+    };
 
     fn insert(h: &mut History, p: u64, t: (u64, u64), key: &str, e: &str, c: Completion) {
         let op = Op::Insert {
@@ -191,22 +189,6 @@ mod tests {
             element: e.into(),
         };
         run(h, p, t, op, c);
-    }
-
-    fn read(h: &mut History, p: u64, t: (u64, u64), key: &str, value: Option<&str>) {
-        let op = Op::Read {
-            key: key.into(),
-            value: None,
-        };
-        run(h, p, t, op, Completion::Ok(value.map(String::from)));
-    }
-
-    fn ok() -> Completion {
-        Completion::Ok(None)
-    }
-
-    fn info() -> Completion {
-        Completion::Info("timeout".into())
     }
 
     fn check(h: &History) -> Verdict<NonLinearizable> {
