@@ -127,16 +127,20 @@ pub fn durability(
             }
         }
     }
-    let (mut lost, mut unknown) = (Vec::new(), None);
+    let (mut lost, mut summary, mut unknown) = (Vec::new(), Vec::new(), None);
     for (key, key_adds) in adds.iter().filter(|(_, a)| !a.ok.is_empty()) {
         match key_adds.lost(final_reads, key) {
-            Ok(key_lost) => lost.extend(key_lost),
+            Ok(None) => {}
+            Ok(Some((line, key_lost))) => {
+                summary.push(line);
+                lost.extend(key_lost);
+            }
             Err(reason) => {
                 unknown.get_or_insert(reason);
             }
         }
     }
-    durability::verdict(lost, unknown)
+    durability::summarised(lost, summary, unknown)
 }
 
 /// One key's adds that may have happened.
@@ -150,13 +154,13 @@ struct KeyAdds<'a> {
 }
 
 impl KeyAdds<'_> {
-    /// The adds the final value of `key` does not reflect, or why it
-    /// cannot be judged.
+    /// What is wrong with the final value of `key` and the adds it does
+    /// not reflect (`None`: nothing), or why it cannot be judged.
     fn lost(
         &self,
         final_reads: &BTreeMap<String, Option<String>>,
         key: &str,
-    ) -> Result<Vec<LostWrite>, String> {
+    ) -> Result<Option<(String, Vec<LostWrite>)>, String> {
         let (read, value) = durability::final_read(final_reads, key, parse_value)?;
         let mut sums = BTreeSet::from([0i64]);
         for &amount in &self.maybe {
@@ -168,14 +172,20 @@ impl KeyAdds<'_> {
                 ));
             }
         }
-        Ok(if sums.contains(&value.wrapping_sub(self.acknowledged)) {
-            Vec::new()
-        } else {
-            self.ok
-                .iter()
-                .map(|o| LostWrite::new(o, read.clone()))
-                .collect()
-        })
+        if sums.contains(&value.wrapping_sub(self.acknowledged)) {
+            return Ok(None);
+        }
+        let summary = format!(
+            "key {key:?} ends at {value}, but its {} acknowledged adds sum to {}{}",
+            self.ok.len(),
+            self.acknowledged,
+            match self.maybe.len() {
+                0 => String::new(),
+                n => format!(" (plus any of {n} unacknowledged ones)"),
+            }
+        );
+        let involved = self.ok.iter().map(|o| LostWrite::new(o, read.clone()));
+        Ok(Some((summary, involved.collect())))
     }
 }
 
@@ -323,6 +333,14 @@ mod tests {
             assert_eq!(evidence.lost.len(), 1);
             assert_eq!(evidence.lost[0].op, ops[0].op);
             assert_eq!(evidence.lost[0].final_value.as_deref(), value);
+            let ends = value.unwrap_or("0");
+            assert_eq!(
+                evidence.summary,
+                [format!(
+                    "key \"c\" ends at {ends}, but its 1 acknowledged adds sum to 5 \
+                     (plus any of 2 unacknowledged ones)"
+                )]
+            );
         }
         let verdict = durability(&ops, &finals(&[("c", Some("5"))]));
         assert!(

@@ -50,15 +50,26 @@ impl LostWrite {
     }
 }
 
-/// Every lost write.
+/// Every lost write. Where the final state cannot say which write it
+/// misses (a counter's sum), `summary` says what is wrong instead, and
+/// `lost` lists the acknowledged writes it involves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LostWrites {
     pub lost: Vec<LostWrite>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub summary: Vec<String>,
 }
 
 impl fmt::Display for LostWrites {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} acknowledged write(s) lost", self.lost.len())?;
+        match self.summary.is_empty() {
+            true => write!(f, "{} acknowledged write(s) lost", self.lost.len())?,
+            false => write!(
+                f,
+                "{}; the acknowledged writes involved:",
+                self.summary.join("; ")
+            )?,
+        }
         for lost in &self.lost {
             write!(
                 f,
@@ -119,8 +130,17 @@ pub fn check(
 /// A violation if anything was lost (a definite answer even when some key
 /// could not be judged), else `unknown` with the first reason, if any.
 pub(crate) fn verdict(lost: Vec<LostWrite>, unknown: Option<String>) -> Verdict<LostWrites> {
+    summarised(lost, Vec::new(), unknown)
+}
+
+/// [`verdict`], with a summary of what is wrong.
+pub(crate) fn summarised(
+    lost: Vec<LostWrite>,
+    summary: Vec<String>,
+    unknown: Option<String>,
+) -> Verdict<LostWrites> {
     match (lost.is_empty(), unknown) {
-        (false, _) => Verdict::Violation(LostWrites { lost }),
+        (false, _) => Verdict::Violation(LostWrites { lost, summary }),
         (true, Some(reason)) => Verdict::Unknown(reason),
         (true, None) => Verdict::Ok,
     }
