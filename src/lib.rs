@@ -40,6 +40,7 @@ pub mod net;
 pub mod node;
 pub mod registry;
 pub mod replication;
+pub mod report;
 pub mod serve;
 pub mod sim;
 pub mod storage;
