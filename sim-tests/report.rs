@@ -61,9 +61,9 @@ fn which(program: &str) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// Asserts the page rendered and returns the operation indexes it marks
-/// as named by the evidence.
-fn assert_rendered(page: &Path) -> Vec<usize> {
+/// Asserts the page rendered; returns its DOM and the operation indexes
+/// it marks as named by the evidence.
+fn assert_rendered(page: &Path) -> (String, Vec<usize>) {
     let dom = rendered_dom(page);
     let body = dom
         .split("<body")
@@ -75,7 +75,8 @@ fn assert_rendered(page: &Path) -> Vec<usize> {
         "{} did not render: <body{body}>",
         page.display()
     );
-    dom.split(r#"<g class="op "#)
+    let marked = dom
+        .split(r#"<g class="op "#)
         .skip(1)
         .filter_map(|g| {
             let (class, rest) = g.split_once('"')?;
@@ -85,7 +86,8 @@ fn assert_rendered(page: &Path) -> Vec<usize> {
                 .any(|c| c == "violation")
                 .then(|| index.parse().unwrap())
         })
-        .collect()
+        .collect();
+    (dom, marked)
 }
 
 /// The line of `stdout` starting with `prefix`, without it.
@@ -115,9 +117,12 @@ fn a_failing_run_writes_a_report_that_renders_its_evidence_and_so_does_report() 
     assert_eq!(run.status.code(), Some(1), "{stdout}");
     let page = PathBuf::from(line_after(&stdout, "report: "));
     assert!(page.is_file(), "{} missing", page.display());
-    let marked = assert_rendered(&page);
+    let (dom, marked) = assert_rendered(&page);
     // The read that cannot follow the linearizable prefix and the lost write.
     assert!(marked.contains(&79) && marked.contains(&73), "{marked:?}");
+    // The lost primary, and the backup the operator promoted.
+    assert!(dom.contains(">primary e1<") && dom.contains(">primary e2<"));
+    assert!(dom.contains(">replica-0 lost<"));
 
     let scenario = line_after(&stdout, "scenario saved: ");
     let again = out.path().join("again.html");
@@ -153,7 +158,7 @@ fn report_draws_a_recorded_history_with_its_verdict() {
     let stdout = String::from_utf8_lossy(&report.stdout);
     assert_eq!(report.status.code(), Some(0), "{stdout}");
     assert!(stdout.starts_with("not linearizable"), "{stdout}");
-    assert!(!assert_rendered(&page).is_empty(), "no operation marked");
+    assert!(!assert_rendered(&page).1.is_empty(), "no operation marked");
 
     let missing = replisim(
         &["report", "--history", "no-such-file", "-o", "x.html"],

@@ -75,6 +75,7 @@ impl ReportArgs {
         Ok(report::render_history(
             &title,
             &imported.history,
+            imported.format == Format::Json,
             &checked.verdict,
         ))
     }

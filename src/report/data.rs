@@ -26,6 +26,9 @@ pub(super) struct Report {
     digest: Option<String>,
     /// Where the timeline ends.
     end: u64,
+    /// Whether times are nanoseconds (shown as ms); else in the recording
+    /// tool's own unit, shown as they are.
+    nanoseconds: bool,
     /// Lane names; [`Bar::lane`] indexes them.
     lanes: Vec<String>,
     ops: Vec<Bar>,
@@ -141,6 +144,7 @@ impl Report {
             verdicts: lines,
             digest: Some(outcome.digest_hex()),
             end,
+            nanoseconds: true,
             lanes: Vec::new(),
             ops: Vec::new(),
             faults: outcome.fault_windows.clone(),
@@ -157,6 +161,7 @@ impl Report {
     pub(super) fn of_history(
         title: &str,
         history: &History,
+        nanoseconds: bool,
         verdict: &Verdict<NonLinearizable>,
     ) -> Report {
         let operations = history.operations();
@@ -174,6 +179,7 @@ impl Report {
             }],
             digest: None,
             end: last_time(&operations),
+            nanoseconds,
             lanes: Vec::new(),
             ops: Vec::new(),
             faults: Vec::new(),
@@ -247,7 +253,7 @@ fn last_time(operations: &[Operation]) -> u64 {
 }
 
 /// The operation and, once `ok`, what it returned: `write k1 c0-3`,
-/// `read k1 → c0-2`, `read k1 → nil`.
+/// `read k1 → c0-2`, `read k1 → nil`, `read k1 → ""`.
 fn label(op: &Operation) -> String {
     let key = op.op.key();
     let shown = match &op.op {

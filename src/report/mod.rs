@@ -46,13 +46,20 @@ pub fn render_outcome(outcome: &Outcome) -> String {
 }
 
 /// The report of a recorded `history` (named `title`, e.g. its file) and
-/// its linearizability `verdict`.
+/// its linearizability `verdict`; its times are nanoseconds if
+/// `nanoseconds` (replisim's own JSON), else shown in their own unit.
 pub fn render_history(
     title: &str,
     history: &History,
+    nanoseconds: bool,
     verdict: &Verdict<NonLinearizable>,
 ) -> String {
-    page(&data::Report::of_history(title, history, verdict))
+    page(&data::Report::of_history(
+        title,
+        history,
+        nanoseconds,
+        verdict,
+    ))
 }
 
 /// The page: the data as JSON (with `<` escaped so no string can close the
@@ -101,7 +108,7 @@ mod tests {
             &Default::default(),
         );
         assert!(verdict.is_violation());
-        let html = render_history("h.json", &history, &verdict);
+        let html = render_history("h.json", &history, true, &verdict);
         assert_eq!(html.matches("</script>").count(), 2, "{html}");
         // Nothing to fetch: the only address is the SVG namespace's name.
         let addresses = html.replace("\"http://www.w3.org/2000/svg\"", "");

@@ -10,7 +10,7 @@ function fail(message) {
 window.onerror = (message) => fail(message);
 
 const SVG = "http://www.w3.org/2000/svg";
-const AXIS = 28, ROW = 20, GAP = 6, GUTTER = 110;
+const AXIS = 42, ROW = 20, GAP = 6, GUTTER = 110;
 
 // An element of `ns` with attributes and children (strings become text).
 function make(ns, tag, attrs = {}, ...children) {
@@ -22,6 +22,7 @@ function make(ns, tag, attrs = {}, ...children) {
 const svg = (tag, attrs, ...children) => make(SVG, tag, attrs, ...children);
 const html = (tag, attrs, ...children) => make(null, tag, attrs, ...children);
 const ms = (ns) => (ns / 1e6).toFixed(ns < 1e7 ? 2 : 1);
+let time = (ns) => ms(ns) + " ms"; // a recorded history's own unit: as it is
 
 function header(data) {
   document.title = "replisim: " + data.title;
@@ -87,9 +88,9 @@ function timeline(data) {
     labels.append(svg("text", { x: 4, y: AXIS + r * (ROW + 2) + 14, class: "role" }, `replica-${r}`));
   }
   data.faults.forEach((f, i) => {
-    const band = svg("rect", { class: "fault", y: AXIS, height: height - AXIS });
-    const label = svg("text", { class: "fault-label", y: 12 + (i % 2) * 12 }, f.label);
-    band.append(svg("title", {}, `${f.label}: ${ms(f.start)}–${ms(f.end)} ms`));
+    const band = svg("rect", { class: "fault", y: 16, height: height - 16 });
+    const label = svg("text", { class: "fault-label", y: 27 + (i % 2) * 12 }, f.label);
+    band.append(svg("title", {}, `${f.label}: ${time(f.start)} – ${time(f.end)}`));
     main.append(band, label);
     placed.push([band, f.start, f.end, "rect"], [label, f.start, f.end, "label"]);
   });
@@ -98,24 +99,34 @@ function timeline(data) {
     const g = svg("g", { class: "role" },
       svg("rect", { y: AXIS + s.replica * (ROW + 2), height: ROW - 2 }),
       svg("text", { y: AXIS + s.replica * (ROW + 2) + 13 }, text),
-      svg("title", {}, `replica-${s.replica} ${text}: ${ms(s.start)}–${ms(s.end)} ms`));
+      svg("title", {}, `replica-${s.replica} ${text}: ${time(s.start)} – ${time(s.end)}`));
     main.append(g);
     placed.push([g, s.start, s.end, "bar", text]);
   }
   for (const op of data.ops) {
     const cls = ["op", op.kind, op.violation ? "violation" : "", op.prefix ? "prefix" : ""];
     const y = tops[op.lane] + op.row * ROW;
-    const done = op.end == null ? "unfinished" : `${ms(op.end)} ms`;
+    const done = op.end == null ? "unfinished" : time(op.end);
     const g = svg("g", { class: cls.join(" ").trim(), "data-op-index": op.index },
       svg("rect", { y: y + 1, height: ROW - 3, rx: 2 }),
       svg("text", { y: y + 13 }, op.label),
-      svg("title", {}, `#${op.index} ${op.label} (${op.kind}) ${ms(op.start)} ms – ${done}`));
+      svg("title", {}, `#${op.index} ${op.label} (${op.kind}) ${time(op.start)} – ${done}`));
     main.append(g);
     placed.push([g, op.start, op.end ?? end, op.violation ? "mark" : "bar", op.label]);
+    if (op.violation) { // a pointer above the lanes, seen at any zoom
+      const pointer = svg("text", { class: "pointer", y: AXIS - 2 }, "▼");
+      main.append(pointer);
+      placed.push([pointer, op.start, op.start, "pointer"]);
+    }
   }
   scroll.append(main);
   document.getElementById("timeline").append(labels, scroll);
 
+  // As much of a label as a bar `w` px wide holds (about 6.5 px a character).
+  function fitted(text, w) {
+    const room = Math.floor((w - 6) / 6.5);
+    return room >= text.length ? text : room < 4 ? "" : text.slice(0, room - 1) + "…";
+  }
   let scale = 0; // pixels per nanosecond
   const fit = () => (scroll.clientWidth - 20) / end;
   function layout() {
@@ -123,28 +134,32 @@ function timeline(data) {
     for (const [el, start, stop, kind, text] of placed) {
       const x = start * scale, w = Math.max(kind === "mark" ? 4 : 1, (stop - start) * scale);
       if (kind === "label") { el.setAttribute("x", x + 2); continue; }
+      if (kind === "pointer") { el.setAttribute("x", x - 4); continue; }
       if (kind === "rect") { el.setAttribute("x", x); el.setAttribute("width", w); continue; }
       el.firstChild.setAttribute("x", x);
       el.firstChild.setAttribute("width", w);
       el.children[1].setAttribute("x", x + 3);
-      el.children[1].style.display = text.length * 6.2 + 6 < w ? "" : "none";
+      el.children[1].textContent = fitted(text, w);
     }
     axis();
   }
   // Ticks for the visible part only, 1-2-5 steps at least 80 px apart.
   function axis() {
     const from = scroll.scrollLeft / scale, to = (scroll.scrollLeft + scroll.clientWidth) / scale;
-    const raw = 80 / scale, pow = 10 ** Math.floor(Math.log10(raw));
-    const step = [1, 2, 5, 10].map((m) => m * pow).find((s) => s >= raw);
+    const raw = 80 / scale, pow = 10 ** Math.max(0, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 5, 10].map((m) => m * pow).find((s) => s >= raw) ?? raw;
     ticks.replaceChildren();
     for (let t = Math.floor(from / step) * step; t <= to; t += step) {
-      ticks.append(svg("line", { x1: t * scale, x2: t * scale, y1: AXIS - 6, y2: height }),
-        svg("text", { x: t * scale + 2, y: AXIS - 8 }, ms(t) + " ms"));
+      ticks.append(svg("line", { x1: t * scale, x2: t * scale, y1: 2, y2: height }),
+        svg("text", { x: t * scale + 3, y: 12 }, time(t)));
     }
   }
   function zoom(factor, at = scroll.clientWidth / 2) {
     const t = (scroll.scrollLeft + at) / scale;
-    scale = Math.min(Math.max(scale * factor, fit()), Math.min(0.05, 4e6 / end));
+    // At most 50 px per µs (or 200 per unit of a recorded history), and
+    // 4 million px wide in all.
+    const most = Math.max(fit(), Math.min(data.nanoseconds ? 0.05 : 200, 4e6 / end));
+    scale = Math.min(Math.max(scale * factor, fit()), most);
     layout();
     scroll.scrollLeft = t * scale - at;
   }
@@ -170,6 +185,7 @@ function legend() {
 
 try {
   const data = JSON.parse(document.getElementById("data").textContent);
+  if (!data.nanoseconds) time = String;
   header(data);
   legend();
   timeline(data);
