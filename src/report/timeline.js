@@ -148,10 +148,12 @@ function timeline(data) {
     const from = scroll.scrollLeft / scale, to = (scroll.scrollLeft + scroll.clientWidth) / scale;
     const raw = 80 / scale, pow = 10 ** Math.max(0, Math.floor(Math.log10(raw)));
     const step = [1, 2, 5, 10].map((m) => m * pow).find((s) => s >= raw) ?? raw;
+    const digits = Math.max(0, Math.ceil(-Math.log10(step / 1e6))); // as many as the step needs
+    const label = data.nanoseconds ? (t) => (t / 1e6).toFixed(digits) + " ms" : String;
     ticks.replaceChildren();
     for (let t = Math.floor(from / step) * step; t <= to; t += step) {
       ticks.append(svg("line", { x1: t * scale, x2: t * scale, y1: 2, y2: height }),
-        svg("text", { x: t * scale + 3, y: 12 }, time(t)));
+        svg("text", { x: t * scale + 3, y: 12 }, label(t)));
     }
   }
   function zoom(factor, at = scroll.clientWidth / 2) {
