@@ -138,10 +138,21 @@ function timeline(data) {
       if (kind === "rect") { el.setAttribute("x", x); el.setAttribute("width", w); continue; }
       el.firstChild.setAttribute("x", x);
       el.firstChild.setAttribute("width", w);
-      el.children[1].setAttribute("x", x + 3);
-      el.children[1].textContent = fitted(text, w);
     }
+    texts();
     axis();
+  }
+  // Each bar's label, from the bar's start or, for a bar scrolled partly
+  // out of view, from the left edge; only changed ones are touched.
+  function texts() {
+    const left = scroll.scrollLeft;
+    for (const [el, start, stop, kind, text] of placed) {
+      if (kind !== "bar" && kind !== "mark") continue;
+      const x = Math.max(start * scale, Math.min(left, stop * scale - 40));
+      const shown = fitted(text, stop * scale - x), label = el.children[1];
+      if (label.getAttribute("x") !== String(x + 3)) label.setAttribute("x", x + 3);
+      if (label.textContent !== shown) label.textContent = shown;
+    }
   }
   // Ticks for the visible part only, 1-2-5 steps at least 80 px apart.
   function axis() {
@@ -170,7 +181,7 @@ function timeline(data) {
     e.preventDefault();
     zoom(e.deltaY < 0 ? 1.25 : 0.8, e.clientX - scroll.getBoundingClientRect().left);
   }, { passive: false });
-  scroll.addEventListener("scroll", axis);
+  scroll.addEventListener("scroll", () => { texts(); axis(); });
   document.getElementById("zoom-in").onclick = () => zoom(2);
   document.getElementById("zoom-out").onclick = () => zoom(0.5);
   document.getElementById("zoom-fit").onclick = () => { scale = fit(); layout(); };
