@@ -81,7 +81,11 @@ function timeline(data) {
   const labels = svg("svg", { width: GUTTER, height, class: "labels" });
   const ticks = svg("g", { class: "ticks" }); // first: behind everything
   main.append(ticks);
-  const placed = []; // [element, start, end, kind, text]: what zooming moves
+  // What zooming moves: [element, start, end, kind, text], kind "rect" (a
+  // fault band), "label" (its name), "pointer" (above an evidence bar),
+  // "bar" (a role or an operation: a <g> of rect, text, title) or "mark"
+  // (an evidence bar: at least 4 px wide).
+  const placed = [];
 
   data.lanes.forEach((name, i) => labels.append(svg("text", { x: 4, y: tops[i] + 14 }, name)));
   for (let r = 0; r < data.replicas; r++) {
