@@ -95,7 +95,13 @@ fn async_loses_acknowledged_writes_when_the_primary_is_lost() {
     let system = replication::registry()
         .system_for(&outcome.scenario)
         .unwrap();
-    let saved = repro::save_failure(&outcome, system, &repro::output_dir()).unwrap();
+    let saved = repro::save_failure(
+        &outcome,
+        system,
+        &repro::output_dir(),
+        replisim::report::render_outcome,
+    )
+    .unwrap();
     println!(
         "found: {}\nreproduce with: cargo run -- run --protocol async --seed {} --crash-primary-at {}\n    or: cargo run -- replay {}",
         outcome.verdicts().durability,

@@ -17,7 +17,8 @@
 //! runs the same replica code over real sockets and disks.
 //! [`strategy`] (proptest strategies for faults and scenarios) and
 //! [`testing`] (the property-test runner) are what a user's `#[test]`
-//! functions call; [`sweep`] sweeps seeds (`replisim explore`); `cli` (the default feature
+//! functions call; [`sweep`] sweeps seeds (`replisim explore`); [`report`]
+//! draws a run as a self-contained HTML timeline; `cli` (the default feature
 //! `cli`) is the command-line tool over any registry.
 //!
 //! A user's crate needs only replisim, tokio and proptest: what its system
@@ -40,6 +41,7 @@ pub mod net;
 pub mod node;
 pub mod registry;
 pub mod replication;
+pub mod report;
 pub mod serve;
 pub mod sim;
 pub mod storage;

@@ -167,6 +167,29 @@ impl Roles {
     pub fn clear(&self) {
         self.0.borrow_mut().clear();
     }
+
+    /// Makes `seen` equal to this board, calling `changed(role, epoch)` for
+    /// every role taken, retaken in another epoch (`Some`) or released
+    /// (`None`). Allocates nothing when nothing changed.
+    pub(crate) fn sync(
+        &self,
+        seen: &mut BTreeMap<String, u64>,
+        mut changed: impl FnMut(&str, Option<u64>),
+    ) {
+        let now = self.0.borrow();
+        if *now == *seen {
+            return;
+        }
+        for (role, &epoch) in now.iter() {
+            if seen.get(role) != Some(&epoch) {
+                changed(role, Some(epoch));
+            }
+        }
+        for role in seen.keys().filter(|role| !now.contains_key(*role)) {
+            changed(role, None);
+        }
+        seen.clone_from(&now);
+    }
 }
 
 /// What a system declares for the harness and the strategies to respect.

@@ -191,7 +191,7 @@ pub struct SystemSummary {
     pub faults: BTreeMap<String, FaultCount>,
     pub availability: AvailabilityCounts,
     /// The first run (in scenario order) that violated a claimed guarantee,
-    /// saved for `replisim replay`.
+    /// saved for `replisim replay` (its HTML report beside it, `.html`).
     pub first_violation: Option<PathBuf>,
     /// That run's index in the sweep.
     pub first_violation_run: Option<usize>,
@@ -381,7 +381,7 @@ fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepE
     let violated = verdicts.violated();
     let saved = if violated {
         let dir = repro::output_dir().join("explore");
-        repro::save_failure(&outcome, system, &dir)
+        repro::save_failure(&outcome, system, &dir, crate::report::render_outcome)
             .ok()
             .map(|saved| saved.scenario_file)
     } else {
@@ -516,9 +516,11 @@ impl fmt::Display for SweepSummary {
             if let Some(file) = &s.first_violation {
                 writeln!(
                     f,
-                    "{}: first violation saved; rerun with: replisim replay {}",
+                    "{}: first violation saved; rerun with: replisim replay {}\n{}: report: {}",
                     s.system,
-                    file.display()
+                    file.display(),
+                    s.system,
+                    file.with_extension("html").display()
                 )?;
             }
         }

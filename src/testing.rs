@@ -104,6 +104,7 @@ use crate::{
     check::linearizable::SearchLimits,
     node::System,
     registry::{Registry, SystemError},
+    report,
     sim::{self, Outcome, RunError, Scenario, inert_faults, repro},
 };
 pub use tally::Exploration;
@@ -258,7 +259,7 @@ impl Explorer {
         let saved = relative(
             &saved.unwrap_or_else(|e| panic!("{}\ncannot save the scenario: {e}", failure.reason)),
         );
-        let trace = self.write_trace(&failure, &saved);
+        let trace = self.write_trace_and_report(&failure, &saved);
         // Inside replisim's own repository its CLI replays the file too.
         let cli = match env::var("CARGO_PKG_NAME").as_deref() {
             Ok("replisim") => format!("\n            or: cargo run -- replay {}", saved.display()),
@@ -304,7 +305,9 @@ impl Explorer {
         let dir = repro::output_dir().join(&self.name);
         match (self.system)(&outcome.scenario) {
             Ok(system) => {
-                if let Err(error) = repro::save_failure(&outcome, system, &dir) {
+                if let Err(error) =
+                    repro::save_failure(&outcome, system, &dir, report::render_outcome)
+                {
                     eprintln!(
                         "warning: cannot save the violation under {}: {error}",
                         dir.display()
@@ -460,8 +463,8 @@ impl Explorer {
         }
     }
 
-    /// Writes the failure's trace; a line saying where (or why not).
-    fn write_trace(&self, failure: &Failure, saved: &Path) -> String {
+    /// Writes the failure's trace and report; lines saying where (or why not).
+    fn write_trace_and_report(&self, failure: &Failure, saved: &Path) -> String {
         let (Some(outcome), Some(stem)) = (&failure.outcome, saved.file_stem()) else {
             return String::new();
         };
@@ -473,9 +476,14 @@ impl Explorer {
             .and_then(|system| {
                 repro::write_trace(outcome, system, &file).map_err(|e| e.to_string())
             });
-        match written {
+        let trace = match written {
             Ok(()) => format!("trace: {}\n", file.display()),
             Err(error) => format!("trace not written: {error}\n"),
+        };
+        let html = file.with_extension("html");
+        match repro::write_report(outcome, report::render_outcome, &html) {
+            Ok(()) => format!("{trace}report: {}\n", html.display()),
+            Err(error) => format!("{trace}report not written: {error}\n"),
         }
     }
 

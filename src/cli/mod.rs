@@ -14,12 +14,13 @@
 //! ```
 //!
 //! Subcommands: `simulate` (run, replay), `explore` (the seed sweep),
-//! `check` (recorded histories), `real` (serve, kv). Exit statuses: 0 all
+//! `check` (recorded histories), `report` (HTML timelines), `real` (serve, kv). Exit statuses: 0 all
 //! good, 1 a property failed, 2 undecided, 3 bad input or a failure to run.
 
 mod check;
 mod explore;
 mod real;
+mod report;
 mod simulate;
 
 use std::process::ExitCode;
@@ -53,6 +54,9 @@ enum Command {
     /// Check a recorded history for linearizability: exit 0 linearizable,
     /// 1 not linearizable, 2 unknown, 3 malformed file.
     Check(check::CheckArgs),
+    /// Draw a saved scenario (rerun) or a recorded history (--history) as a
+    /// self-contained HTML timeline: exit 0 written, 3 bad input.
+    Report(report::ReportArgs),
     /// Run one replica of a registered system as a real server (real TCP,
     /// fsync'd files), until killed.
     Serve(real::ServeArgs),
@@ -76,6 +80,7 @@ pub fn main(registry: Registry) -> ExitCode {
         Command::Replay(args) => args.run(&registry),
         Command::Explore(args) => args.run(&registry),
         Command::Check(args) => args.run(),
+        Command::Report(args) => args.run(&registry),
         Command::Serve(args) => args.run(&registry),
         Command::Kv(args) => args.run(&registry),
     }

@@ -1,6 +1,6 @@
 //! `replisim run` and `replisim replay`: one simulated scenario, its
 //! verdicts, statistics and digest; on failure the saved scenario, its
-//! trace and the command that reproduces it.
+//! trace, its HTML report and the command that reproduces it.
 
 use std::{
     path::{Path, PathBuf},
@@ -9,6 +9,7 @@ use std::{
 
 use crate::{
     registry::Registry,
+    report,
     sim::{self, Fault, Outcome, Scenario, ScheduledFault, Target, repro},
 };
 
@@ -186,10 +187,16 @@ fn run_and_report(
     if verdicts.passed() {
         return ExitCode::SUCCESS;
     }
-    match repro::save_failure(&outcome, system, &repro::output_dir()) {
+    match repro::save_failure(
+        &outcome,
+        system,
+        &repro::output_dir(),
+        report::render_outcome,
+    ) {
         Ok(saved) => {
             println!("scenario saved: {}", saved.scenario_file.display());
             println!("trace written:  {}", saved.trace_file.display());
+            println!("report: {}", saved.report_file.display());
             println!("reproduce with: {command_line}");
             println!(
                 "            or: replisim replay {}",

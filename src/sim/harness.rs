@@ -17,6 +17,7 @@
 
 use std::{
     cell::{Cell, RefCell},
+    collections::BTreeMap,
     rc::Rc,
     time::{Duration, UNIX_EPOCH},
 };
@@ -26,7 +27,7 @@ use tokio::sync::mpsc;
 use super::{
     fault::{Fault, ScheduledFault, Target},
     nemesis::{FailOver, Ledger, Nemesis, Strike, host},
-    outcome::{Outcome, RunStats},
+    outcome::{Outcome, RoleChange, RunStats},
     scenario::{Scenario, ScenarioError},
     trace,
 };
@@ -181,6 +182,9 @@ struct Harness<'a> {
     replicas: Rc<[String]>,
     probes: Vec<StateProbe>,
     roles: Vec<Roles>,
+    /// Each replica's roles as last seen, and every change seen.
+    roles_seen: Vec<BTreeMap<String, u64>>,
+    role_changes: Vec<RoleChange>,
     nemesis: Nemesis,
     directory: Directory,
     history: Rc<RefCell<History>>,
@@ -216,7 +220,9 @@ impl<'a> Harness<'a> {
                 ledger,
             ),
             probes,
+            roles_seen: vec![BTreeMap::new(); roles.len()],
             roles,
+            role_changes: Vec::new(),
             directory: Directory::default(),
             history: Rc::default(),
             clients_done: Rc::default(),
@@ -323,7 +329,23 @@ impl<'a> Harness<'a> {
             .map_err(|e| RunError::Simulation(e.to_string()))?;
         self.nemesis.observe();
         self.nemesis.supervise(sim);
+        self.observe_roles(sim.elapsed());
         Ok(())
+    }
+
+    /// Records the roles each replica took or gave up since the last step.
+    fn observe_roles(&mut self, now: Duration) {
+        let time = now.as_nanos() as u64;
+        for (replica, (roles, seen)) in self.roles.iter().zip(&mut self.roles_seen).enumerate() {
+            roles.sync(seen, |role, epoch| {
+                self.role_changes.push(RoleChange {
+                    time,
+                    replica,
+                    role: role.to_string(),
+                    epoch,
+                })
+            });
+        }
     }
 
     /// The replica a target names now: for a role, among the running
@@ -480,6 +502,7 @@ impl<'a> Harness<'a> {
             replica_states,
             lost: self.nemesis.lost.iter().copied().collect(),
             fault_windows: self.nemesis.windows(elapsed),
+            role_changes: self.role_changes,
             final_reads_done,
             stats: RunStats {
                 simulated_ms: elapsed.as_millis() as u64,

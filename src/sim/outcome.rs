@@ -57,6 +57,16 @@ pub struct RunStats {
     pub effects: BTreeMap<String, u64>,
 }
 
+/// A replica took a role in an epoch (`Some`), or gave it up (`None`), at
+/// `time` (simulated ns), as the run loop saw it after a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleChange {
+    pub time: u64,
+    pub replica: usize,
+    pub role: String,
+    pub epoch: Option<u64>,
+}
+
 /// Everything a run produced.
 #[derive(Clone)]
 pub struct Outcome {
@@ -72,6 +82,8 @@ pub struct Outcome {
     /// Replicas lost for good.
     pub lost: Vec<usize>,
     pub fault_windows: Vec<FaultWindow>,
+    /// Every role a replica took or gave up, in order.
+    pub role_changes: Vec<RoleChange>,
     /// Whether the final reads finished within their limit.
     pub final_reads_done: bool,
     pub stats: RunStats,

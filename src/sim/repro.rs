@@ -2,6 +2,10 @@
 //! `replisim replay` accepts), with the digest it produced recorded in it,
 //! and its full trace is written next to it.
 //!
+//! With them goes the run's HTML report, drawn by the renderer the caller
+//! passes (`replisim::report::render_outcome`: `report` sits above `sim`,
+//! so `sim` takes it as a function instead of importing it).
+//!
 //! The trace comes from running the scenario again with every event
 //! recorded: runs are deterministic, so the recorded run is the failing run.
 //! The trace file's first line says whether the digests matched, so a
@@ -28,22 +32,40 @@ pub fn output_dir() -> PathBuf {
 pub struct SavedFailure {
     pub scenario_file: PathBuf,
     pub trace_file: PathBuf,
+    /// The HTML report: a timeline of the run with the evidence marked.
+    pub report_file: PathBuf,
 }
 
-/// Saves `outcome`'s scenario and a full trace of it under `dir`, in files
-/// named after the system, seed and digest.
+/// Draws an outcome as a self-contained HTML page
+/// (`replisim::report::render_outcome`).
+pub type Renderer = fn(&Outcome) -> String;
+
+/// Saves `outcome`'s scenario, a full trace of it and its report drawn by
+/// `render` under `dir`, in files named after the system, seed and digest.
 pub fn save_failure(
     outcome: &Outcome,
     system: Rc<dyn System>,
     dir: &Path,
+    render: Renderer,
 ) -> io::Result<SavedFailure> {
     let scenario_file = save_scenario(outcome, dir)?;
     let trace_file = scenario_file.with_extension("trace");
     write_trace(outcome, system, &trace_file)?;
+    let report_file = scenario_file.with_extension("html");
+    write_report(outcome, render, &report_file)?;
     Ok(SavedFailure {
         scenario_file,
         trace_file,
+        report_file,
     })
+}
+
+/// Writes `outcome`'s report, drawn by `render`, to `file`.
+pub fn write_report(outcome: &Outcome, render: Renderer, file: &Path) -> io::Result<()> {
+    if let Some(dir) = file.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::write(file, render(outcome))
 }
 
 /// Saves `outcome`'s scenario, with its digest as `recorded_digest`, as
