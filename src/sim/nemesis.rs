@@ -313,12 +313,13 @@ impl Nemesis {
     }
 
     /// A replica whose software exited (not crashed by us) is restarted, as
-    /// a supervisor would.
+    /// a supervisor would. Called after every step: it reads the flag the
+    /// replica's host sets, not turmoil's host table.
     pub fn supervise(&mut self, sim: &mut turmoil::Sim) {
         for r in 0..self.replicas {
-            if !self.crashed.contains(&r)
+            if self.faults[r].exited.replace(false)
+                && !self.crashed.contains(&r)
                 && !self.lost.contains(&r)
-                && !sim.is_host_running(host(r))
             {
                 tracing::info!(target: "replisim::nemesis", replica = r, "replica software exited; restarting it");
                 trace::add_effect("replica_exits", 1);

@@ -3,7 +3,11 @@
 //! that the digest always sees), folded into one xxh3 hash with its
 //! simulated time, its host, its target and its fields. Two runs of one
 //! scenario must end with the same digest; a committed scenario replays to
-//! its recorded one. Hashing is streaming, with no allocation per event.
+//! its recorded one.
+//!
+//! An event's bytes are gathered in a buffer kept from event to event and
+//! hashed in one update: no allocation and one call into the hasher per
+//! event.
 
 use std::{fmt::Write as _, time::Duration};
 
@@ -14,6 +18,7 @@ use xxhash_rust::xxh3::Xxh3;
 pub(super) struct Digest {
     hasher: Xxh3,
     events: u64,
+    buffer: Vec<u8>,
 }
 
 impl Default for Digest {
@@ -21,17 +26,20 @@ impl Default for Digest {
         Digest {
             hasher: Xxh3::new(),
             events: 0,
+            buffer: Vec::with_capacity(256),
         }
     }
 }
 
 impl Digest {
     pub fn add(&mut self, time: Duration, host: &str, event: &Event<'_>) {
-        let hasher = &mut self.hasher;
-        hasher.update(&(time.as_nanos() as u64).to_le_bytes());
-        hasher.update(host.as_bytes());
-        hasher.update(event.metadata().target().as_bytes());
-        event.record(&mut HashVisitor(hasher));
+        let buffer = &mut self.buffer;
+        buffer.clear();
+        buffer.extend_from_slice(&(time.as_nanos() as u64).to_le_bytes());
+        buffer.extend_from_slice(host.as_bytes());
+        buffer.extend_from_slice(event.metadata().target().as_bytes());
+        event.record(&mut Bytes(buffer));
+        self.hasher.update(buffer);
         self.events += 1;
     }
 
@@ -44,28 +52,30 @@ impl Digest {
     }
 }
 
-struct HashVisitor<'a>(&'a mut Xxh3);
+/// An event's fields as hashed: each name, then its value (little-endian
+/// for integers, the text for strings, the `Debug` text otherwise).
+struct Bytes<'a>(&'a mut Vec<u8>);
 
-impl std::fmt::Write for HashVisitor<'_> {
+impl std::fmt::Write for Bytes<'_> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.update(s.as_bytes());
+        self.0.extend_from_slice(s.as_bytes());
         Ok(())
     }
 }
 
-impl tracing::field::Visit for HashVisitor<'_> {
+impl tracing::field::Visit for Bytes<'_> {
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.update(field.name().as_bytes());
-        self.0.update(&value.to_le_bytes());
+        self.0.extend_from_slice(field.name().as_bytes());
+        self.0.extend_from_slice(&value.to_le_bytes());
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.update(field.name().as_bytes());
-        self.0.update(value.as_bytes());
+        self.0.extend_from_slice(field.name().as_bytes());
+        self.0.extend_from_slice(value.as_bytes());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.update(field.name().as_bytes());
+        self.0.extend_from_slice(field.name().as_bytes());
         let _ = write!(self, "{value:?}");
     }
 }

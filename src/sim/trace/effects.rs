@@ -5,7 +5,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use tracing::{Event, field::Field};
+use tracing::{Event, Metadata, field::Field};
 
 use super::with_state;
 
@@ -15,11 +15,18 @@ pub(super) struct Effects {
     pub counters: BTreeMap<String, u64>,
     /// When each message was delivered (simulated ns).
     pub message_times: Vec<u64>,
+    /// The kind of the effect event being read (kept to save allocations).
+    kind: String,
 }
 
 impl Effects {
     pub fn add(&mut self, kind: &str, amount: u64) {
-        *self.counters.entry(kind.to_string()).or_default() += amount;
+        match self.counters.get_mut(kind) {
+            Some(count) => *count += amount,
+            None => {
+                self.counters.insert(kind.to_string(), amount);
+            }
+        }
     }
 
     /// Counts `event` if it records an effect.
@@ -27,14 +34,21 @@ impl Effects {
         if event.metadata().target() != crate::effect::TARGET {
             return;
         }
-        let mut effect = EffectVisitor::default();
+        let mut kind = std::mem::take(&mut self.kind);
+        kind.clear();
+        let mut effect = EffectVisitor {
+            kind: &mut kind,
+            amount: 0,
+        };
         event.record(&mut effect);
-        if let Some(kind) = effect.kind {
+        let amount = effect.amount;
+        if !kind.is_empty() {
             if kind == crate::effect::MESSAGES_DELIVERED {
                 self.message_times.push(time.as_nanos() as u64);
             }
-            self.add(&kind, effect.amount);
+            self.add(&kind, amount);
         }
+        self.kind = kind;
     }
 }
 
@@ -51,10 +65,20 @@ pub(crate) fn effects_total() -> u64 {
     total
 }
 
+/// Whether a callsite may be turmoil's drop or hold event.
+pub(super) fn maybe_turmoil(meta: &Metadata<'_>) -> bool {
+    turmoil_kind(meta).is_some()
+}
+
+/// The effect a turmoil event counts, if any.
+pub(super) fn turmoil_effect(event: &Event<'_>) -> Option<&'static str> {
+    turmoil_kind(event.metadata())
+}
+
 /// turmoil 0.7.2 logs a dropped message at `src/top.rs:394` and a held one
 /// at line 390 (`trace!` events with no other way to tell them apart); the
 /// test `partitions_count_dropped_messages` notices if an upgrade moves them.
-pub(super) fn turmoil_effect(meta: &tracing::Metadata<'_>) -> Option<&'static str> {
+fn turmoil_kind(meta: &Metadata<'_>) -> Option<&'static str> {
     if meta.target() != "turmoil" || !meta.file().is_some_and(|f| f.ends_with("top.rs")) {
         return None;
     }
@@ -65,13 +89,13 @@ pub(super) fn turmoil_effect(meta: &tracing::Metadata<'_>) -> Option<&'static st
     }
 }
 
-#[derive(Default)]
-struct EffectVisitor {
-    kind: Option<String>,
+/// Reads an effect event's `kind` and `amount`.
+struct EffectVisitor<'a> {
+    kind: &'a mut String,
     amount: u64,
 }
 
-impl tracing::field::Visit for EffectVisitor {
+impl tracing::field::Visit for EffectVisitor<'_> {
     fn record_u64(&mut self, field: &Field, value: u64) {
         if field.name() == "amount" {
             self.amount = value;
@@ -80,7 +104,7 @@ impl tracing::field::Visit for EffectVisitor {
 
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "kind" {
-            self.kind = Some(value.to_string());
+            self.kind.push_str(value);
         }
     }
 

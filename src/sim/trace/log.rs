@@ -1,40 +1,50 @@
-//! Log lines: which events are printed (as `RUST_LOG` says; errors only by
-//! default, because faults make warnings routine; everything from replisim
-//! when a failing run's trace is recorded), how a line looks, and where it
+//! Log lines: which events are printed, how a line looks, and where it
 //! goes (stderr, or the recorded trace).
+//!
+//! `RUST_LOG` takes targets and levels (`RUST_LOG=replisim=debug`,
+//! `replisim::net=trace,replisim=info`); errors only when it is unset or
+//! does not parse, because faults make warnings routine. A recorded trace
+//! (a failing run's) has every event but turmoil's.
 
 use std::{fmt::Write as _, time::Duration};
 
-use tracing::{Event, Level, Subscriber, field::Field};
-use tracing_subscriber::{Layer, filter::EnvFilter, layer::Context};
-
-use super::{stamp, with_state};
+use tracing::{Event, Level, Metadata, field::Field, level_filters::LevelFilter};
+use tracing_subscriber::filter::Targets;
 
 /// The events printed or recorded.
-pub(super) fn filter(record: bool) -> EnvFilter {
-    if record {
-        EnvFilter::new("trace,turmoil=off")
-    } else {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"))
+pub(super) struct Filter {
+    targets: Targets,
+    /// The most verbose level any target logs: a quick "no" for the rest.
+    max: LevelFilter,
+}
+
+impl Filter {
+    pub fn new(record: bool) -> Self {
+        let errors = || Targets::new().with_default(LevelFilter::ERROR);
+        let targets = match record {
+            true => Targets::new()
+                .with_default(LevelFilter::TRACE)
+                .with_target("turmoil", LevelFilter::OFF),
+            false => std::env::var("RUST_LOG")
+                .ok()
+                .and_then(|spec| spec.parse().ok())
+                .unwrap_or_else(errors),
+        };
+        let max = targets
+            .iter()
+            .map(|(_, level)| level)
+            .chain(targets.default_level())
+            .max()
+            .unwrap_or(LevelFilter::OFF);
+        Filter { targets, max }
+    }
+
+    pub fn enables(&self, meta: &Metadata<'_>) -> bool {
+        *meta.level() <= self.max && self.targets.would_enable(meta.target(), meta.level())
     }
 }
 
-pub(super) struct LogLayer;
-
-impl<S: Subscriber> Layer<S> for LogLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        with_state(|state| {
-            let (time, host) = stamp(state);
-            let line = format_line(time, &host, event);
-            match state.recorded.as_mut() {
-                Some(lines) => lines.push(line),
-                None => eprintln!("{line}"),
-            }
-        });
-    }
-}
-
-fn format_line(time: Duration, host: &str, event: &Event<'_>) -> String {
+pub(super) fn format_line(time: Duration, host: &str, event: &Event<'_>) -> String {
     let meta = event.metadata();
     let mut line = format!(
         "{:>12.3}ms {host:<10} {:<5} {}:",

@@ -10,27 +10,22 @@
 //! - `triggers`: watches for the events that event-triggered faults wait
 //!   for.
 //!
-//! This file owns the wiring (the subscriber) and the state: it lives in a
-//! thread local, because one simulation runs on one thread and simulations
-//! on other threads keep their own.
+//! This file owns the wiring and the state. The subscriber is a plain
+//! [`Subscriber`], not a stack of filtered layers: each callsite is enabled
+//! or not once, spans are never enabled, and an event costs one lookup of
+//! its host and one pass over its fields. The state lives in a thread
+//! local, because one simulation runs on one thread and simulations on
+//! other threads keep their own.
 
 mod digest;
 mod effects;
 mod log;
 mod triggers;
 
-use std::{
-    cell::RefCell,
-    collections::{BTreeMap, HashMap},
-    rc::Rc,
-    time::Duration,
-};
+use std::{cell::RefCell, collections::BTreeMap, time::Duration};
 
-use tracing::{Event, Subscriber};
-use tracing_subscriber::{
-    Layer, Registry,
-    filter::filter_fn,
-    layer::{Context, SubscriberExt},
+use tracing::{
+    Event, Metadata, Subscriber, level_filters::LevelFilter, span, subscriber::Interest,
 };
 
 pub(crate) use effects::{add_effect, effects_total};
@@ -43,9 +38,28 @@ struct TraceState {
     triggers: triggers::Triggers,
     /// Every formatted line, when recording.
     recorded: Option<Vec<String>>,
-    /// Looked up by the current runtime's id, never iterated.
-    hosts: HashMap<tokio::runtime::Id, Rc<str>>,
+    stamps: Stamps,
+}
+
+/// What an event is stamped with: its host and the simulated time.
+#[derive(Default)]
+struct Stamps {
+    /// The hosts by their current tokio runtime (a handful: scanned).
+    hosts: Vec<HostClock>,
     harness_time: Duration,
+}
+
+/// A host's name, and its clock: the simulated time when its runtime was
+/// registered, and that runtime's (paused, simulated) clock then. turmoil
+/// moves a running host's clock exactly one tick per step, so the
+/// simulated time is `since` plus how far the clock moved: the same as
+/// `turmoil::sim_elapsed()`, without looking the host up in turmoil's
+/// world for every event.
+struct HostClock {
+    runtime: tokio::runtime::Id,
+    name: Box<str>,
+    since: Duration,
+    at: tokio::time::Instant,
 }
 
 thread_local! {
@@ -71,8 +85,7 @@ pub(crate) fn begin(record: bool) {
             effects: effects::Effects::default(),
             triggers: triggers::Triggers::default(),
             recorded: record.then(Vec::new),
-            hosts: HashMap::new(),
-            harness_time: Duration::ZERO,
+            stamps: Stamps::default(),
         })
     });
 }
@@ -103,54 +116,117 @@ fn with_state(f: impl FnOnce(&mut TraceState)) {
 /// software as it starts; a restart makes a new runtime).
 pub(crate) fn register_host(name: &str) {
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        let clock = HostClock {
+            runtime: handle.id(),
+            name: name.into(),
+            since: turmoil::sim_elapsed().unwrap_or_default(),
+            at: tokio::time::Instant::now(),
+        };
         with_state(|state| {
-            state.hosts.insert(handle.id(), Rc::from(name));
+            let hosts = &mut state.stamps.hosts;
+            hosts.retain(|host| *host.name != *name);
+            hosts.push(clock);
         });
     }
 }
 
 /// Sets the time stamped on events the harness itself emits.
 pub(crate) fn set_harness_time(now: Duration) {
-    with_state(|state| state.harness_time = now);
+    with_state(|state| state.stamps.harness_time = now);
 }
 
-/// The subscriber for one run: digest always, log lines as `RUST_LOG` says
-/// (errors only by default: faults make warnings routine; everything from
-/// replisim when recording).
+/// The subscriber for one run: digest, effects and triggers always, log
+/// lines as `RUST_LOG` says (see `log`).
 pub(crate) fn subscriber(record: bool) -> impl Subscriber + Send + Sync {
-    Registry::default()
-        .with(DigestLayer.with_filter(filter_fn(|meta| {
-            meta.is_event()
-                && (!meta.target().starts_with("turmoil")
-                    || effects::turmoil_effect(meta).is_some())
-        })))
-        .with(log::LogLayer.with_filter(log::filter(record)))
-}
-
-fn stamp(state: &TraceState) -> (Duration, Rc<str>) {
-    let host = tokio::runtime::Handle::try_current()
-        .ok()
-        .and_then(|handle| state.hosts.get(&handle.id()).cloned());
-    match host {
-        Some(host) => (turmoil::sim_elapsed().unwrap_or(state.harness_time), host),
-        None => (state.harness_time, Rc::from("harness")),
+    TraceSubscriber {
+        log: log::Filter::new(record),
     }
 }
 
-/// The digest, the effect counters and the triggers, in one pass.
-struct DigestLayer;
+struct TraceSubscriber {
+    log: log::Filter,
+}
 
-impl<S: Subscriber> Layer<S> for DigestLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        with_state(|state| {
-            if let Some(kind) = effects::turmoil_effect(event.metadata()) {
-                state.effects.add(kind, 1);
-                return;
+/// What the subscriber does with an event of a callsite.
+fn wanted(meta: &Metadata<'_>) -> bool {
+    meta.is_event() && (!meta.target().starts_with("turmoil") || effects::maybe_turmoil(meta))
+}
+
+impl Stamps {
+    /// The time and host of an event emitted now (the harness's own events
+    /// are stamped with the time of the current step).
+    fn stamp(&self) -> (Duration, &str) {
+        let runtime = tokio::runtime::Handle::try_current().map(|handle| handle.id());
+        let host = runtime
+            .ok()
+            .and_then(|id| self.hosts.iter().find(|host| host.runtime == id));
+        match host {
+            Some(host) => {
+                let time = host.since + host.at.elapsed();
+                debug_assert_eq!(Some(time), turmoil::sim_elapsed(), "{}", host.name);
+                (time, &host.name)
             }
-            let (time, host) = stamp(state);
-            state.digest.add(time, &host, event);
-            state.effects.count(time, event);
-            state.triggers.watch(&host, event);
+            None => (self.harness_time, "harness"),
+        }
+    }
+}
+
+impl Subscriber for TraceSubscriber {
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        match self.enabled(meta) {
+            true => Interest::always(),
+            false => Interest::never(),
+        }
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        wanted(meta) || (meta.is_event() && self.log.enables(meta))
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::TRACE)
+    }
+
+    fn event(&self, event: &Event<'_>) {
+        // Another thread's subscriber may have enabled this callsite.
+        let meta = event.metadata();
+        let log = self.log.enables(meta);
+        if !log && !wanted(meta) {
+            return;
+        }
+        with_state(|state| {
+            if meta.target().starts_with("turmoil") {
+                if let Some(kind) = effects::turmoil_effect(event) {
+                    state.effects.add(kind, 1);
+                }
+            } else {
+                let (time, host) = state.stamps.stamp();
+                state.digest.add(time, host, event);
+                state.effects.count(time, event);
+                state.triggers.watch(host, event);
+            }
+            if log {
+                let (time, host) = state.stamps.stamp();
+                let line = log::format_line(time, host, event);
+                match state.recorded.as_mut() {
+                    Some(lines) => lines.push(line),
+                    None => eprintln!("{line}"),
+                }
+            }
         });
     }
+
+    // Spans are never enabled: these are never called for this
+    // subscriber's own sake.
+    fn new_span(&self, _span: &span::Attributes<'_>) -> span::Id {
+        span::Id::from_u64(1)
+    }
+
+    fn record(&self, _span: &span::Id, _values: &span::Record<'_>) {}
+
+    fn record_follows_from(&self, _span: &span::Id, _follows: &span::Id) {}
+
+    fn enter(&self, _span: &span::Id) {}
+
+    fn exit(&self, _span: &span::Id) {}
 }
