@@ -275,9 +275,9 @@ impl<'a> Harness<'a> {
             {
                 match &fault.trigger {
                     Some(trigger) => match &trigger.host {
-                        None => trace::arm(id, None, trigger.event.clone()),
+                        None => trace::arm(id, None, trigger.clone()),
                         Some(target) => match self.resolve(target) {
-                            Some(r) => trace::arm(id, Some(host(r)), trigger.event.clone()),
+                            Some(r) => trace::arm(id, Some(host(r)), trigger.clone()),
                             None => {
                                 skip(fault);
                                 self.faults
