@@ -261,22 +261,33 @@ fn without_torn_writes_a_crash_leaves_no_partial_record() {
     );
 }
 
-/// The trace layer recognises turmoil's "message dropped" event by its
-/// callsite line; if an upgrade of turmoil moves it, this fails.
+/// The trace layer recognises turmoil's own events for a dropped and a
+/// held message by what they carry (target `turmoil`, fields `src`, `dst`
+/// and `protocol`, message "Drop" or "Hold"); if an upgrade of turmoil
+/// changes them, this fails and says so.
 #[test]
 fn partitions_count_dropped_messages() {
-    let outcome = run_case(&case(
-        "partition",
-        vec![briefly(Fault::Partition {
-            groups: vec![vec![0]],
-        })],
-        &[],
-    ));
-    assert!(
-        effect(&outcome, "messages_dropped") > 0,
-        "{:?}",
-        outcome.stats.effects
-    );
+    let partition = briefly(Fault::Partition {
+        groups: vec![vec![0]],
+    });
+    let hold = briefly(Fault::Hold {
+        between: vec![0],
+        and: vec![1, 2],
+    });
+    for (fault, effect_kind, message) in [
+        (partition, "messages_dropped", "Drop"),
+        (hold, "messages_held", "Hold"),
+    ] {
+        let outcome = run_case(&case(effect_kind, vec![fault], &[]));
+        assert!(
+            effect(&outcome, effect_kind) > 0,
+            "no {effect_kind}: turmoil no longer logs a `trace!(target: \"turmoil\", \
+             ?src, ?dst, protocol = %message, {message:?})` event per message \
+             (did an upgrade change it?); src/sim/trace/effects.rs must learn \
+             the new event. Effects: {:?}",
+            outcome.stats.effects
+        );
+    }
 }
 
 /// A last-writer-wins store on synchronised clocks keeps every

@@ -2,8 +2,22 @@
 //! the effects the harness counts itself ([`add_effect`]), turmoil's own
 //! "message dropped" and "message held" events, and the times of message
 //! deliveries (for messages per operation in each fault phase).
+//!
+//! turmoil's events are recognised by what they carry, not where they sit
+//! in turmoil's source: target `turmoil`, the fields of a message in flight
+//! (`src`, `dst`, `protocol`), and the message "Drop" (a cut link dropped
+//! it) or "Hold" (a held link queued it). Sends, receipts and deliveries
+//! carry the same fields, one event per message: the first event of such a
+//! callsite that is neither a drop nor a hold marks the callsite quiet, and
+//! from the next run on it is never enabled (each callsite logs one fixed
+//! word). The test `partitions_count_dropped_messages` notices if turmoil
+//! stops logging drops so.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{Mutex, PoisonError},
+    time::Duration,
+};
 
 use tracing::{Event, Metadata, field::Field};
 
@@ -17,6 +31,8 @@ pub(super) struct Effects {
     pub message_times: Vec<u64>,
     /// The kind of the effect event being read (kept to save allocations).
     kind: String,
+    /// Callsites this run marked quiet (see [`QUIET`]).
+    quiet: Vec<usize>,
 }
 
 impl Effects {
@@ -65,27 +81,100 @@ pub(crate) fn effects_total() -> u64 {
     total
 }
 
-/// Whether a callsite may be turmoil's drop or hold event.
-pub(super) fn maybe_turmoil(meta: &Metadata<'_>) -> bool {
-    turmoil_kind(meta).is_some()
+/// turmoil's callsites of messages in flight that are neither drops nor
+/// holds, by the address of their metadata: never enabled once known.
+static QUIET: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+fn address(meta: &'static Metadata<'static>) -> usize {
+    meta as *const Metadata<'static> as usize
 }
 
-/// The effect a turmoil event counts, if any.
-pub(super) fn turmoil_effect(event: &Event<'_>) -> Option<&'static str> {
-    turmoil_kind(event.metadata())
+/// Whether a callsite may be turmoil's "message dropped" or "message held"
+/// event: a `turmoil` event about a message in flight, not known quiet.
+pub(super) fn maybe_turmoil(meta: &'static Metadata<'static>) -> bool {
+    in_flight(meta)
+        && !QUIET
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&address(meta))
 }
 
-/// turmoil 0.7.2 logs a dropped message at `src/top.rs:394` and a held one
-/// at line 390 (`trace!` events with no other way to tell them apart); the
-/// test `partitions_count_dropped_messages` notices if an upgrade moves them.
-fn turmoil_kind(meta: &Metadata<'_>) -> Option<&'static str> {
-    if meta.target() != "turmoil" || !meta.file().is_some_and(|f| f.ends_with("top.rs")) {
-        return None;
+/// A `turmoil` event about a message in flight.
+pub(super) fn in_flight(meta: &Metadata<'_>) -> bool {
+    let fields = meta.fields();
+    meta.target() == "turmoil"
+        && ["message", "src", "dst", "protocol"]
+            .iter()
+            .all(|name| fields.field(name).is_some())
+}
+
+impl Effects {
+    /// Counts a turmoil event if it is a drop or a hold; marks its callsite
+    /// quiet if it is another message in flight.
+    pub fn count_turmoil(&mut self, event: &Event<'_>) {
+        let meta = event.metadata();
+        if !in_flight(meta) || self.quiet.contains(&address(meta)) {
+            return;
+        }
+        let mut message = Message::default();
+        event.record(&mut message);
+        match message.text() {
+            Some("Drop") => self.add("messages_dropped", 1),
+            Some("Hold") => self.add("messages_held", 1),
+            _ => {
+                self.quiet.push(address(meta));
+                let mut quiet = QUIET.lock().unwrap_or_else(PoisonError::into_inner);
+                if !quiet.contains(&address(meta)) {
+                    quiet.push(address(meta));
+                }
+            }
+        }
     }
-    match meta.line() {
-        Some(394) => Some("messages_dropped"),
-        Some(390) => Some("messages_held"),
-        _ => None,
+
+    /// Whether this run marked callsites quiet: their interest must be
+    /// recomputed once no event is being dispatched.
+    pub fn quieted(&self) -> bool {
+        !self.quiet.is_empty()
+    }
+}
+
+/// An event's message, when it is short: turmoil's are single words.
+#[derive(Default)]
+struct Message {
+    text: [u8; 8],
+    len: usize,
+    too_long: bool,
+}
+
+impl Message {
+    fn text(&self) -> Option<&str> {
+        match self.too_long {
+            true => None,
+            false => std::str::from_utf8(&self.text[..self.len]).ok(),
+        }
+    }
+}
+
+impl std::fmt::Write for Message {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        match self.text.get_mut(self.len..end) {
+            Some(room) if !self.too_long => {
+                room.copy_from_slice(s.as_bytes());
+                self.len = end;
+            }
+            _ => self.too_long = true,
+        }
+        Ok(())
+    }
+}
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            use std::fmt::Write as _;
+            let _ = write!(self, "{value:?}");
+        }
     }
 }
 
@@ -109,4 +198,33 @@ impl tracing::field::Visit for EffectVisitor<'_> {
     }
 
     fn record_debug(&mut self, _field: &Field, _value: &dyn std::fmt::Debug) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sim::trace::{begin, finish, subscriber};
+
+    /// Events shaped as turmoil 0.7.2's: drops and holds count, sends do
+    /// not, nor events without a message's fields; a callsite is judged by
+    /// its first event (the first here says "Send"). None enters the digest.
+    #[test]
+    fn turmoil_drops_and_holds_are_counted_by_their_message() {
+        begin(false);
+        tracing::subscriber::with_default(subscriber(false), || {
+            for _ in 0..2 {
+                for word in ["Send", "Drop", "Hold"] {
+                    tracing::trace!(target: "turmoil", src = 1, dst = 2, protocol = %"TCP", "{word}");
+                }
+                tracing::trace!(target: "turmoil", src = 1, dst = 2, protocol = %"TCP", "Send");
+                tracing::trace!(target: "turmoil", src = 1, dst = 2, protocol = %"TCP", "Drop");
+                tracing::trace!(target: "turmoil", src = 1, dst = 2, protocol = %"TCP", "Hold");
+                tracing::trace!(target: "turmoil", src = 1, "Drop");
+            }
+        });
+        let summary = finish();
+        let counted: Vec<_> = summary.effects.into_iter().collect();
+        let expected = [("messages_dropped", 2), ("messages_held", 2)];
+        assert_eq!(counted, expected.map(|(kind, n)| (kind.to_string(), n)));
+        assert_eq!(summary.events, 0);
+    }
 }

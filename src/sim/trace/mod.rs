@@ -94,6 +94,11 @@ pub(crate) fn begin(record: bool) {
 pub(crate) fn finish() -> Summary {
     STATE.with(|state| {
         let state = state.borrow_mut().take().expect("trace::begin was called");
+        if state.effects.quieted() {
+            // Not while dispatching an event: a rebuild then would see no
+            // subscriber at all.
+            tracing::callsite::rebuild_interest_cache();
+        }
         Summary {
             digest: state.digest.value(),
             events: state.digest.events(),
@@ -147,9 +152,14 @@ struct TraceSubscriber {
     log: log::Filter,
 }
 
-/// What the subscriber does with an event of a callsite.
-fn wanted(meta: &Metadata<'_>) -> bool {
-    meta.is_event() && (!meta.target().starts_with("turmoil") || effects::maybe_turmoil(meta))
+/// Whether the digest, the effects or the triggers need a callsite's
+/// events: every event but turmoil's own, and turmoil's drops and holds.
+fn wanted(meta: &'static Metadata<'static>) -> bool {
+    meta.is_event() && (!is_turmoil(meta) || effects::maybe_turmoil(meta))
+}
+
+fn is_turmoil(meta: &Metadata<'_>) -> bool {
+    meta.target().starts_with("turmoil")
 }
 
 impl Stamps {
@@ -173,14 +183,16 @@ impl Stamps {
 
 impl Subscriber for TraceSubscriber {
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        match self.enabled(meta) {
+        match wanted(meta) || (meta.is_event() && self.log.enables(meta)) {
             true => Interest::always(),
             false => Interest::never(),
         }
     }
 
     fn enabled(&self, meta: &Metadata<'_>) -> bool {
-        wanted(meta) || (meta.is_event() && self.log.enables(meta))
+        // Callsites are decided once, in `register_callsite`; this is only
+        // asked when another thread's subscriber left one undecided.
+        meta.is_event() && (!is_turmoil(meta) || effects::in_flight(meta) || self.log.enables(meta))
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
@@ -188,17 +200,11 @@ impl Subscriber for TraceSubscriber {
     }
 
     fn event(&self, event: &Event<'_>) {
-        // Another thread's subscriber may have enabled this callsite.
         let meta = event.metadata();
         let log = self.log.enables(meta);
-        if !log && !wanted(meta) {
-            return;
-        }
         with_state(|state| {
-            if meta.target().starts_with("turmoil") {
-                if let Some(kind) = effects::turmoil_effect(event) {
-                    state.effects.add(kind, 1);
-                }
+            if is_turmoil(meta) {
+                state.effects.count_turmoil(event);
             } else {
                 let (time, host) = state.stamps.stamp();
                 state.digest.add(time, host, event);
