@@ -101,8 +101,7 @@ pub(crate) fn run_traced(
 ) -> Result<(Outcome, Vec<String>), RunError> {
     scenario.validate()?;
     check_declared(scenario, &system.declaration(), &*system.workload())?;
-    trace::begin(record);
-    let result = tracing::subscriber::with_default(trace::subscriber(record), || {
+    let result = tracing::subscriber::with_default(trace::begin(record), || {
         Harness::new(scenario, system).run()
     });
     let summary = trace::finish();

@@ -43,6 +43,22 @@ impl Digest {
         self.events += 1;
     }
 
+    /// An effect ([`crate::effect::record`]), hashed as the `trace` event
+    /// on its target with fields `kind` and `amount` that it stands for.
+    pub fn add_effect(&mut self, time: Duration, host: &str, kind: &str, amount: u64) {
+        let buffer = &mut self.buffer;
+        buffer.clear();
+        buffer.extend_from_slice(&(time.as_nanos() as u64).to_le_bytes());
+        buffer.extend_from_slice(host.as_bytes());
+        buffer.extend_from_slice(crate::effect::TARGET.as_bytes());
+        buffer.extend_from_slice(b"kind");
+        buffer.extend_from_slice(kind.as_bytes());
+        buffer.extend_from_slice(b"amount");
+        buffer.extend_from_slice(&amount.to_le_bytes());
+        self.hasher.update(buffer);
+        self.events += 1;
+    }
+
     pub fn value(&self) -> u64 {
         self.hasher.digest()
     }

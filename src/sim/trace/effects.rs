@@ -1,7 +1,8 @@
-//! Fault effect counters: the [`crate::effect`] events any layer records,
-//! the effects the harness counts itself ([`add_effect`]), turmoil's own
-//! "message dropped" and "message held" events, and the times of message
-//! deliveries (for messages per operation in each fault phase).
+//! Fault effect counters: the effects any layer records
+//! ([`crate::effect::record`], handed to the trace directly), the effects
+//! the harness counts itself ([`add_effect`]), turmoil's own "message
+//! dropped" and "message held" events, and the times of message deliveries
+//! (for messages per operation in each fault phase).
 //!
 //! turmoil's events are recognised by what they carry, not where they sit
 //! in turmoil's source: target `turmoil`, the fields of a message in flight
@@ -29,8 +30,6 @@ pub(super) struct Effects {
     pub counters: BTreeMap<String, u64>,
     /// When each message was delivered (simulated ns).
     pub message_times: Vec<u64>,
-    /// The kind of the effect event being read (kept to save allocations).
-    kind: String,
     /// Callsites this run marked quiet (see [`QUIET`]).
     quiet: Vec<usize>,
 }
@@ -45,26 +44,13 @@ impl Effects {
         }
     }
 
-    /// Counts `event` if it records an effect.
-    pub fn count(&mut self, time: Duration, event: &Event<'_>) {
-        if event.metadata().target() != crate::effect::TARGET {
-            return;
+    /// Counts an effect a layer recorded (`crate::effect::record`) at
+    /// `time`.
+    pub fn record(&mut self, time: Duration, kind: &str, amount: u64) {
+        if kind == crate::effect::MESSAGES_DELIVERED {
+            self.message_times.push(time.as_nanos() as u64);
         }
-        let mut kind = std::mem::take(&mut self.kind);
-        kind.clear();
-        let mut effect = EffectVisitor {
-            kind: &mut kind,
-            amount: 0,
-        };
-        event.record(&mut effect);
-        let amount = effect.amount;
-        if !kind.is_empty() {
-            if kind == crate::effect::MESSAGES_DELIVERED {
-                self.message_times.push(time.as_nanos() as u64);
-            }
-            self.add(&kind, amount);
-        }
-        self.kind = kind;
+        self.add(kind, amount);
     }
 }
 
@@ -178,39 +164,16 @@ impl tracing::field::Visit for Message {
     }
 }
 
-/// Reads an effect event's `kind` and `amount`.
-struct EffectVisitor<'a> {
-    kind: &'a mut String,
-    amount: u64,
-}
-
-impl tracing::field::Visit for EffectVisitor<'_> {
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() == "amount" {
-            self.amount = value;
-        }
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "kind" {
-            self.kind.push_str(value);
-        }
-    }
-
-    fn record_debug(&mut self, _field: &Field, _value: &dyn std::fmt::Debug) {}
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::sim::trace::{begin, finish, subscriber};
+    use crate::sim::trace::{begin, finish};
 
     /// Events shaped as turmoil 0.7.2's: drops and holds count, sends do
     /// not, nor events without a message's fields; a callsite is judged by
     /// its first event (the first here says "Send"). None enters the digest.
     #[test]
     fn turmoil_drops_and_holds_are_counted_by_their_message() {
-        begin(false);
-        tracing::subscriber::with_default(subscriber(false), || {
+        tracing::subscriber::with_default(begin(false), || {
             for _ in 0..2 {
                 for word in ["Send", "Drop", "Hold"] {
                     tracing::trace!(target: "turmoil", src = 1, dst = 2, protocol = %"TCP", "{word}");

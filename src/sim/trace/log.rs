@@ -40,7 +40,11 @@ impl Filter {
     }
 
     pub fn enables(&self, meta: &Metadata<'_>) -> bool {
-        *meta.level() <= self.max && self.targets.would_enable(meta.target(), meta.level())
+        self.enables_target(meta.target(), *meta.level())
+    }
+
+    pub fn enables_target(&self, target: &str, level: Level) -> bool {
+        level <= self.max && self.targets.would_enable(target, &level)
     }
 }
 
@@ -54,6 +58,17 @@ pub(super) fn format_line(time: Duration, host: &str, event: &Event<'_>) -> Stri
     );
     event.record(&mut LineVisitor(&mut line));
     line
+}
+
+/// The line of an effect ([`crate::effect::record`]), as its `tracing`
+/// event would show.
+pub(super) fn effect_line(time: Duration, host: &str, kind: &str, amount: u64) -> String {
+    format!(
+        "{:>12.3}ms {host:<10} {:<5} {}: kind={kind:?} amount={amount}",
+        time.as_secs_f64() * 1000.0,
+        level_name(Level::TRACE),
+        crate::effect::TARGET
+    )
 }
 
 fn level_name(level: Level) -> &'static str {

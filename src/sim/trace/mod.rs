@@ -5,8 +5,9 @@
 //! - `digest`: folds every event that matters into the run's digest;
 //! - `log`: prints lines as `RUST_LOG` asks (or keeps them in memory when
 //!   a failing run's trace is being recorded);
-//! - `effects`: adds up fault effects ([`crate::effect`] events, and
-//!   turmoil's own "message dropped" and "message held" events);
+//! - `effects`: adds up fault effects (what [`crate::effect::record`]
+//!   hands over on this thread, and turmoil's own "message dropped" and
+//!   "message held" events);
 //! - `triggers`: watches for the events that event-triggered faults wait
 //!   for.
 //!
@@ -25,7 +26,7 @@ mod triggers;
 use std::{cell::RefCell, collections::BTreeMap, time::Duration};
 
 use tracing::{
-    Event, Metadata, Subscriber, level_filters::LevelFilter, span, subscriber::Interest,
+    Event, Level, Metadata, Subscriber, level_filters::LevelFilter, span, subscriber::Interest,
 };
 
 pub(crate) use effects::{add_effect, effects_total};
@@ -38,6 +39,8 @@ struct TraceState {
     triggers: triggers::Triggers,
     /// Every formatted line, when recording.
     recorded: Option<Vec<String>>,
+    /// Whether effects are logged (as `trace` events on their target).
+    log_effects: bool,
     stamps: Stamps,
 }
 
@@ -77,23 +80,30 @@ pub struct Summary {
     pub lines: Vec<String>,
 }
 
-/// Starts collecting for a run on this thread; `record` keeps every line.
-pub(crate) fn begin(record: bool) {
+/// Starts collecting for a run on this thread (`record` keeps every line)
+/// and returns the run's subscriber: digest, effects and triggers always,
+/// log lines as `RUST_LOG` says (see `log`).
+pub(crate) fn begin(record: bool) -> impl Subscriber + Send + Sync {
+    let log = log::Filter::new(record);
     STATE.with(|state| {
         *state.borrow_mut() = Some(TraceState {
             digest: digest::Digest::default(),
             effects: effects::Effects::default(),
             triggers: triggers::Triggers::default(),
             recorded: record.then(Vec::new),
+            log_effects: log.enables_target(crate::effect::TARGET, Level::TRACE),
             stamps: Stamps::default(),
         })
     });
+    crate::effect::divert(Some(record_effect));
+    TraceSubscriber { log }
 }
 
 /// Ends the run on this thread.
 pub(crate) fn finish() -> Summary {
     STATE.with(|state| {
         let state = state.borrow_mut().take().expect("trace::begin was called");
+        crate::effect::divert(None);
         if state.effects.quieted() {
             // Not while dispatching an event: a rebuild then would see no
             // subscriber at all.
@@ -140,14 +150,6 @@ pub(crate) fn set_harness_time(now: Duration) {
     with_state(|state| state.stamps.harness_time = now);
 }
 
-/// The subscriber for one run: digest, effects and triggers always, log
-/// lines as `RUST_LOG` says (see `log`).
-pub(crate) fn subscriber(record: bool) -> impl Subscriber + Send + Sync {
-    TraceSubscriber {
-        log: log::Filter::new(record),
-    }
-}
-
 struct TraceSubscriber {
     log: log::Filter,
 }
@@ -160,6 +162,29 @@ fn wanted(meta: &'static Metadata<'static>) -> bool {
 
 fn is_turmoil(meta: &Metadata<'_>) -> bool {
     meta.target().starts_with("turmoil")
+}
+
+impl TraceState {
+    fn log(&mut self, line: String) {
+        match self.recorded.as_mut() {
+            Some(lines) => lines.push(line),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+/// Takes an effect recorded on this thread ([`crate::effect::record`]):
+/// folded, counted and logged as its `tracing` event would be.
+fn record_effect(kind: &'static str, amount: u64) {
+    with_state(|state| {
+        let (time, host) = state.stamps.stamp();
+        state.digest.add_effect(time, host, kind, amount);
+        state.effects.record(time, kind, amount);
+        if state.log_effects {
+            let line = log::effect_line(time, host, kind, amount);
+            state.log(line);
+        }
+    });
 }
 
 impl Stamps {
@@ -208,16 +233,11 @@ impl Subscriber for TraceSubscriber {
             } else {
                 let (time, host) = state.stamps.stamp();
                 state.digest.add(time, host, event);
-                state.effects.count(time, event);
                 state.triggers.watch(host, event);
             }
             if log {
                 let (time, host) = state.stamps.stamp();
-                let line = log::format_line(time, host, event);
-                match state.recorded.as_mut() {
-                    Some(lines) => lines.push(line),
-                    None => eprintln!("{line}"),
-                }
+                state.log(log::format_line(time, host, event));
             }
         });
     }

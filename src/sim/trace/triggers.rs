@@ -91,18 +91,18 @@ pub(crate) fn take_fired() -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::trace::{begin, finish, subscriber};
+    use crate::sim::trace::{begin, finish};
 
     /// Arms the triggers (each for events of any host, or of the host
     /// named), emits three events outside any host (so from "harness"), and
     /// says which triggers fired after each.
     fn fired_after_each(triggers: Vec<(Option<&str>, Trigger)>) -> Vec<Vec<usize>> {
-        begin(false);
+        let subscriber = begin(false);
         for (id, (host, trigger)) in triggers.into_iter().enumerate() {
             arm(id, host.map(str::to_string), trigger);
         }
         let mut fired = Vec::new();
-        tracing::subscriber::with_default(subscriber(false), || {
+        tracing::subscriber::with_default(subscriber, || {
             tracing::debug!(target: "replisim::engine", from = 0, count = 1, "applied replicated entries");
             fired.push(take_fired());
             tracing::debug!(target: "replisim::engine", from = 0, count = 2, "applied replicated entries");
