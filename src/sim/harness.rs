@@ -332,6 +332,7 @@ impl<'a> Harness<'a> {
         sim.step()
             .map_err(|e| RunError::Simulation(e.to_string()))?;
         self.nemesis.supervise(sim);
+        trace::after_step();
         Ok(())
     }
 

@@ -10,8 +10,8 @@
 //! it) or "Hold" (a held link queued it). Sends, receipts and deliveries
 //! carry the same fields, one event per message: the first event of such a
 //! callsite that is neither a drop nor a hold marks the callsite quiet, and
-//! from the next run on it is never enabled (each callsite logs one fixed
-//! word). The test `partitions_count_dropped_messages` notices if turmoil
+//! after that step of the simulation it is never enabled again in the
+//! process (each callsite logs one fixed word). The test `partitions_count_dropped_messages` notices if turmoil
 //! stops logging drops so.
 
 use std::{
@@ -32,6 +32,8 @@ pub(super) struct Effects {
     pub message_times: Vec<u64>,
     /// Callsites this run marked quiet (see [`QUIET`]).
     quiet: Vec<usize>,
+    /// Whether one was marked since the last `take_quieted`.
+    quieted: bool,
 }
 
 impl Effects {
@@ -109,6 +111,7 @@ impl Effects {
             Some("Hold") => self.add("messages_held", 1),
             _ => {
                 self.quiet.push(address(meta));
+                self.quieted = true;
                 let mut quiet = QUIET.lock().unwrap_or_else(PoisonError::into_inner);
                 if !quiet.contains(&address(meta)) {
                     quiet.push(address(meta));
@@ -117,10 +120,10 @@ impl Effects {
         }
     }
 
-    /// Whether this run marked callsites quiet: their interest must be
-    /// recomputed once no event is being dispatched.
-    pub fn quieted(&self) -> bool {
-        !self.quiet.is_empty()
+    /// Whether callsites were marked quiet since the last call: their
+    /// interest must be recomputed once no event is being dispatched.
+    pub fn take_quieted(&mut self) -> bool {
+        std::mem::take(&mut self.quieted)
     }
 }
 

@@ -104,11 +104,6 @@ pub(crate) fn finish() -> Summary {
     STATE.with(|state| {
         let state = state.borrow_mut().take().expect("trace::begin was called");
         crate::effect::divert(None);
-        if state.effects.quieted() {
-            // Not while dispatching an event: a rebuild then would see no
-            // subscriber at all.
-            tracing::callsite::rebuild_interest_cache();
-        }
         Summary {
             digest: state.digest.value(),
             events: state.digest.events(),
@@ -142,6 +137,19 @@ pub(crate) fn register_host(name: &str) {
             hosts.retain(|host| *host.name != *name);
             hosts.push(clock);
         });
+    }
+}
+
+/// Call after every step of the simulation: turmoil callsites found quiet
+/// during the step are switched off. Not while an event is dispatched (the
+/// rebuild would see no subscriber) nor after the run (this thread's
+/// subscriber must still be the current one, lest the rebuild switch off
+/// the callsites another thread's run needs).
+pub(crate) fn after_step() {
+    let mut quieted = false;
+    with_state(|state| quieted = state.effects.take_quieted());
+    if quieted {
+        tracing::callsite::rebuild_interest_cache();
     }
 }
 
