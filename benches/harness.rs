@@ -3,12 +3,12 @@
 //! 1–5 ms link latency, 1 ms tick), next to a bare turmoil program that
 //! exchanges the same messages with no storage, history or checks.
 //!
-//! `cargo bench --bench harness` runs `BENCH_ROUNDS` rounds (default 7),
-//! each timing `BENCH_RUNS` runs (default 20) of the bare program, then as
+//! `cargo bench --bench harness` runs `BENCH_ROUNDS` rounds (default 15),
+//! each timing `BENCH_RUNS` runs (default 5) of the bare program, then as
 //! many of the harness, and ends with `harness/bare: X.XX`, the median over
 //! rounds of the harness's wall time per run over the bare program's.
-//! Interleaving and the median keep the ratio steady on a shared, noisy
-//! machine; no time is asserted. The harness's runs include recording the
+//! Short interleaved rounds and the median keep the ratio steady on a
+//! shared, noisy machine; no time is asserted. The harness's runs include recording the
 //! history and the trace digest, not the checkers (they are benchmarked
 //! apart).
 
@@ -118,8 +118,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let rounds = env("BENCH_ROUNDS", 7).max(1);
-    let runs = env("BENCH_RUNS", 20).max(1);
+    let rounds = env("BENCH_ROUNDS", 15).max(1);
+    let runs = env("BENCH_RUNS", 5).max(1);
     let registry: Registry = replication::registry();
     let harness_run = |seed| {
         let outcome = registry
