@@ -6,8 +6,8 @@
 //! quiesce, performs final reads and snapshots every replica. Files:
 //! [`scenario`] (the input), [`fault`] (its faults),
 //! `harness` (the run loop), `nemesis` (applying and undoing faults), [`outcome`] (the result and its verdicts),
-//! [`trace`] (digest and logs), `determinism` (the run-twice check), [`repro`] (saving failures and printing the
-//! command that reproduces them).
+//! [`trace`] (digest, logs, effect counters and event triggers, a file each), `determinism` (the
+//! run-twice check), [`repro`] (saving failures and printing the command that reproduces them).
 
 mod determinism;
 pub mod fault;
