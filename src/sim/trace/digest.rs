@@ -1,9 +1,10 @@
 //! The run's digest: every event but turmoil's own, whatever the log level
 //! (message deliveries and client events are `trace` and `debug` events
 //! that the digest always sees), folded into one xxh3 hash with its
-//! simulated time, its host, its target and its fields. Two runs of one
-//! scenario must end with the same digest; a committed scenario replays to
-//! its recorded one.
+//! simulated time, its host, its target and its fields; effects recorded
+//! during the run are folded as the `trace` events they stand for. Two runs
+//! of one scenario must end with the same digest; a committed scenario
+//! replays to its recorded one.
 //!
 //! An event's bytes are gathered in a buffer kept from event to event and
 //! hashed in one update: no allocation and one call into the hasher per

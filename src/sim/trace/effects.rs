@@ -11,8 +11,9 @@
 //! carry the same fields, one event per message: the first event of such a
 //! callsite that is neither a drop nor a hold marks the callsite quiet, and
 //! after that step of the simulation it is never enabled again in the
-//! process (each callsite logs one fixed word). The test `partitions_count_dropped_messages` notices if turmoil
-//! stops logging drops so.
+//! process (each callsite logs one fixed word). The test
+//! `partitions_count_dropped_messages` notices if turmoil stops logging
+//! drops and holds so.
 
 use std::{
     collections::BTreeMap,

@@ -2,8 +2,8 @@
 //! goes (stderr, or the recorded trace).
 //!
 //! `RUST_LOG` takes targets and levels (`RUST_LOG=replisim=debug`,
-//! `replisim::net=trace,replisim=info`); errors only when it is unset or
-//! does not parse, because faults make warnings routine. A recorded trace
+//! `replisim::net=trace,replisim=info`); errors only when it is unset, empty
+//! or does not parse, because faults make warnings routine. A recorded trace
 //! (a failing run's) has every event but turmoil's.
 
 use std::{fmt::Write as _, time::Duration};
@@ -27,6 +27,7 @@ impl Filter {
                 .with_target("turmoil", LevelFilter::OFF),
             false => std::env::var("RUST_LOG")
                 .ok()
+                .filter(|spec| !spec.trim().is_empty())
                 .and_then(|spec| spec.parse().ok())
                 .unwrap_or_else(errors),
         };
