@@ -3,10 +3,14 @@
 //! 1–5 ms link latency, 1 ms tick), next to a bare turmoil program that
 //! exchanges the same messages with no storage, history or checks.
 //!
-//! `cargo bench --bench harness` (set `BENCH_RUNS` to change the count).
-//! Prints ratios; no time is asserted, because these machines are shared
-//! and noisy. The harness's runs include recording the history and the
-//! trace digest, not the checkers (they are benchmarked apart).
+//! `cargo bench --bench harness` runs `BENCH_ROUNDS` rounds (default 15),
+//! each timing `BENCH_RUNS` runs (default 5) of the bare program, then as
+//! many of the harness, and ends with `harness/bare: X.XX`, the median over
+//! rounds of the harness's wall time per run over the bare program's.
+//! Short interleaved rounds and the median keep the ratio steady on a
+//! shared, noisy machine; no time is asserted. The harness's runs include recording the
+//! history and the trace digest, not the checkers (they are benchmarked
+//! apart).
 
 use std::{
     hint::black_box,
@@ -86,42 +90,67 @@ async fn write_frame(stream: &mut turmoil::net::TcpStream, frame: &[u8]) -> std:
     stream.write_all(frame).await
 }
 
-/// Runs `f` for `runs` seeds; returns runs per second and simulated / wall time.
-fn measure(runs: u64, mut f: impl FnMut(u64) -> Duration) -> (f64, f64) {
+/// Runs `f` for `runs` seeds; returns wall time per run and simulated / wall time.
+fn measure(runs: u64, mut f: impl FnMut(u64) -> Duration) -> (Duration, f64) {
     let started = Instant::now();
     let simulated: Duration = (0..runs).map(|seed| black_box(f(seed))).sum();
     let wall = started.elapsed();
     (
-        runs as f64 / wall.as_secs_f64(),
+        wall / runs as u32,
         simulated.as_secs_f64() / wall.as_secs_f64(),
     )
 }
 
-fn main() {
-    let runs = std::env::var("BENCH_RUNS")
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(default)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    match values.len() % 2 {
+        1 => values[mid],
+        _ => (values[mid - 1] + values[mid]) / 2.0,
+    }
+}
+
+fn main() {
+    let rounds = env("BENCH_ROUNDS", 15).max(1);
+    let runs = env("BENCH_RUNS", 5).max(1);
     let registry: Registry = replication::registry();
-    let (bare_rate, bare_speed) = measure(runs, bare_run);
-    let (rate, speed) = measure(runs, |seed| {
+    let harness_run = |seed| {
         let outcome = registry
             .run(&standard_scenario(seed))
             .expect("standard scenario runs");
         Duration::from_millis(outcome.stats.simulated_ms)
-    });
-    // The checkers are not the harness: check one run outside the timing.
+    };
+    // The checkers are not the harness: check one run outside the timing
+    // (it also warms both programs up).
     let outcome = registry
         .run(&standard_scenario(0))
         .expect("standard scenario runs");
     assert!(outcome.verdicts().passed(), "{}", outcome.verdicts());
+    bare_run(0);
     println!(
-        "standard scenario: 3 replicas, sync, 1 client x {WRITES} writes, 1-5 ms latency, 1 ms tick; {runs} runs each"
+        "standard scenario: 3 replicas, sync, 1 client x {WRITES} writes, 1-5 ms latency, 1 ms tick; {rounds} rounds of {runs} runs each"
     );
-    println!("bare turmoil:      {bare_rate:8.1} runs/s  simulated/wall {bare_speed:6.1}x");
-    println!("replisim harness:  {rate:8.1} runs/s  simulated/wall {speed:6.1}x");
-    println!(
-        "harness cost:      {:8.2}x the bare program's wall time per run",
-        bare_rate / rate
-    );
+    let mut ratios = Vec::new();
+    for round in 1..=rounds {
+        // Interleaved, so a change of load on a shared machine strikes both.
+        let (bare, bare_speed) = measure(runs, bare_run);
+        let (harness, speed) = measure(runs, harness_run);
+        let ratio = harness.as_secs_f64() / bare.as_secs_f64();
+        println!(
+            "round {round}: bare {:6.2} ms/run ({bare_speed:5.1}x simulated/wall), harness {:6.2} ms/run ({speed:5.1}x), harness/bare {ratio:.2}",
+            bare.as_secs_f64() * 1e3,
+            harness.as_secs_f64() * 1e3,
+        );
+        ratios.push(ratio);
+    }
+    // The median over rounds of the harness's wall time per run over the
+    // bare program's.
+    println!("harness/bare: {:.2}", median(ratios));
 }

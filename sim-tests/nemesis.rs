@@ -19,7 +19,7 @@ use replisim::{
     check::durability,
     history::{EventType, Op},
     replication,
-    sim::{self, DiskSpec, Fault, FaultCount, Outcome, Scenario, ScheduledFault, Target},
+    sim::{self, DiskSpec, Fault, FaultCount, Outcome, Scenario, ScheduledFault, Target, Trigger},
     testing::Explorer,
     workload::Mix,
 };
@@ -453,22 +453,33 @@ fn without_torn_writes_a_crash_leaves_no_partial_record() {
     );
 }
 
-/// The trace layer recognises turmoil's "message dropped" event by its
-/// callsite line; if an upgrade of turmoil moves it, this fails.
+/// The trace layer recognises turmoil's own events for a dropped and a
+/// held message by what they carry (target `turmoil`, fields `src`, `dst`
+/// and `protocol`, message "Drop" or "Hold"); if an upgrade of turmoil
+/// changes them, this fails and says so.
 #[test]
 fn partitions_count_dropped_messages() {
-    let outcome = run_case(&case(
-        "partition",
-        vec![briefly(Fault::Partition {
-            groups: vec![vec![0]],
-        })],
-        &[],
-    ));
-    assert!(
-        effect(&outcome, "messages_dropped") > 0,
-        "{:?}",
-        outcome.stats.effects
-    );
+    let partition = briefly(Fault::Partition {
+        groups: vec![vec![0]],
+    });
+    let hold = briefly(Fault::Hold {
+        between: vec![0],
+        and: vec![1, 2],
+    });
+    for (fault, effect_kind, message) in [
+        (partition, "messages_dropped", "Drop"),
+        (hold, "messages_held", "Hold"),
+    ] {
+        let outcome = run_case(&case(effect_kind, vec![fault], &[]));
+        assert!(
+            effect(&outcome, effect_kind) > 0,
+            "no {effect_kind}: turmoil no longer logs a `trace!(target: \"turmoil\", \
+             ?src, ?dst, protocol = %message, {message:?})` event per message \
+             (did an upgrade change it?); src/sim/trace/effects.rs must learn \
+             the new event. Effects: {:?}",
+            outcome.stats.effects
+        );
+    }
 }
 
 /// A last-writer-wins store on synchronised clocks keeps every
@@ -501,9 +512,10 @@ fn clock_skew_makes_last_writer_wins_lose_acknowledged_writes() {
 
 /// "The backup applied the write, then the primary died before answering":
 /// the primary is lost at the moment replica 1 logs that it applied
-/// replicated entries. The client hears nothing (`info`), yet the write
-/// survives in the final state, and synchronous replication passes every
-/// check.
+/// replicated entries starting at entry 8 (a field value: entries 1 to 7
+/// were applied before and did not fire it). The eighth write is the first
+/// the client hears nothing about (`info`), yet it survives in the final
+/// state, and synchronous replication passes every check.
 #[test]
 fn primary_lost_after_backup_applied_leaves_an_info_write_that_survives() {
     let mut scenario = Scenario::new("sync", 21);
@@ -511,45 +523,53 @@ fn primary_lost_after_backup_applied_leaves_an_info_write_that_survives() {
     scenario.workload.keys = 64;
     scenario.workload.ops_per_client = 20;
     scenario.workload.mix = Mix::new([("write", 1)]);
-    scenario.faults = vec![
-        ScheduledFault::at(60, Fault::Lose { node: primary() })
-            .when(Some(r(1)), "applied replicated entries"),
-    ];
+    let applied = Trigger::message("applied replicated entries")
+        .on(r(1))
+        .with_field("first", 8);
+    scenario.faults = vec![ScheduledFault::at(0, Fault::Lose { node: primary() }).when(applied)];
     let outcome = run(&scenario);
     assert_eq!(effect(&outcome, "faults_triggered"), 1);
     assert_eq!(outcome.lost, vec![0]);
-    let finals = outcome.final_reads();
-    let survivors: Vec<_> = outcome
-        .workload_operations()
-        .into_iter()
-        .filter(|op| op.kind == EventType::Info)
-        .filter_map(|op| match op.op {
-            Op::Write { key, value } => {
-                (finals.get(&key) == Some(&Some(value.clone()))).then_some(value)
-            }
-            _ => None,
-        })
-        .collect();
-    assert!(
-        !survivors.is_empty(),
-        "no unanswered write survived: {:?}",
+    let operations = outcome.workload_operations();
+    let unanswered = operations
+        .iter()
+        .position(|op| op.kind != EventType::Ok)
+        .expect("a write went unanswered");
+    assert_eq!(unanswered, 7, "{:?}", outcome.history);
+    let eighth = &operations[unanswered];
+    assert_eq!(eighth.kind, EventType::Info);
+    let Op::Write { key, value } = &eighth.op else {
+        panic!("{:?} is not a write", eighth.op)
+    };
+    assert_eq!(
+        outcome.final_reads().get(key),
+        Some(&Some(value.clone())),
+        "the unanswered write did not survive: {:?}",
         outcome.history
     );
     let verdicts = outcome.verdicts();
     assert!(verdicts.passed(), "{verdicts}");
 }
 
-/// An armed trigger whose event never comes never fires its fault.
+/// An armed trigger whose event never comes never fires its fault: no
+/// replica logs that message, and replica 1 applies entries, but never a
+/// batch of 99.
 #[test]
 fn event_trigger_waits_for_its_event() {
     let mut scenario = Scenario::new("sync", 21);
+    let crash = || ScheduledFault::at(60, Fault::Crash { node: r(2) });
     scenario.faults = vec![
-        ScheduledFault::at(60, Fault::Crash { node: r(2) })
-            .when(Some(r(1)), "no replica ever logs this"),
+        crash().when(Trigger::message("no replica ever logs this").on(r(1))),
+        crash().when(
+            Trigger::message("applied replicated entries")
+                .on(r(1))
+                .with_field("count", 99),
+        ),
     ];
     let outcome = run(&scenario);
     assert_eq!(outcome.stats.faults_applied, 0);
     assert_eq!(effect(&outcome, "nodes_crashed"), 0);
+    assert_eq!(effect(&outcome, "faults_triggered"), 0);
 }
 
 /// Replicas that publish roles and serve nothing: every replica claims to

@@ -1,9 +1,12 @@
 //! Fault effects: counters that show what a fault actually did.
 //!
-//! Any layer records an effect with [`record`] (a `tracing` event on the
-//! [`TARGET`] target, so the transport and storage need not know about the
-//! harness); the simulation's trace layer adds them up per kind into the
-//! outcome's statistics. They show what the faults did in aggregate;
+//! Any layer records an effect with [`record`], so the transport and
+//! storage need not know about the harness. While a simulation runs on the
+//! thread, its trace takes the effect directly (it adds them up per kind
+//! into the outcome's statistics, and folds and logs them as it would a
+//! `trace` event on the [`TARGET`] target with fields `kind` and `amount`,
+//! without the cost of one); elsewhere the effect is such a `tracing`
+//! event. They show what the faults did in aggregate;
 //! whether each fault was effective is judged per fault by the nemesis
 //! (see [`crate::sim::Fault`]).
 //!
@@ -32,7 +35,25 @@ pub const TARGET: &str = "replisim::effect";
 /// phase, and a run without any makes the duplication fault not applicable.
 pub const MESSAGES_DELIVERED: &str = "messages_delivered";
 
+use std::cell::Cell;
+
+/// What takes an effect instead of `tracing`: its kind and amount.
+pub(crate) type Sink = fn(&'static str, u64);
+
+thread_local! {
+    /// Where this thread's effects go while a simulation's trace takes them.
+    static SINK: Cell<Option<Sink>> = const { Cell::new(None) };
+}
+
 /// Adds `amount` to the effect counter `kind`.
 pub fn record(kind: &'static str, amount: u64) {
-    tracing::trace!(target: "replisim::effect", kind, amount);
+    match SINK.get() {
+        Some(sink) => sink(kind, amount),
+        None => tracing::trace!(target: "replisim::effect", kind, amount),
+    }
+}
+
+/// Hands this thread's effects to `sink` (`None`: back to `tracing`).
+pub(crate) fn divert(sink: Option<Sink>) {
+    SINK.set(sink);
 }

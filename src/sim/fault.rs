@@ -25,7 +25,7 @@
 //! Each fault belongs to a [`Family`], which says which part of the nemesis
 //! applies it.
 
-use std::fmt;
+use std::{collections::BTreeMap, fmt};
 
 use serde::{Deserialize, Serialize};
 
@@ -372,14 +372,163 @@ impl fmt::Display for FaultCount {
     }
 }
 
-/// What an event-triggered fault waits for: the first trace event whose
-/// message (or fields) contain `event`, emitted by `host` if given.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What an event-triggered fault waits for: the first trace event that
+/// matches every part given (at least one of `target`, `message` and
+/// `fields`), emitted by `host` if given.
+///
+/// In JSON: `"trigger": {"host": 1, "target": "replisim::engine", "message":
+/// "applied replicated entries", "fields": {"count": "1"}}`.
+///
+/// - `target`: the event's target, or a target under it (`replisim`
+///   matches `replisim::engine`, not `replisim_x`);
+/// - `message`: the event's whole message;
+/// - `fields`: each named field's value as the event's text shows it (its
+///   `Display` for `%` fields and strings, its `Debug` otherwise: `"1"` for
+///   `count = 1`, `"Some(3)"` for `?Some(3)`). JSON numbers and booleans
+///   stand for their text.
+///
+/// ```
+/// use replisim::sim::{Target, Trigger};
+///
+/// let trigger = Trigger::message("applied replicated entries")
+///     .on(Target::Replica(1))
+///     .with_field("count", 1);
+/// assert_eq!(trigger.fields["count"], "1");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Trigger {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<Target>,
-    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "field_texts"
+    )]
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Trigger {
+    /// The first event whose message is `message`.
+    pub fn message(message: &str) -> Self {
+        Trigger::default().with_message(message)
+    }
+
+    /// The first event on `target` or a target under it.
+    pub fn target(target: &str) -> Self {
+        Trigger::default().with_target(target)
+    }
+
+    /// The same trigger, for events `host` emits.
+    pub fn on(mut self, host: Target) -> Self {
+        self.host = Some(host);
+        self
+    }
+
+    /// The same trigger, for events on `target` or a target under it.
+    pub fn with_target(mut self, target: &str) -> Self {
+        self.target = Some(target.to_string());
+        self
+    }
+
+    /// The same trigger, for events whose message is `message`.
+    pub fn with_message(mut self, message: &str) -> Self {
+        self.message = Some(message.to_string());
+        self
+    }
+
+    /// The same trigger, for events whose field `name` shows `value`.
+    pub fn with_field(mut self, name: &str, value: impl fmt::Display) -> Self {
+        self.fields.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    /// Checks the trigger names something to wait for, and a replica that
+    /// exists.
+    pub fn validate(&self, replicas: usize) -> Result<(), String> {
+        if self.target.is_none() && self.message.is_none() && self.fields.is_empty() {
+            return Err("names none of target, message and fields".into());
+        }
+        match self.host {
+            Some(Target::Replica(id)) if id >= replicas => Err(format!(
+                "host: replica {id} does not exist (there are {replicas})"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether an event on `target` may match (before its fields are read).
+    pub(crate) fn matches_target(&self, target: &str) -> bool {
+        self.target.as_deref().is_none_or(|want| {
+            target
+                .strip_prefix(want)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
+    }
+
+    /// Whether an event on a matching target, with message and field texts
+    /// given by `text` (`None` when it has no such field), matches.
+    pub(crate) fn matches_fields<'a>(&self, text: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.message
+            .as_deref()
+            .is_none_or(|want| text("message") == Some(want))
+            && self
+                .fields
+                .iter()
+                .all(|(name, want)| text(name) == Some(want.as_str()))
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Some(host) => write!(f, "{host} logs ")?,
+            None => write!(f, "a host logs ")?,
+        }
+        if let Some(target) = &self.target {
+            write!(f, "a {target} event")?;
+        } else {
+            write!(f, "an event")?;
+        }
+        if let Some(message) = &self.message {
+            write!(f, " {message:?}")?;
+        }
+        for (i, (name, value)) in self.fields.iter().enumerate() {
+            let lead = if i == 0 { " with" } else { "," };
+            write!(f, "{lead} {name}={value}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Field values as text: JSON strings as they are, numbers and booleans as
+/// they print.
+fn field_texts<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        String(String),
+        Number(serde_json::Number),
+        Bool(bool),
+    }
+    let texts = BTreeMap::<String, Text>::deserialize(deserializer)?;
+    Ok(texts
+        .into_iter()
+        .map(|(name, text)| {
+            let text = match text {
+                Text::String(text) => text,
+                Text::Number(number) => number.to_string(),
+                Text::Bool(value) => value.to_string(),
+            };
+            (name, text)
+        })
+        .collect())
 }
 
 /// A fault, when it fires, and for how long.
@@ -413,12 +562,10 @@ impl ScheduledFault {
         self
     }
 
-    /// The same fault, fired by the first matching event after `at_ms`.
-    pub fn when(mut self, host: Option<Target>, event: &str) -> Self {
-        self.trigger = Some(Trigger {
-            host,
-            event: event.to_string(),
-        });
+    /// The same fault, fired by the first event after `at_ms` that
+    /// `trigger` matches.
+    pub fn when(mut self, trigger: Trigger) -> Self {
+        self.trigger = Some(trigger);
         self
     }
 }
@@ -427,7 +574,7 @@ impl fmt::Display for ScheduledFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.fault)?;
         match &self.trigger {
-            Some(t) => write!(f, " when {:?} is logged after {} ms", t.event, self.at_ms)?,
+            Some(trigger) => write!(f, " when {trigger} after {} ms", self.at_ms)?,
             None => write!(f, " at {} ms", self.at_ms)?,
         }
         if let Some(d) = self.for_ms {

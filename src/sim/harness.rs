@@ -94,9 +94,8 @@ pub(crate) fn run_traced(
 ) -> Result<(Outcome, Vec<String>), RunError> {
     scenario.validate()?;
     check_declared(scenario, &system.declaration(), &*system.workload())?;
-    trace::begin(record);
     let ledger = Ledger::new(scenario.faults.len());
-    let result = tracing::subscriber::with_default(trace::subscriber(record), || {
+    let result = tracing::subscriber::with_default(trace::begin(record), || {
         Harness::new(scenario, system, ledger.clone()).run()
     });
     let summary = trace::finish();
@@ -273,9 +272,9 @@ impl<'a> Harness<'a> {
             {
                 match &fault.trigger {
                     Some(trigger) => match &trigger.host {
-                        None => trace::arm(id, None, trigger.event.clone()),
+                        None => trace::arm(id, None, trigger.clone()),
                         Some(target) => match self.resolve(target) {
-                            Some(r) => trace::arm(id, Some(host(r)), trigger.event.clone()),
+                            Some(r) => trace::arm(id, Some(host(r)), trigger.clone()),
                             None => {
                                 self.nemesis.ledger.fired(id);
                                 skip(fault);
@@ -330,6 +329,7 @@ impl<'a> Harness<'a> {
         self.nemesis.observe();
         self.nemesis.supervise(sim);
         self.observe_roles(sim.elapsed());
+        trace::after_step();
         Ok(())
     }
 
@@ -407,6 +407,7 @@ impl<'a> Harness<'a> {
         let probe = self.probes[id].clone();
         let roles = self.roles[id].clone();
         let faults = self.nemesis.faults[id].clone();
+        let exited = self.nemesis.exited[id].clone();
         let duplication = self.nemesis.duplication(Some(id));
         let name = host(id);
         sim.host(name.clone(), move || {
@@ -421,11 +422,13 @@ impl<'a> Harness<'a> {
             };
             let software = system.replica(node);
             let name = name.clone();
+            let exited = exited.clone();
             async move {
                 trace::register_host(&name);
                 if let Err(error) = software.await {
                     tracing::warn!(target: "replisim::harness", %error, "replica software failed");
                 }
+                exited.set(true);
                 Ok(())
             }
         });

@@ -8,7 +8,8 @@
 //! `harness` (the run loop), `nemesis` (applying and undoing faults by
 //! family, and judging which were effective), `links` (turmoil's message
 //! events on links, for the nemesis), `outcome` (the result and its verdicts),
-//! `trace` (digest and logs), `determinism` (the run-twice check), [`repro`] (saving failures and printing the
+//! `trace` (digest, logs, effect counters and event triggers, a file each),
+//! `determinism` (the run-twice check), [`repro`] (saving failures and printing the
 //! command that reproduces them).
 
 mod determinism;

@@ -279,6 +279,14 @@ impl Scenario {
                     field: format!("faults[{i}]"),
                     problem,
                 })?;
+            if let Some(trigger) = &fault.trigger {
+                trigger
+                    .validate(self.replicas)
+                    .map_err(|problem| ScenarioError::Invalid {
+                        field: format!("faults[{i}].trigger"),
+                        problem,
+                    })?;
+            }
         }
         Ok(())
     }
@@ -309,6 +317,7 @@ impl From<InvalidWorkload> for ScenarioError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::{Fault, Target, Trigger};
 
     /// The error `from_json` gives for `text`, as the user sees it.
     fn error(text: &str) -> String {
@@ -378,6 +387,27 @@ mod tests {
                 "faults[0]",
                 "replica 7 does not exist",
             ),
+            (
+                format!(
+                    "{{{HEAD}, \"faults\": [{{\"at_ms\": 5, \"kind\": \"heal\", \"trigger\": {{\"host\": 1}}}}]}}"
+                ),
+                "faults[0].trigger",
+                "names none of target, message and fields",
+            ),
+            (
+                format!(
+                    "{{{HEAD}, \"faults\": [{{\"at_ms\": 5, \"kind\": \"heal\", \"trigger\": {{\"host\": 3, \"message\": \"m\"}}}}]}}"
+                ),
+                "faults[0].trigger",
+                "host: replica 3 does not exist",
+            ),
+            (
+                format!(
+                    "{{{HEAD}, \"faults\": [{{\"at_ms\": 5, \"kind\": \"heal\", \"trigger\": {{\"event\": \"m\"}}}}]}}"
+                ),
+                "faults[0].trigger.event",
+                "unknown field `event`, expected one of `host`, `target`, `message`, `fields`",
+            ),
         ];
         for (text, field, problem) in cases {
             let error = error(&text);
@@ -394,6 +424,21 @@ mod tests {
         scenario.bug = Some("ack-before-persist".into());
         scenario.config = serde_json::json!({"batch": 8});
         scenario.recorded_digest = Some("00000000000000ff".into());
+        let applied = Trigger::message("applied replicated entries")
+            .on(Target::Replica(1))
+            .with_target("replisim::engine")
+            .with_field("count", 1);
+        scenario.faults = vec![ScheduledFault::at(5, Fault::Heal).when(applied.clone())];
         assert_eq!(Scenario::from_json(&scenario.to_json()).unwrap(), scenario);
+        // Field values may be JSON numbers or booleans, read as their text.
+        let text = format!(
+            r#"{{{HEAD}, "faults": [{{"at_ms": 5, "kind": "heal", "trigger": {{"host": 1, "target": "replisim::engine", "message": "applied replicated entries", "fields": {{"count": 1}}}}}}]}}"#
+        );
+        let read = Scenario::from_json(&text).unwrap();
+        assert_eq!(read.faults[0].trigger, Some(applied));
+        assert_eq!(
+            read.faults[0].to_string(),
+            r#"heal partitions when replica-1 logs a replisim::engine event "applied replicated entries" with count=1 after 5 ms"#
+        );
     }
 }

@@ -8,14 +8,15 @@
 //! simulated time when the simulation configures I/O latency
 //! (`Builder::fs().io_latency()`).
 //!
-//! Open files are cached per path in a `BTreeMap` (deterministic order) with
-//! the append offset kept in memory, so appends never need a length query;
-//! the entry is dropped on any error or replacement and reopened on demand.
+//! Open files are cached under the names callers use (a handful per node,
+//! scanned in the order they were opened), with the append offset kept in
+//! memory, so appends and syncs neither resolve the name again nor query
+//! the length; the entry is dropped on any error or replacement and
+//! reopened on demand.
 
 use super::{Disk, missing_dirs, parent, resolve, temp_path};
 use crate::effect;
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -28,10 +29,24 @@ struct OpenFile {
     end: Cell<u64>,
 }
 
+/// A file open under the name a caller used, and the path it resolves to
+/// (two names may resolve to one path: they share the file).
+struct Cached {
+    name: String,
+    path: PathBuf,
+    file: Rc<OpenFile>,
+}
+
 /// A node's data directory on turmoil's simulated filesystem.
 pub struct SimDisk {
     root: PathBuf,
-    open: RefCell<BTreeMap<PathBuf, Rc<OpenFile>>>,
+    open: RefCell<Vec<Cached>>,
+}
+
+/// The file a call goes to: open under its name already, or not yet.
+enum Handle {
+    Open(Rc<OpenFile>),
+    Closed(PathBuf),
 }
 
 impl SimDisk {
@@ -41,51 +56,82 @@ impl SimDisk {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         SimDisk {
             root: root.into(),
-            open: RefCell::new(BTreeMap::new()),
+            open: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The file `name` names: its open handle, or its path (an error when
+    /// the name is not a plain relative path).
+    fn lookup(&self, name: &str) -> io::Result<Handle> {
+        let open = self.open.borrow();
+        match open.iter().find(|cached| cached.name == name) {
+            Some(cached) => Ok(Handle::Open(Rc::clone(&cached.file))),
+            None => resolve(&self.root, name).map(Handle::Closed),
         }
     }
 
     /// The open file at `path`, opened (and, with `create`, created durably)
-    /// on first use.
-    async fn handle(&self, path: &Path, create: bool) -> io::Result<Rc<OpenFile>> {
-        if let Some(open) = self.open.borrow().get(path) {
-            return Ok(Rc::clone(open));
-        }
-        let mut options = OpenOptions::new();
-        options.read(true).write(true);
-        let file = match options.open(path).await {
-            Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
-                let dir = parent(path);
-                create_dirs(dir).await?;
-                let file = options.create(true).open(path).await?;
-                fs::sync_dir(dir).await?;
-                file
-            }
-            other => other?,
+    /// on first use, and cached under `name`.
+    async fn open(&self, name: &str, path: PathBuf, create: bool) -> io::Result<Rc<OpenFile>> {
+        let same = self
+            .open
+            .borrow()
+            .iter()
+            .find(|c| c.path == path)
+            .map(|c| Rc::clone(&c.file));
+        let file = match same {
+            Some(file) => file,
+            None => Rc::new(open_file(&path, create).await?),
         };
-        let end = Cell::new(file.metadata().await?.len());
-        let open = Rc::new(OpenFile { file, end });
-        self.open
-            .borrow_mut()
-            .insert(path.to_owned(), Rc::clone(&open));
-        Ok(open)
+        self.open.borrow_mut().push(Cached {
+            name: name.to_string(),
+            path,
+            file: Rc::clone(&file),
+        });
+        Ok(file)
     }
 
-    /// Runs `op` on the open file at `path`, forgetting the handle if it fails
-    /// (its cached length may no longer match the file).
+    /// Runs `op` on the file `handle` names (`name`, resolved), forgetting
+    /// the handle if it fails (its cached length may no longer match the
+    /// file).
     async fn with_handle<R>(
         &self,
-        path: &Path,
+        name: &str,
+        handle: Handle,
         create: bool,
         op: impl AsyncFnOnce(&OpenFile) -> io::Result<R>,
     ) -> io::Result<R> {
-        let open = self.handle(path, create).await?;
-        let result = op(&open).await;
+        let file = match handle {
+            Handle::Open(file) => file,
+            Handle::Closed(path) => self.open(name, path, create).await?,
+        };
+        let result = op(&file).await;
         if result.is_err() {
-            self.open.borrow_mut().remove(path);
+            self.open
+                .borrow_mut()
+                .retain(|cached| !Rc::ptr_eq(&cached.file, &file));
         }
         result
     }
+}
+
+/// Opens the file at `path` (with `create`, creating it and its directory
+/// durably when missing).
+async fn open_file(path: &Path, create: bool) -> io::Result<OpenFile> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true);
+    let file = match options.open(path).await {
+        Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
+            let dir = parent(path);
+            create_dirs(dir).await?;
+            let file = options.create(true).open(path).await?;
+            fs::sync_dir(dir).await?;
+            file
+        }
+        other => other?,
+    };
+    let end = Cell::new(file.metadata().await?.len());
+    Ok(OpenFile { file, end })
 }
 
 /// Creates `dir` and its missing ancestors, syncing each one's parent.
@@ -119,9 +165,9 @@ impl Disk for SimDisk {
     }
 
     async fn append(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        let path = resolve(&self.root, path)?;
+        let handle = self.lookup(path)?;
         counted(
-            self.with_handle(&path, true, async |open| {
+            self.with_handle(path, handle, true, async |open| {
                 let offset = open.end.get();
                 open.end.set(offset + data.len() as u64);
                 open.file.write_at(data, offset).await.map(drop)
@@ -131,17 +177,17 @@ impl Disk for SimDisk {
     }
 
     async fn sync(&self, path: &str) -> io::Result<()> {
-        let path = resolve(&self.root, path)?;
+        let handle = self.lookup(path)?;
         counted(
-            self.with_handle(&path, false, async |open| open.file.sync_all().await)
+            self.with_handle(path, handle, false, async |open| open.file.sync_all().await)
                 .await,
         )
     }
 
     async fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
-        let path = resolve(&self.root, path)?;
+        let handle = self.lookup(path)?;
         counted(
-            self.with_handle(&path, false, async |open| {
+            self.with_handle(path, handle, false, async |open| {
                 open.file.set_len(len).await?;
                 open.end.set(len);
                 open.file.sync_all().await
@@ -152,7 +198,7 @@ impl Disk for SimDisk {
 
     async fn write_atomic(&self, path: &str, data: &[u8]) -> io::Result<()> {
         let path = resolve(&self.root, path)?;
-        self.open.borrow_mut().remove(&path);
+        self.open.borrow_mut().retain(|cached| cached.path != path);
         counted(replace(&path, data).await)
     }
 }

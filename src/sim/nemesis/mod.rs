@@ -22,7 +22,7 @@ mod node;
 mod process;
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::{BTreeMap, BTreeSet},
     rc::Rc,
     time::Duration,
@@ -173,6 +173,8 @@ pub(super) struct Nemesis {
     watches: Vec<(usize, Watch)>,
     windows: Vec<(String, Duration, Option<Duration>)>,
     pub faults: Vec<ReplicaFaults>,
+    /// Set by a replica's host when its software returned by itself.
+    pub exited: Vec<Rc<Cell<bool>>>,
     probes: Vec<StateProbe>,
     roles: Vec<Roles>,
     pub ledger: Ledger,
@@ -206,6 +208,7 @@ impl Nemesis {
             faults: (0..replicas)
                 .map(|_| ReplicaFaults::new(ledger.clone()))
                 .collect(),
+            exited: (0..replicas).map(|_| Rc::default()).collect(),
             probes,
             roles,
             ledger,
@@ -297,12 +300,13 @@ impl Nemesis {
     }
 
     /// A replica whose software exited (not crashed by us) is restarted, as
-    /// a supervisor would.
+    /// a supervisor would. Called after every step: it reads the flag the
+    /// replica's host sets, not turmoil's host table.
     pub fn supervise(&mut self, sim: &mut turmoil::Sim) {
         for r in 0..self.replicas {
-            if !self.crashed.contains(&r)
+            if self.exited[r].replace(false)
+                && !self.crashed.contains(&r)
                 && !self.lost.contains(&r)
-                && !sim.is_host_running(host(r))
             {
                 tracing::info!(target: "replisim::nemesis", replica = r, "replica software exited; restarting it");
                 trace::add_effect("replica_exits", 1);
