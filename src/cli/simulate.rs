@@ -198,10 +198,10 @@ fn run_and_report(
             println!("trace written:  {}", saved.trace_file.display());
             println!("report: {}", saved.report_file.display());
             println!("reproduce with: {command_line}");
-            println!(
-                "            or: replisim replay {}",
-                saved.scenario_file.display()
-            );
+            let replay = format!("replisim replay {}", saved.scenario_file.display());
+            if replay != command_line {
+                println!("            or: {replay}");
+            }
         }
         Err(error) => {
             eprintln!("warning: could not save the failure: {error}");
