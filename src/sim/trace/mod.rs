@@ -130,6 +130,7 @@ pub(crate) fn register_host(name: &str) {
             runtime: handle.id(),
             name: name.into(),
             since: turmoil::sim_elapsed().unwrap_or_default(),
+            // determinism-ok: a host's tokio clock is paused and driven by turmoil's simulated time
             at: tokio::time::Instant::now(),
         };
         with_state(|state| {
