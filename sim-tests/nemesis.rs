@@ -495,7 +495,7 @@ fn clock_skew_makes_last_writer_wins_lose_acknowledged_writes() {
         scenario.workload.mix = Mix::new([("read", 1), ("write", 2)]);
         scenario.faults = faults;
         let outcome = sim::run_system(&scenario, Rc::new(lww::Lww)).unwrap();
-        let verdict = durability::check(&outcome.history, &outcome.final_reads());
+        let verdict = durability::check(&outcome.history.operations(), &outcome.final_reads());
         (outcome, verdict)
     };
     let (_, in_sync) = run(Vec::new());

@@ -29,7 +29,7 @@ fn ack_before_persist_is_caught_and_shrunk_to_three_faults() {
     )
     .registry(registry.clone())
     .find_violation(space.strategy(), |outcome| {
-        let verdict = durability::check(&outcome.history, &outcome.final_reads());
+        let verdict = durability::check(&outcome.history.operations(), &outcome.final_reads());
         match verdict.is_violation() {
             true => Err(verdict.to_string()),
             false => Ok(()),

@@ -104,29 +104,27 @@ impl Outcome {
 
     /// The values the final reads saw, by key (keys whose read failed are absent).
     pub fn final_reads(&self) -> BTreeMap<String, Option<String>> {
-        let reader = self.scenario.clients as u64;
-        self.history
-            .operations()
-            .into_iter()
-            .filter(|op| op.process == reader && op.is_ok())
-            .map(|op| (op.op.key().to_string(), op.result))
-            .collect()
+        final_values(&self.final_read_operations())
     }
 
     /// The clients' operations, without the final reads.
     pub fn workload_operations(&self) -> Vec<Operation> {
-        let reader = self.scenario.clients as u64;
-        let mut operations = self.history.operations();
-        operations.retain(|op| op.process != reader);
-        operations
+        self.split_operations().0
     }
 
     /// The final reads, as operations (the liveness probes).
     pub fn final_read_operations(&self) -> Vec<Operation> {
+        self.split_operations().1
+    }
+
+    /// The history's operations: the clients', and the final reads (the
+    /// operator's, the process after the last client).
+    fn split_operations(&self) -> (Vec<Operation>, Vec<Operation>) {
         let reader = self.scenario.clients as u64;
-        let mut operations = self.history.operations();
-        operations.retain(|op| op.process == reader);
-        operations
+        self.history
+            .operations()
+            .into_iter()
+            .partition(|op| op.process != reader)
     }
 
     /// Availability, latency and messages per operation before, during and
@@ -162,20 +160,28 @@ impl Outcome {
         self.checked.borrow().as_ref().map(|(_, v)| v.clone())
     }
 
+    /// Every checker, over the history paired into operations once.
     fn check(&self, limits: &SearchLimits) -> Verdicts {
+        let ops = self.history.operations();
+        let (workload, probes) = self.split_operations();
         Verdicts {
             claims: self.claims.clone(),
-            linearizability: self.workload.linearizability(&self.history, limits),
-            durability: self.workload.durability(&self.history, &self.final_reads()),
+            linearizability: self.workload.linearizability(&ops, limits),
+            durability: self.workload.durability(&ops, &final_values(&probes)),
             convergence: convergence::check(&self.replica_states),
-            liveness: liveness::check(
-                &self.workload_operations(),
-                &self.final_read_operations(),
-                &self.fault_windows,
-            ),
-            availability: availability::measure(&self.workload_operations(), &self.fault_windows),
+            liveness: liveness::check(&workload, &probes, &self.fault_windows),
+            availability: availability::measure(&workload, &self.fault_windows),
         }
     }
+}
+
+/// The values the `ok` final reads saw, by key.
+fn final_values(probes: &[Operation]) -> BTreeMap<String, Option<String>> {
+    probes
+        .iter()
+        .filter(|op| op.is_ok())
+        .map(|op| (op.op.key().to_string(), op.result.clone()))
+        .collect()
 }
 
 /// How one check ended, without its evidence.

@@ -9,7 +9,7 @@ use rand::Rng;
 use super::{Workload, WorkloadSpec, client_rng, key};
 use crate::{
     check::{Verdict, counter, durability, explain::NonLinearizable, linearizable::SearchLimits},
-    history::{History, Op},
+    history::{Op, Operation},
 };
 
 /// Adds and reads, checked against an integer counter per key.
@@ -49,17 +49,17 @@ impl Workload for Counter {
 
     fn linearizability(
         &self,
-        history: &History,
+        ops: &[Operation],
         limits: &SearchLimits,
     ) -> Verdict<NonLinearizable> {
-        counter::linearizability(&history.operations(), limits)
+        counter::linearizability(ops, limits)
     }
 
     fn durability(
         &self,
-        history: &History,
+        ops: &[Operation],
         final_reads: &BTreeMap<String, Option<String>>,
     ) -> Verdict<durability::LostWrites> {
-        counter::durability(&history.operations(), final_reads)
+        counter::durability(ops, final_reads)
     }
 }

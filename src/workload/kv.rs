@@ -13,7 +13,7 @@ use crate::{
     check::{
         Verdict, durability, explain::NonLinearizable, linearizable, linearizable::SearchLimits,
     },
-    history::{Format, History, Op},
+    history::{Format, Op, Operation},
 };
 
 /// Reads, writes, appends and compare-and-sets, checked against a
@@ -68,17 +68,17 @@ impl Workload for KeyValue {
 
     fn linearizability(
         &self,
-        history: &History,
+        ops: &[Operation],
         limits: &SearchLimits,
     ) -> Verdict<NonLinearizable> {
-        linearizable::check_history(history, &Format::Json.conventions(), limits)
+        linearizable::check_operations(ops, &Format::Json.conventions(), limits)
     }
 
     fn durability(
         &self,
-        history: &History,
+        ops: &[Operation],
         final_reads: &BTreeMap<String, Option<String>>,
     ) -> Verdict<durability::LostWrites> {
-        durability::check(history, final_reads)
+        durability::check(ops, final_reads)
     }
 }

@@ -19,7 +19,7 @@
 //! use std::collections::BTreeMap;
 //! use replisim::check::{Verdict, durability, explain::NonLinearizable};
 //! use replisim::check::linearizable::SearchLimits;
-//! use replisim::history::{History, Op};
+//! use replisim::history::{Op, Operation};
 //! use replisim::workload::{Workload, WorkloadSpec, key};
 //!
 //! /// Clients toggle a flag and read it.
@@ -33,10 +33,10 @@
 //!             .map(|n| Op::Call { key: key(n % spec.keys), name: "toggle".into(), arg: None, value: None })
 //!             .collect()
 //!     }
-//!     fn linearizability(&self, _history: &History, _limits: &SearchLimits) -> Verdict<NonLinearizable> {
+//!     fn linearizability(&self, _ops: &[Operation], _limits: &SearchLimits) -> Verdict<NonLinearizable> {
 //!         Verdict::Unknown("flags have no model yet".into())
 //!     }
-//!     fn durability(&self, _history: &History, _final: &BTreeMap<String, Option<String>>)
+//!     fn durability(&self, _ops: &[Operation], _final: &BTreeMap<String, Option<String>>)
 //!         -> Verdict<durability::LostWrites> {
 //!         Verdict::Ok
 //!     }
@@ -61,7 +61,7 @@ pub use set::Set;
 
 use crate::{
     check::{Verdict, durability, explain::NonLinearizable, linearizable::SearchLimits},
-    history::{History, Op},
+    history::{Op, Operation},
 };
 
 /// A family of client operations, their generation and their checks.
@@ -87,16 +87,17 @@ pub trait Workload {
             .collect()
     }
 
-    /// Linearizability of the whole history (final reads included)
-    /// against this workload's sequential model.
-    fn linearizability(&self, history: &History, limits: &SearchLimits)
+    /// Linearizability of the whole history's operations (final reads
+    /// included, as [`History::operations`] pairs them) against this
+    /// workload's sequential model.
+    fn linearizability(&self, ops: &[Operation], limits: &SearchLimits)
     -> Verdict<NonLinearizable>;
 
-    /// Whether every acknowledged mutation is reflected in the final
-    /// reads (key to value; keys whose final read failed are absent).
+    /// Whether every acknowledged mutation among `ops` is reflected in the
+    /// final reads (key to value; keys whose final read failed are absent).
     fn durability(
         &self,
-        history: &History,
+        ops: &[Operation],
         final_reads: &BTreeMap<String, Option<String>>,
     ) -> Verdict<durability::LostWrites>;
 

@@ -9,7 +9,7 @@ use rand::Rng;
 use super::{Workload, WorkloadSpec, client_rng, key};
 use crate::{
     check::{Verdict, durability, explain::NonLinearizable, linearizable::SearchLimits, set},
-    history::{History, Op},
+    history::{Op, Operation},
 };
 
 /// Inserts, removes and reads, checked against a set of strings per key.
@@ -53,17 +53,17 @@ impl Workload for Set {
 
     fn linearizability(
         &self,
-        history: &History,
+        ops: &[Operation],
         limits: &SearchLimits,
     ) -> Verdict<NonLinearizable> {
-        set::linearizability(&history.operations(), limits)
+        set::linearizability(ops, limits)
     }
 
     fn durability(
         &self,
-        history: &History,
+        ops: &[Operation],
         final_reads: &BTreeMap<String, Option<String>>,
     ) -> Verdict<durability::LostWrites> {
-        set::durability(&history.operations(), final_reads)
+        set::durability(ops, final_reads)
     }
 }
