@@ -252,7 +252,6 @@ struct RunResult {
     faults: BTreeMap<String, FaultCount>,
     availability: AvailabilityCounts,
     violated: bool,
-    saved: Option<PathBuf>,
 }
 
 /// Why a sweep could not run or summaries could not be merged.
@@ -328,9 +327,14 @@ pub fn sweep(
             }
             summary.availability.add(r.availability);
             if r.violated && summary.first_violation_run.is_none() {
-                summary.first_violation = r.saved;
                 summary.first_violation_run = Some(i);
             }
+        }
+        // Only the first violation is saved: its trace and report mean a
+        // recorded rerun, which the other violations need not pay for.
+        if let Some(i) = summary.first_violation_run {
+            let scenario = scenarios.iter().find(|(j, _)| *j == i).map(|(_, s)| s);
+            summary.first_violation = scenario.and_then(|s| save_violation(&config.registry, s));
         }
         systems.push(summary);
     }
@@ -375,18 +379,8 @@ fn run_all(
 }
 
 fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepError> {
-    let system = registry.system_for(scenario)?;
-    let outcome = sim::run_system(scenario, system.clone())?;
+    let outcome = sim::run_system(scenario, registry.system_for(scenario)?)?;
     let verdicts = outcome.verdicts_within(&SearchLimits::DETERMINISTIC);
-    let violated = verdicts.violated();
-    let saved = if violated {
-        let dir = repro::output_dir().join("explore");
-        repro::save_failure(&outcome, system, &dir, crate::report::render_outcome)
-            .ok()
-            .map(|saved| saved.scenario_file)
-    } else {
-        None
-    };
     Ok(RunResult {
         statuses: Guarantee::ALL
             .into_iter()
@@ -397,9 +391,19 @@ fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepE
             overall: verdicts.availability.overall,
             during_faults: verdicts.availability.during_faults,
         },
-        violated,
-        saved,
+        violated: verdicts.violated(),
     })
+}
+
+/// Runs a violating scenario again and saves it with its trace and report;
+/// the scenario file, if saving worked.
+fn save_violation(registry: &Registry, scenario: &Scenario) -> Option<PathBuf> {
+    let system = registry.system_for(scenario).ok()?;
+    let outcome = sim::run_system(scenario, system.clone()).ok()?;
+    let dir = repro::output_dir().join("explore");
+    repro::save_failure(&outcome, system, &dir, crate::report::render_outcome)
+        .ok()
+        .map(|saved| saved.scenario_file)
 }
 
 impl SweepSummary {
