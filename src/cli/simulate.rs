@@ -237,26 +237,18 @@ fn print_report(outcome: &Outcome, verdicts: &sim::Verdicts) {
     for phase in outcome.phases() {
         println!("  {phase}");
     }
-    if !outcome.stats.effects.is_empty() {
-        let effects: Vec<String> = outcome
-            .stats
-            .effects
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        println!("effects: {}", effects.join(" "));
-    }
-    if !outcome.stats.faults.is_empty() {
-        let faults: Vec<String> = outcome
-            .stats
-            .faults
-            .iter()
-            .map(|(kind, count)| format!("{kind}={count}"))
-            .collect();
-        println!("faults fired/effective: {}", faults.join(" "));
-    }
+    print_counts("effects", &outcome.stats.effects);
+    print_counts("faults fired/effective", &outcome.stats.faults);
     if let Some(inert) = sim::inert_faults(&outcome.stats.faults) {
         println!("warning: fault kinds that fired and were never effective: {inert}");
     }
     println!("digest: {}", outcome.digest_hex());
+}
+
+/// `title: key=value key=value ...`, unless there is nothing to show.
+fn print_counts(title: &str, counts: &std::collections::BTreeMap<String, impl std::fmt::Display>) {
+    if !counts.is_empty() {
+        let items: Vec<String> = counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("{title}: {}", items.join(" "));
+    }
 }
