@@ -100,7 +100,11 @@ impl Tally {
         self.cases += 1;
         if let Some(outcome) = outcome {
             self.exploration.add(outcome);
-            if outcome.checked_verdicts().is_some_and(|v| v.unknown()) {
+            let checked = outcome.checked.borrow();
+            if checked
+                .as_ref()
+                .is_some_and(|(_, verdicts)| verdicts.unknown())
+            {
                 self.unknown += 1;
             }
         }
