@@ -81,9 +81,21 @@ fn the_summary_names_each_system_with_its_claims_checks_and_faults() {
         assert_eq!(system["bug"], Value::Null);
         assert_eq!(
             system["claims"],
-            serde_json::json!(["linearizable", "durable", "convergent", "live"])
+            serde_json::json!([
+                "linearizable",
+                "durable",
+                "convergent",
+                "live",
+                "no-unexpected-exit"
+            ])
         );
-        for check in ["linearizable", "durable", "convergent", "live"] {
+        for check in [
+            "linearizable",
+            "durable",
+            "convergent",
+            "live",
+            "no-unexpected-exit",
+        ] {
             let counts = &system["checks"][check];
             let total: u64 = ["ok", "violated", "unknown"]
                 .iter()
@@ -93,6 +105,12 @@ fn the_summary_names_each_system_with_its_claims_checks_and_faults() {
         }
         let crash = &system["faults"]["crash"];
         assert!(crash["fired"].as_u64().unwrap() >= crash["effective"].as_u64().unwrap());
+        assert!(system["exits"]["expected"].is_u64(), "{}", system["exits"]);
+        assert!(
+            system["exits"]["unexpected"].is_u64(),
+            "{}",
+            system["exits"]
+        );
         assert!(system.get("first_violation").is_some());
     }
 }

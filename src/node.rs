@@ -55,7 +55,11 @@ use crate::{
 
 use crate::check::convergence::ReplicaState;
 
-/// What a replica's host future ends with; an error fails the run.
+/// What a replica's software returns with. The harness restarts it and
+/// judges the exit ([`Guarantee::NoUnexpectedExit`]): an error whose chain
+/// holds an injected disk I/O error ([`crate::storage::InjectedIoError`];
+/// keep the disk's error as your error's source) is an expected fail-stop;
+/// any other error, or a return without one, is unexpected.
 pub type NodeResult = Result<(), Box<dyn std::error::Error>>;
 
 /// The port replicas listen on inside a simulation.
@@ -213,8 +217,8 @@ pub struct Declaration {
 
 impl Default for Declaration {
     /// Any cluster of 1 to 64 replicas, no roles, no quorum, claiming the
-    /// safety guarantees (linearizable, durable, convergent; add
-    /// [`Guarantee::Live`] to claim liveness too), no operator.
+    /// safety guarantees (linearizable, durable, convergent, no unexpected
+    /// exit; add [`Guarantee::Live`] to claim liveness too), no operator.
     fn default() -> Self {
         Declaration {
             replicas: 1..=64,
@@ -284,7 +288,8 @@ pub trait System {
     }
 
     /// The replica's software: runs until the host crashes. Called again on
-    /// every restart, with the same disk.
+    /// every restart, with the same disk; if it returns, the harness
+    /// restarts it at once and judges the exit (see [`NodeResult`]).
     fn replica(&self, node: NodeContext) -> LocalBoxFuture<'static, NodeResult>;
 
     /// A client connection.

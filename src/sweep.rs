@@ -19,8 +19,10 @@
 //! --json`): `{"seed":…, "options":{…}, "systems":[{"system":"sync",
 //! "bug":null, "runs":200, "claims":[…], "checks":{"linearizable":{"ok":…,
 //! "violated":…, "unknown":…}, …}, "faults":{"crash":{"fired":…,
-//! "effective":…}, …}, "first_violation":"PATH or null", …}]}` (a fault
-//! count also has `"not_applicable"` when some firings could not apply).
+//! "effective":…}, …}, "exits":{"expected":…, "unexpected":…},
+//! "first_violation":"PATH or null", …}]}` (a fault count also has
+//! `"not_applicable"` when some firings could not apply; `exits` counts the
+//! replicas' exits over all runs, see [`crate::check::exits`]).
 //! The printed summary ends with a warning per system whose sweep had
 //! inert fault kinds: fired, and never effective in any run.
 
@@ -40,7 +42,7 @@ use proptest::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    check::{Guarantee, availability::Counts, linearizable::SearchLimits},
+    check::{Guarantee, availability::Counts, exits::ExitCounts, linearizable::SearchLimits},
     registry::{Registry, SystemError},
     sim::{self, FaultCount, RunError, Scenario, Status, inert_faults, repro},
     strategy::{FaultKinds, ScenarioSpace},
@@ -190,6 +192,9 @@ pub struct SystemSummary {
     /// Faults fired, effective and not applicable over all runs, by kind.
     pub faults: BTreeMap<String, FaultCount>,
     pub availability: AvailabilityCounts,
+    /// The replicas' exits over all runs, expected and not.
+    #[serde(default)]
+    pub exits: ExitCounts,
     /// The first run (in scenario order) that violated a claimed guarantee,
     /// saved for `replisim replay` (its HTML report beside it, `.html`).
     pub first_violation: Option<PathBuf>,
@@ -207,6 +212,7 @@ impl SystemSummary {
             checks: BTreeMap::new(),
             faults: BTreeMap::new(),
             availability: AvailabilityCounts::default(),
+            exits: ExitCounts::default(),
             first_violation: None,
             first_violation_run: None,
         }
@@ -227,6 +233,7 @@ impl SystemSummary {
             self.faults.entry(kind.clone()).or_default().add(*count);
         }
         self.availability.add(other.availability);
+        self.exits.add(other.exits);
         let earlier = match (other.first_violation_run, self.first_violation_run) {
             (Some(theirs), Some(ours)) => theirs < ours,
             (theirs, ours) => theirs.is_some() && ours.is_none(),
@@ -251,6 +258,7 @@ struct RunResult {
     statuses: Vec<(Guarantee, Status)>,
     faults: BTreeMap<String, FaultCount>,
     availability: AvailabilityCounts,
+    exits: ExitCounts,
     violated: bool,
 }
 
@@ -326,6 +334,7 @@ pub fn sweep(
                 summary.faults.entry(kind).or_default().add(count);
             }
             summary.availability.add(r.availability);
+            summary.exits.add(r.exits);
             if r.violated && summary.first_violation_run.is_none() {
                 summary.first_violation_run = Some(i);
             }
@@ -387,6 +396,7 @@ fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepE
             .map(|g| (g, verdicts.status(g)))
             .collect(),
         faults: outcome.stats.faults,
+        exits: outcome.stats.exits,
         availability: AvailabilityCounts {
             overall: verdicts.availability.overall,
             during_faults: verdicts.availability.during_faults,
@@ -472,13 +482,14 @@ impl fmt::Display for SweepSummary {
         writeln!(f)?;
         writeln!(
             f,
-            "{:<14} {:>5} {:>13} {:>10} {:>11} {:>10} {:>8} {:>8} {:>15}",
+            "{:<14} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>8} {:>8} {:>15}",
             "system",
             "runs",
             "linearizable",
             "durable",
             "convergent",
             "live",
+            "no-unexpected-exit",
             "unknown",
             "ok",
             "ok under fault"
@@ -504,13 +515,14 @@ impl fmt::Display for SweepSummary {
             };
             writeln!(
                 f,
-                "{:<14} {:>5} {:>13} {:>10} {:>11} {:>10} {:>8} {:>7.1}% {:>14.1}%",
+                "{:<14} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>8} {:>7.1}% {:>14.1}%",
                 name,
                 s.runs,
                 held(Guarantee::Linearizable),
                 held(Guarantee::Durable),
                 held(Guarantee::Convergent),
                 held(Guarantee::Live),
+                held(Guarantee::NoUnexpectedExit),
                 unknown,
                 s.availability.overall.ok_ratio() * 100.0,
                 s.availability.during_faults.ok_ratio() * 100.0
@@ -526,6 +538,11 @@ impl fmt::Display for SweepSummary {
                     s.system,
                     file.with_extension("html").display()
                 )?;
+            }
+        }
+        for s in &self.systems {
+            if s.exits != ExitCounts::default() {
+                writeln!(f, "{}: replica exits: {}", s.system, s.exits)?;
             }
         }
         for s in &self.systems {

@@ -15,8 +15,8 @@
 //!    reruns exactly that case.
 //!
 //! Over every run (the corpus's and the cases explored) the explorer adds
-//! up the faults fired and effective by kind, and returns them as an
-//! [`Exploration`]. A kind that fired and was never effective is inert: the
+//! up the faults fired and effective by kind and the replicas' exits
+//! (expected and unexpected), and returns them as an [`Exploration`]. A kind that fired and was never effective is inert: the
 //! test tested less than its scenarios say (a fault aimed at a role nobody
 //! holds, duplication of a system whose messages replisim cannot see, a
 //! clock skew on a system that never reads its clock). The summary printed

@@ -15,6 +15,8 @@
 //! - [`stats`]: availability and latency per fault phase;
 //! - [`durability`]: every acknowledged write survives in the final state;
 //! - [`convergence`]: replicas hold equal states after heal and quiesce;
+//! - [`exits`]: every exit of a replica's software is a fail-stop on an
+//!   injected fault;
 //! - [`counter`]: counter histories (add, read): the [`counter::CounterModel`]
 //!   model, linearizability and durability (every acknowledged add counted);
 //! - [`set`]: set histories (insert, remove, read): the [`set::SetModel`] model,
@@ -34,6 +36,7 @@ pub mod bench;
 pub mod convergence;
 pub mod counter;
 pub mod durability;
+pub mod exits;
 pub mod explain;
 mod file;
 pub mod linearizable;
@@ -67,32 +70,39 @@ pub enum Guarantee {
     Convergent,
     /// The system serves requests again after the faults healed.
     Live,
+    /// Every exit of a replica's software is a fail-stop on an injected
+    /// fault (see [`exits`]).
+    NoUnexpectedExit,
 }
 
 impl Guarantee {
     /// Every guarantee, in report order.
-    pub const ALL: [Guarantee; 4] = [
+    pub const ALL: [Guarantee; 5] = [
         Guarantee::Linearizable,
         Guarantee::Durable,
         Guarantee::Convergent,
         Guarantee::Live,
+        Guarantee::NoUnexpectedExit,
     ];
 
     /// The safety guarantees: nothing bad happens (every guarantee but
     /// liveness).
-    pub const SAFETY: [Guarantee; 3] = [
+    pub const SAFETY: [Guarantee; 4] = [
         Guarantee::Linearizable,
         Guarantee::Durable,
         Guarantee::Convergent,
+        Guarantee::NoUnexpectedExit,
     ];
 
-    /// The name in reports and JSON: `linearizable`, `durable`, `convergent`.
+    /// The name in reports and JSON: `linearizable`, `durable`,
+    /// `convergent`, `live`, `no-unexpected-exit`.
     pub fn name(self) -> &'static str {
         match self {
             Guarantee::Linearizable => "linearizable",
             Guarantee::Durable => "durable",
             Guarantee::Convergent => "convergent",
             Guarantee::Live => "live",
+            Guarantee::NoUnexpectedExit => "no-unexpected-exit",
         }
     }
 }

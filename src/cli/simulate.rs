@@ -1,5 +1,5 @@
 //! `replisim run` and `replisim replay`: one simulated scenario, its
-//! verdicts, statistics and digest; on failure the saved scenario, its
+//! verdicts, statistics, the replicas' exits and digest; on failure the saved scenario, its
 //! trace, its HTML report and the command that reproduces it.
 
 use std::{
@@ -8,6 +8,7 @@ use std::{
 };
 
 use crate::{
+    check::exits,
     registry::Registry,
     report,
     sim::{self, Fault, Outcome, Scenario, ScheduledFault, Target, repro},
@@ -242,7 +243,28 @@ fn print_report(outcome: &Outcome, verdicts: &sim::Verdicts) {
     if let Some(inert) = sim::inert_faults(&outcome.stats.faults) {
         println!("warning: fault kinds that fired and were never effective: {inert}");
     }
+    print_exits(outcome);
     println!("digest: {}", outcome.digest_hex());
+}
+
+/// `exits: 1 expected, 3 unexpected`, then a line per replica and kind,
+/// unless no replica exited.
+fn print_exits(outcome: &Outcome) {
+    if outcome.exits.is_empty() {
+        return;
+    }
+    println!("exits: {}", outcome.stats.exits);
+    for (kind, expected) in [("expected", true), ("unexpected", false)] {
+        let some: Vec<exits::Exit> = outcome
+            .exits
+            .iter()
+            .filter(|exit| exit.expected == expected)
+            .cloned()
+            .collect();
+        for line in exits::per_replica(&some) {
+            println!("  {kind}: {line}");
+        }
+    }
 }
 
 /// `title: key=value key=value ...`, unless there is nothing to show.

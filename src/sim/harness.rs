@@ -9,7 +9,9 @@
 //! a channel, the way an operator reacts to a pager, and is started on
 //! first use; clients of such systems learn the primary from the shared
 //! [`Directory`]. A replica whose software returns is restarted at once, as
-//! a supervisor would.
+//! a supervisor would, and the exit is recorded with its cause: expected
+//! when the error's chain holds an I/O error the simulated disk injected
+//! ([`InjectedIoError`]), unexpected otherwise (see [`crate::check::exits`]).
 //!
 //! Before anything runs, the scenario is checked against the system's
 //! [`Declaration`]: the cluster size, the workload's mix and the roles
@@ -32,13 +34,14 @@ use super::{
     trace,
 };
 use crate::{
+    check::exits::{Exit, ExitCounts},
     history::{History, Op},
     net::SimNetwork,
     node::{
-        ClientContext, Declaration, Directory, KvClient, NodeContext, REPLICA_PORT, Roles,
-        StateProbe, System,
+        ClientContext, Declaration, Directory, KvClient, NodeContext, NodeResult, REPLICA_PORT,
+        Roles, StateProbe, System,
     },
-    storage::SimDisk,
+    storage::{InjectedIoError, SimDisk},
     workload::Workload,
 };
 
@@ -184,6 +187,8 @@ struct Harness<'a> {
     /// Each replica's roles as last seen, and every change seen.
     roles_seen: Vec<BTreeMap<String, u64>>,
     role_changes: Vec<RoleChange>,
+    /// Every exit of a replica's software, as its host recorded it.
+    exits: Rc<RefCell<Vec<Exit>>>,
     nemesis: Nemesis,
     directory: Directory,
     history: Rc<RefCell<History>>,
@@ -222,6 +227,7 @@ impl<'a> Harness<'a> {
             roles_seen: vec![BTreeMap::new(); roles.len()],
             roles,
             role_changes: Vec::new(),
+            exits: Rc::default(),
             directory: Directory::default(),
             history: Rc::default(),
             clients_done: Rc::default(),
@@ -408,6 +414,7 @@ impl<'a> Harness<'a> {
         let roles = self.roles[id].clone();
         let faults = self.nemesis.faults[id].clone();
         let exited = self.nemesis.exited[id].clone();
+        let exits = self.exits.clone();
         let duplication = self.nemesis.duplication(Some(id));
         let name = host(id);
         sim.host(name.clone(), move || {
@@ -423,11 +430,14 @@ impl<'a> Harness<'a> {
             let software = system.replica(node);
             let name = name.clone();
             let exited = exited.clone();
+            let exits = exits.clone();
             async move {
                 trace::register_host(&name);
-                if let Err(error) = software.await {
+                let result = software.await;
+                if let Err(error) = &result {
                     tracing::warn!(target: "replisim::harness", %error, "replica software failed");
                 }
+                exits.borrow_mut().push(exit_of(id, &result));
                 exited.set(true);
                 Ok(())
             }
@@ -497,6 +507,7 @@ impl<'a> Harness<'a> {
             .map(|id| (id, self.probes[id].read()))
             .collect();
         let history = self.history.borrow().clone();
+        let exits = self.exits.take();
         Outcome {
             scenario: self.scenario.clone(),
             claims: self.declaration.claims.clone(),
@@ -514,7 +525,9 @@ impl<'a> Harness<'a> {
                 faults: Default::default(),
                 trace_events: 0,
                 effects: Default::default(),
+                exits: ExitCounts::of(&exits),
             },
+            exits,
             message_times: Vec::new(),
             digest: 0,
             checked: RefCell::default(),
@@ -585,6 +598,21 @@ impl Operator {
 fn skip(fault: &ScheduledFault) {
     tracing::info!(target: "replisim::nemesis", fault = %fault.fault, "no replica holds the role; fault skipped");
     trace::add_effect("faults_skipped", 1);
+}
+
+/// The record of replica `replica`'s software returning `result`, now:
+/// expected when its error's chain holds an injected I/O error.
+fn exit_of(replica: usize, result: &NodeResult) -> Exit {
+    let (cause, expected) = match result {
+        Ok(()) => ("returned without an error".to_string(), false),
+        Err(error) => (error.to_string(), InjectedIoError::in_chain(&**error)),
+    };
+    Exit {
+        replica,
+        time: turmoil::sim_elapsed().unwrap_or_default().as_nanos() as u64,
+        cause,
+        expected,
+    }
 }
 
 /// Performs one operation and records it in the history.

@@ -1,7 +1,8 @@
 //! [`Outcome`]: what a run produced, and the [`Verdicts`] the checkers
 //! reach on it. The workload's own checks judge the history
 //! (linearizability against its model, durability); convergence compares
-//! the replicas' published states. Only the guarantees the system claims
+//! the replicas' published states; every exit of a replica's software is
+//! judged expected or not. Only the guarantees the system claims
 //! can fail a run; the others are computed and shown apart.
 
 use std::{cell::RefCell, collections::BTreeMap, fmt, rc::Rc};
@@ -13,6 +14,7 @@ use crate::{
     check::convergence::ReplicaState,
     check::{
         Guarantee, Verdict, availability, convergence, durability,
+        exits::{self, Exit, ExitCounts},
         explain::NonLinearizable,
         linearizable::SearchLimits,
         liveness,
@@ -55,6 +57,9 @@ pub struct RunStats {
     /// What the faults did, by kind (see [`crate::effect`]): nodes crashed,
     /// messages dropped, connections broken, disk bytes dropped...
     pub effects: BTreeMap<String, u64>,
+    /// Exits of the replicas' software, expected and not.
+    #[serde(default)]
+    pub exits: ExitCounts,
 }
 
 /// A replica took a role in an epoch (`Some`), or gave it up (`None`), at
@@ -84,6 +89,8 @@ pub struct Outcome {
     pub fault_windows: Vec<FaultWindow>,
     /// Every role a replica took or gave up, in order.
     pub role_changes: Vec<RoleChange>,
+    /// Every exit of a replica's software, in order.
+    pub exits: Vec<Exit>,
     /// Whether the final reads finished within their limit.
     pub final_reads_done: bool,
     pub stats: RunStats,
@@ -170,6 +177,7 @@ impl Outcome {
             durability: self.workload.durability(&ops, &final_values(&probes)),
             convergence: convergence::check(&self.replica_states),
             liveness: liveness::check(&workload, &probes, &self.fault_windows),
+            exits: exits::check(&self.exits),
             availability: availability::measure(&workload, &self.fault_windows),
         }
     }
@@ -214,6 +222,9 @@ pub struct Verdicts {
     pub convergence: Verdict<convergence::Disagreement>,
     /// Whether the system served the final reads after the faults healed.
     pub liveness: Verdict<liveness::Stall>,
+    /// Whether every exit of a replica's software was a fail-stop on an
+    /// injected fault.
+    pub exits: Verdict<exits::UnexpectedExits>,
     pub availability: availability::Availability,
 }
 
@@ -225,15 +236,19 @@ impl Verdicts {
             Guarantee::Durable => (&self.durability).into(),
             Guarantee::Convergent => (&self.convergence).into(),
             Guarantee::Live => (&self.liveness).into(),
+            Guarantee::NoUnexpectedExit => (&self.exits).into(),
         }
     }
 
-    fn describe(&self, guarantee: Guarantee) -> String {
+    /// The check of `guarantee` as one line: `ok`, `violation: …`,
+    /// `unknown: …`.
+    pub fn describe(&self, guarantee: Guarantee) -> String {
         match guarantee {
             Guarantee::Linearizable => self.linearizability.to_string(),
             Guarantee::Durable => self.durability.to_string(),
             Guarantee::Convergent => self.convergence.to_string(),
             Guarantee::Live => self.liveness.to_string(),
+            Guarantee::NoUnexpectedExit => self.exits.to_string(),
         }
     }
 

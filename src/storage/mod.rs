@@ -4,7 +4,8 @@
 //! atomically replaced metadata file built on top of it.
 //!
 //! Who owns what:
-//! - `mod.rs`: the [`Disk`] contract, [`StorageError`], path validation.
+//! - `mod.rs`: the [`Disk`] contract, [`StorageError`], [`InjectedIoError`],
+//!   path validation.
 //! - `sim.rs`: [`SimDisk`], turmoil's simulated filesystem (inside a host only).
 //! - `real.rs`: [`RealDisk`], `std::fs` with `fsync` of files and directories.
 //! - `wal.rs`: [`Wal`], the checksummed append-only record log, its framing
@@ -103,6 +104,39 @@ pub enum StorageError {
     /// unknown: reopen it to recover.
     #[error("{path} is unusable after an earlier I/O error; reopen it")]
     Poisoned { path: String },
+}
+
+/// The mark of an I/O error the simulation injected (the `io-errors` disk
+/// fault class), not one the system caused: [`SimDisk`] returns turmoil's
+/// injected errors as an [`io::Error`] wrapping this. A replica that stops
+/// on such an error, keeping it as its error's source, fail-stops as
+/// expected; the harness tells it from an unexpected exit with
+/// [`InjectedIoError::in_chain`].
+///
+/// ```
+/// use replisim::storage::{InjectedIoError, StorageError};
+///
+/// let injected = std::io::Error::other(InjectedIoError);
+/// let failed = StorageError::Io { path: "wal".into(), source: injected };
+/// assert!(InjectedIoError::in_chain(&failed));
+/// let refused = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+/// assert!(!InjectedIoError::in_chain(&refused));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("injected I/O error")]
+pub struct InjectedIoError;
+
+impl InjectedIoError {
+    /// Whether `error` or one of its sources is an injected I/O error
+    /// (directly, or inside an [`io::Error`]).
+    pub fn in_chain(error: &(dyn std::error::Error + 'static)) -> bool {
+        std::iter::successors(Some(error), |e| e.source()).any(|e| {
+            e.is::<InjectedIoError>()
+                || e.downcast_ref::<io::Error>()
+                    .and_then(io::Error::get_ref)
+                    .is_some_and(|inner| inner.is::<InjectedIoError>())
+        })
+    }
 }
 
 impl StorageError {

@@ -14,7 +14,7 @@
 //! the length; the entry is dropped on any error or replacement and
 //! reopened on demand.
 
-use super::{Disk, missing_dirs, parent, resolve, temp_path};
+use super::{Disk, InjectedIoError, missing_dirs, parent, resolve, temp_path};
 use crate::effect;
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -146,12 +146,26 @@ async fn create_dirs(dir: &Path) -> io::Result<()> {
 }
 
 /// Counts an I/O error handed to the node's code (the disk fault classes'
-/// effect; see [`crate::effect`]).
+/// effect; see [`crate::effect`]), marking turmoil's injected ones as
+/// [`InjectedIoError`].
 fn counted<T>(result: io::Result<T>) -> io::Result<T> {
-    if result.is_err() {
+    result.map_err(|error| {
         effect::record("disk_io_errors", 1);
-    }
-    result
+        match is_injected(&error) {
+            true => io::Error::other(InjectedIoError),
+            false => error,
+        }
+    })
+}
+
+/// Whether turmoil injected `error` (its `io_error_probability`): turmoil
+/// 0.7 fails the read or write with `io::Error::other("I/O error")`, and
+/// nothing else in its filesystem does (a test below pins it).
+fn is_injected(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::Other
+        && error
+            .get_ref()
+            .is_some_and(|inner| inner.to_string() == "I/O error")
 }
 
 #[async_trait::async_trait(?Send)]
@@ -325,6 +339,24 @@ mod tests {
         sim.bounce("node");
         run_until_done(&mut sim);
         found.take().expect("the restarted host reported")
+    }
+
+    /// Turmoil's injected I/O errors come back marked as injected; the
+    /// errors a node causes itself (syncing a file it never wrote) do not.
+    #[test]
+    fn injected_io_errors_are_marked_and_others_are_not() {
+        let mut builder = turmoil::Builder::new();
+        builder.fs().io_error_probability(1.0);
+        let mut sim = builder.build();
+        sim.client("node", async {
+            let disk = SimDisk::new(ROOT);
+            let injected = disk.append("wal", b"x").await.unwrap_err();
+            assert!(InjectedIoError::in_chain(&injected), "{injected:?}");
+            let own = disk.sync("never-written").await.unwrap_err();
+            assert!(!InjectedIoError::in_chain(&own), "{own:?}");
+            Ok(())
+        });
+        sim.run().unwrap();
     }
 
     #[test]

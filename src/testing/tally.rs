@@ -1,12 +1,16 @@
 //! What one exploration did: [`Exploration`] (runs and their faults, which
 //! the explorer returns and judges for inert kinds), and the line it
 //! prints: cases run, unknown verdicts, faults fired and effective per kind,
-//! wall time and cases per second; and, when it failed, at which case and
+//! the replicas' exits (expected and unexpected), wall time and cases per
+//! second; and, when it failed, at which case and
 //! how long shrinking took.
 
 use std::{cell::RefCell, collections::BTreeMap, fmt, time::Instant};
 
-use crate::sim::{FaultCount, Outcome};
+use crate::{
+    check::exits::ExitCounts,
+    sim::{FaultCount, Outcome},
+};
 
 /// What an exploration ran: how many runs, and the faults of all of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -15,6 +19,8 @@ pub struct Exploration {
     pub runs: u64,
     /// Faults fired, effective and not applicable, by kind, over every run.
     pub faults: BTreeMap<String, FaultCount>,
+    /// The replicas' exits over every run, expected and unexpected.
+    pub exits: ExitCounts,
 }
 
 impl Exploration {
@@ -32,10 +38,12 @@ impl Exploration {
         for (kind, count) in &outcome.stats.faults {
             self.faults.entry(kind.clone()).or_default().add(*count);
         }
+        self.exits.add(outcome.stats.exits);
     }
 }
 
-/// `N runs; faults fired/effective: crash=3/2 duplicate=not applicable (1 fired)`.
+/// `N runs; faults fired/effective: crash=3/2 duplicate=not applicable (1
+/// fired); exits: 2 expected, 0 unexpected`.
 impl fmt::Display for Exploration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} runs; faults fired/effective:", self.runs)?;
@@ -45,7 +53,7 @@ impl fmt::Display for Exploration {
         for (kind, count) in &self.faults {
             write!(f, " {kind}={count}")?;
         }
-        Ok(())
+        write!(f, "; exits: {}", self.exits)
     }
 }
 

@@ -148,6 +148,8 @@ pub(super) struct Replica {
     pub last_tx: watch::Sender<u64>,
     /// Set when the disk failed: the replica stops (fail-stop).
     failed: Notify,
+    /// The disk's first failure, which the replica stops with.
+    failure: RefCell<Option<StorageError>>,
     /// Where it publishes whether it is the primary, and in which epoch.
     roles: Roles,
 }
@@ -195,6 +197,7 @@ pub(super) async fn run(
         commit_tx: watch::Sender::new(commit),
         last_tx: watch::Sender::new(last),
         failed: Notify::new(),
+        failure: RefCell::new(None),
         roles: node.roles.clone(),
     });
     replica.publish_role();
@@ -219,7 +222,12 @@ pub(super) async fn run(
             tracing::warn!(target: "replisim::engine", "stopping after a disk failure");
         }
     }
-    Ok(())
+    // The disk's error, kept whole: the harness tells a fail-stop on an
+    // injected I/O error from its chain.
+    match replica.failure.take() {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
+    }
 }
 
 impl Replica {
@@ -258,10 +266,12 @@ impl Replica {
     }
 
     /// Records a disk failure: the replica stops serving (fail-stop).
-    fn disk_failed(&self, error: &StorageError) -> String {
+    fn disk_failed(&self, error: StorageError) -> String {
         tracing::warn!(target: "replisim::engine", %error, "disk failure");
+        let text = format!("disk failure: {error}");
+        self.failure.borrow_mut().get_or_insert(error);
         self.failed.notify_one();
-        format!("disk failure: {error}")
+        text
     }
 
     async fn client_op(self: &Rc<Self>, op: Op, at_backup: bool, id: RequestId) -> Completion {
@@ -298,7 +308,7 @@ impl Replica {
                 }
             };
             if let Err(error) = wal.append_sync(&entry).await {
-                return Completion::Info(self.disk_failed(&error));
+                return Completion::Info(self.disk_failed(error));
             }
             let mut state = self.state.borrow_mut();
             state.waiting.insert(entry.index);
@@ -363,7 +373,7 @@ impl Replica {
         if self.bug == Some(Bug::AckBeforePersist)
             && let Err(error) = wal.sync().await
         {
-            return Response::Refused(self.disk_failed(&error));
+            return Response::Refused(self.disk_failed(error));
         }
         let (known_epoch, last) = {
             let state = self.state.borrow();
@@ -385,7 +395,7 @@ impl Replica {
                 members: current.members,
             };
             if let Err(error) = self.meta_file.store(&meta).await {
-                return Response::Refused(self.disk_failed(&error));
+                return Response::Refused(self.disk_failed(error));
             }
             tracing::info!(target: "replisim::engine", epoch, primary = from, "following a new primary");
             self.state.borrow_mut().meta = meta;
@@ -397,7 +407,7 @@ impl Replica {
         if self.state.borrow().epoch_at(prev_index) != prev_epoch {
             let keep = prev_index - 1;
             if let Err(error) = wal.truncate_to(keep as usize).await {
-                return Response::Refused(self.disk_failed(&error));
+                return Response::Refused(self.disk_failed(error));
             }
             self.state.borrow_mut().truncate(keep);
             return refuse(keep);
@@ -417,12 +427,12 @@ impl Replica {
                     continue;
                 }
                 if let Err(error) = wal.truncate_to(entry.index as usize - 1).await {
-                    return Response::Refused(self.disk_failed(&error));
+                    return Response::Refused(self.disk_failed(error));
                 }
                 self.state.borrow_mut().truncate(entry.index - 1);
             }
             if let Err(error) = wal.append(&entry).await {
-                return Response::Refused(self.disk_failed(&error));
+                return Response::Refused(self.disk_failed(error));
             }
             fresh.push(entry);
         }
@@ -431,7 +441,7 @@ impl Replica {
             if self.bug != Some(Bug::AckBeforePersist)
                 && let Err(error) = wal.sync().await
             {
-                return Response::Refused(self.disk_failed(&error));
+                return Response::Refused(self.disk_failed(error));
             }
             tracing::debug!(target: "replisim::engine", from, first = fresh[0].index, count = fresh.len(), "applied replicated entries");
             self.state.borrow_mut().log.extend(fresh);
@@ -459,7 +469,7 @@ impl Replica {
             members,
         };
         if let Err(error) = self.meta_file.store(&meta).await {
-            return Response::Refused(self.disk_failed(&error));
+            return Response::Refused(self.disk_failed(error));
         }
         // Like a restarted primary, a promoted one commits its log again as
         // its backups confirm it, and serves reads only after that.
