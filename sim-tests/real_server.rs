@@ -91,6 +91,24 @@ impl Cluster {
         }
         panic!("{op:?} never succeeded");
     }
+
+    /// Writes `k{i}` = `v{i}` for each `i` once; the acknowledged ones.
+    fn write_each(&self, keys: std::ops::RangeInclusive<usize>) -> Vec<(String, String)> {
+        keys.map(|i| (format!("k{i}"), format!("v{i}")))
+            .filter(|(key, value)| self.call(write(key, value)) == Completion::Ok(None))
+            .collect()
+    }
+
+    /// Every acknowledged write reads back.
+    fn assert_readable(&self, acknowledged: Vec<(String, String)>) {
+        for (key, value) in acknowledged {
+            assert_eq!(
+                self.call_until_ok(read(&key)),
+                Completion::Ok(Some(value)),
+                "{key}"
+            );
+        }
+    }
 }
 
 impl Drop for Cluster {
@@ -119,18 +137,11 @@ fn read(key: &str) -> Op {
 fn real_cluster_keeps_acknowledged_writes_across_sigkill() {
     let mut cluster = Cluster::start("sync", 3);
     cluster.call_until_ok(write("k", "v0"));
-    let mut acknowledged = Vec::new();
-    for i in 1..=20 {
-        let value = format!("v{i}");
-        if cluster.call(write(&format!("k{i}"), &value)) == Completion::Ok(None) {
-            acknowledged.push((format!("k{i}"), value));
-        }
-        if i == 10 {
-            // The primary dies without warning; it restarts from its log.
-            cluster.kill(0);
-            cluster.spawn(0);
-        }
-    }
+    let mut acknowledged = cluster.write_each(1..=10);
+    // The primary dies without warning; it restarts from its log.
+    cluster.kill(0);
+    cluster.spawn(0);
+    acknowledged.extend(cluster.write_each(11..=20));
     assert!(
         acknowledged.len() >= 10,
         "too few writes succeeded: {acknowledged:?}"
@@ -144,14 +155,7 @@ fn real_cluster_keeps_acknowledged_writes_across_sigkill() {
     ));
     cluster.spawn(2);
     cluster.call_until_ok(write("after", "y"));
-
-    for (key, value) in acknowledged {
-        assert_eq!(
-            cluster.call_until_ok(read(&key)),
-            Completion::Ok(Some(value)),
-            "{key}"
-        );
-    }
+    cluster.assert_readable(acknowledged);
 }
 
 /// Automatic failover for real: the primary of `primary-backup:fenced` is
@@ -162,13 +166,7 @@ fn real_cluster_keeps_acknowledged_writes_across_sigkill() {
 fn real_fenced_cluster_fails_over_after_sigkill_of_the_primary() {
     let mut cluster = Cluster::start("primary-backup:fenced", 3);
     cluster.call_until_ok(write("k", "v0"));
-    let mut acknowledged = Vec::new();
-    for i in 1..=10 {
-        let (key, value) = (format!("k{i}"), format!("v{i}"));
-        if cluster.call(write(&key, &value)) == Completion::Ok(None) {
-            acknowledged.push((key, value));
-        }
-    }
+    let mut acknowledged = cluster.write_each(1..=10);
     assert!(
         acknowledged.len() >= 5,
         "too few writes succeeded: {acknowledged:?}"
@@ -179,11 +177,5 @@ fn real_fenced_cluster_fails_over_after_sigkill_of_the_primary() {
         cluster.call_until_ok(write(&key, &value));
         acknowledged.push((key, value));
     }
-    for (key, value) in acknowledged {
-        assert_eq!(
-            cluster.call_until_ok(read(&key)),
-            Completion::Ok(Some(value)),
-            "{key}"
-        );
-    }
+    cluster.assert_readable(acknowledged);
 }
