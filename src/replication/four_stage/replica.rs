@@ -160,6 +160,10 @@ impl State {
         tracing::info!(target: "replisim::engine", len, dropped, "truncating a log that disagrees with the primary's");
         effect::record("log_entries_truncated", dropped);
         self.log.truncate(len as usize);
+        // A client waiting for a dropped entry must not take the result of
+        // whatever entry takes its index later: it learns its entry was
+        // replaced.
+        self.waiting.retain(|&index| index <= len);
         self.commit = self.commit.min(len);
         if self.applied > len {
             self.store = KvStore::default();

@@ -7,8 +7,10 @@
 //! [`FailoverConfig::suspect_after`](super::FailoverConfig::suspect_after)
 //! of silence, plus one heartbeat per backup ranked before it (ranks count
 //! from the replica after the primary, so backups do not all start at once,
-//! deterministically), it starts a view change, then waits a whole period
-//! before it may start another.
+//! deterministically) and a fraction of a heartbeat per id (replicas that
+//! believe in different primaries can share a rank: the id breaks the tie),
+//! it starts a view change, then waits a whole period before it may start
+//! another.
 //!
 //! **Naive view change** ([`Failover::Naive`]): the backup promotes itself
 //! at once under the next epoch. Nothing asks the old primary or the other
@@ -18,7 +20,7 @@
 //! other replica to acknowledge the next epoch ([`Replica::grant`]: persist
 //! it, refuse older epochs from then on, answer with the log's position;
 //! refused by the primary itself and by a replica that acknowledged the
-//! primary less than a lease ago). With a majority of acknowledgements, its
+//! primary less than a lease ago). As soon as a majority acknowledged, its
 //! own counted last (so a candidate cut off from the others changes
 //! nothing), the most up-to-date of them, by (epoch of its last entry, last
 //! index), then the lowest id, becomes primary, as the operator's failover
@@ -28,7 +30,7 @@
 
 use std::{collections::BTreeMap, rc::Rc};
 
-use futures_util::future::join_all;
+use futures_util::{StreamExt, stream::FuturesUnordered};
 use tokio::time::sleep;
 
 use super::{
@@ -57,7 +59,10 @@ pub(super) async fn watch(replica: Rc<Replica>) {
             continue;
         }
         let rank = (replica.id + replicas - primary - 1) % replicas;
-        let patience = timing.suspect_after + replica.config.heartbeat * rank as u32;
+        let heartbeat = replica.config.heartbeat;
+        let patience = timing.suspect_after
+            + heartbeat * rank as u32
+            + heartbeat / replicas as u32 * replica.id as u32;
         if replica.heard.get().elapsed() < patience {
             continue;
         }
@@ -79,17 +84,22 @@ pub(super) async fn watch(replica: Rc<Replica>) {
 /// highest epoch a replica answered with (to start above it next time).
 async fn elect(replica: &Rc<Replica>, epoch: u64) -> u64 {
     let replicas = replica.peers.len();
-    let asks = (0..replicas).filter(|&id| id != replica.id).map(|id| {
-        let mut client: RpcClient<Request, Response> = RpcClient::new(
-            replica.net.clone(),
-            replica.peers[id].clone(),
-            replica.config.rpc,
-        );
-        async move { (id, client.call(&Request::ViewChange { epoch }).await) }
-    });
+    let mut asks: FuturesUnordered<_> = (0..replicas)
+        .filter(|&id| id != replica.id)
+        .map(|id| {
+            let mut client: RpcClient<Request, Response> = RpcClient::new(
+                replica.net.clone(),
+                replica.peers[id].clone(),
+                replica.config.rpc,
+            );
+            async move { (id, client.call(&Request::ViewChange { epoch }).await) }
+        })
+        .collect();
     let mut positions = BTreeMap::new();
     let mut known = epoch;
-    for (id, answer) in join_all(asks).await {
+    while positions.len() < replicas / 2
+        && let Some((id, answer)) = asks.next().await
+    {
         match answer {
             Ok(Response::Granted {
                 last_epoch,
@@ -101,6 +111,7 @@ async fn elect(replica: &Rc<Replica>, epoch: u64) -> u64 {
             _ => {}
         }
     }
+    drop(asks);
     if positions.len() < replicas / 2 {
         tracing::info!(target: "replisim::engine", epoch, granted = positions.len(), "view change not acknowledged by a majority");
         return known;
