@@ -1,4 +1,5 @@
-//! `replisim serve` and `replisim kv`: the engine on real sockets and disks.
+//! `replisim serve` and `replisim kv`: the built-in systems on real sockets
+//! and disks.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -13,7 +14,8 @@ use super::bad_input;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// The system, as registered (the built-in ones: sync, semi-sync:K, async).
+    /// The system, as registered (the built-in ones: sync, semi-sync:K, async,
+    /// primary-backup, primary-backup:fenced).
     #[arg(long, visible_alias = "system")]
     protocol: String,
     /// This replica's index in --replicas.
@@ -52,13 +54,15 @@ impl ServeArgs {
 
 #[derive(clap::Args)]
 pub struct KvArgs {
-    /// The system, as registered (the built-in ones: sync, semi-sync:K, async).
+    /// The system, as registered (the built-in ones: sync, semi-sync:K, async,
+    /// primary-backup, primary-backup:fenced).
     #[arg(long, visible_alias = "system")]
     protocol: String,
     /// Every replica's host:port, comma-separated, in id order.
     #[arg(long, value_delimiter = ',', required = true)]
     replicas: Vec<String>,
-    /// The replica to send it to (the primary).
+    /// The replica to send it to (the primary; with automatic failover, the
+    /// first guess: the client follows redirects).
     #[arg(long, default_value_t = 0)]
     primary: usize,
     #[command(subcommand)]

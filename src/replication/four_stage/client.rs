@@ -1,4 +1,10 @@
 //! Clients of the engine, and the operator that performs manual failover.
+//!
+//! With operator failover a client sends to the primary the
+//! [`crate::node::Directory`] names. With automatic failover there is no
+//! operator: a client keeps its own guess (the directory's at first),
+//! follows the replicas' redirects, and moves to the next replica when its
+//! guess does not answer.
 
 use std::{collections::BTreeMap, rc::Rc};
 
@@ -20,20 +26,25 @@ pub(super) struct Client {
     connections: BTreeMap<usize, RpcClient<Request, Response>>,
     /// Sequence number of the last request.
     seq: u64,
+    /// With automatic failover, the replica this client believes is the
+    /// primary; `None`: it follows the directory.
+    guess: Option<usize>,
 }
 
 impl Client {
-    pub fn new(ctx: ClientContext, config: EngineConfig) -> Self {
+    pub fn new(ctx: ClientContext, config: EngineConfig, follow_redirects: bool) -> Self {
+        let guess = follow_redirects.then(|| ctx.directory.primary());
         Client {
             ctx,
             config,
             connections: BTreeMap::new(),
             seq: 0,
+            guess,
         }
     }
 
     fn target(&self, op: &Op) -> (usize, bool) {
-        let primary = self.ctx.directory.primary();
+        let primary = self.guess.unwrap_or_else(|| self.ctx.directory.primary());
         let replicas = self.ctx.replicas.len();
         if self.config.read_from_backup && !op.is_mutation() && replicas > 1 {
             let offset = 1 + (self.ctx.process as usize % (replicas - 1));
@@ -46,7 +57,63 @@ impl Client {
 #[async_trait::async_trait(?Send)]
 impl KvClient for Client {
     async fn call(&mut self, op: &Op) -> Completion {
-        let (target, at_backup) = self.target(op);
+        self.seq += 1;
+        let id = RequestId {
+            client: self.ctx.process,
+            seq: self.seq,
+        };
+        if self.guess.is_none() {
+            let (target, at_backup) = self.target(op);
+            return self.send(target, op, at_backup, id).await;
+        }
+        // Automatic failover: follow redirects, each replica at most once
+        // or twice; the request is re-sent only when it cannot have been
+        // applied (redirected, or never sent).
+        let replicas = self.ctx.replicas.len();
+        let mut outcome = Completion::Fail("no replica accepted the request".into());
+        for _ in 0..2 * replicas {
+            let (target, at_backup) = self.target(op);
+            let next = (target + 1) % replicas;
+            let answer = self.exchange(target, op, at_backup, id).await;
+            let guess = match answer {
+                Ok(Response::Redirect { primary: Some(p) }) if p != target => p,
+                Ok(Response::Redirect { .. }) => next,
+                Ok(answer) => {
+                    return completion_of(answer);
+                }
+                Err(error) => {
+                    self.guess = Some(next);
+                    match completion_of_error(error) {
+                        Completion::Fail(reason) => {
+                            outcome = Completion::Fail(reason);
+                            continue;
+                        }
+                        unknown => return unknown,
+                    }
+                }
+            };
+            self.guess = Some(guess);
+        }
+        outcome
+    }
+}
+
+impl Client {
+    /// Sends one request to `target` and turns the answer into a completion.
+    async fn send(&mut self, target: usize, op: &Op, at_backup: bool, id: RequestId) -> Completion {
+        match self.exchange(target, op, at_backup, id).await {
+            Ok(answer) => completion_of(answer),
+            Err(error) => completion_of_error(error),
+        }
+    }
+
+    async fn exchange(
+        &mut self,
+        target: usize,
+        op: &Op,
+        at_backup: bool,
+        id: RequestId,
+    ) -> Result<Response, crate::net::NetError> {
         let rpc = RpcConfig {
             request_timeout: self.config.client_timeout,
             ..self.config.rpc
@@ -54,21 +121,21 @@ impl KvClient for Client {
         let connection = self.connections.entry(target).or_insert_with(|| {
             RpcClient::new(self.ctx.net.clone(), self.ctx.replicas[target].clone(), rpc)
         });
-        self.seq += 1;
         let request = Request::Client {
             op: op.clone(),
             at_backup,
-            id: RequestId {
-                client: self.ctx.process,
-                seq: self.seq,
-            },
+            id,
         };
-        match connection.call(&request).await {
-            Ok(Response::Client(completion)) => completion,
-            Ok(Response::Refused(reason)) => Completion::Fail(reason),
-            Ok(other) => Completion::Info(format!("unexpected answer {other:?}")),
-            Err(error) => completion_of_error(error),
-        }
+        connection.call(&request).await
+    }
+}
+
+/// A replica's answer to a client request, as the history records it.
+fn completion_of(answer: Response) -> Completion {
+    match answer {
+        Response::Client(completion) => completion,
+        Response::Refused(reason) => Completion::Fail(reason),
+        other => Completion::Info(format!("unexpected answer {other:?}")),
     }
 }
 

@@ -48,8 +48,11 @@ pub enum Request {
     Replicate(Replicate),
     /// Operator: where is your log?
     Status,
-    /// Operator: become primary of `epoch` with these members.
+    /// Operator, or the winner's candidate in a view change: become primary
+    /// of `epoch` with these members.
     Promote { epoch: u64, members: Vec<usize> },
+    /// Automatic failover, fenced: a candidate asks to move to `epoch`.
+    ViewChange { epoch: u64 },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,4 +75,19 @@ pub enum Response {
     Done,
     /// The request could not be handled (disk failure, wrong role...).
     Refused(String),
+    /// Automatic failover: not served here; the primary is `primary` as far
+    /// as this replica knows (`None`: ask another replica).
+    Redirect {
+        primary: Option<usize>,
+    },
+    /// The view change is acknowledged: this replica persisted the new
+    /// epoch, refuses older ones from now on, and its log ends here.
+    Granted {
+        last_epoch: u64,
+        last_index: u64,
+    },
+    /// The view change is refused: this replica is already in `epoch`.
+    Denied {
+        epoch: u64,
+    },
 }

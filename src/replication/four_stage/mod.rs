@@ -28,22 +28,31 @@
 //! change nothing. A replica whose disk fails stops (fail-stop) and is
 //! restarted by its supervisor, recovering from what it had synced.
 //!
-//! Failover is manual, as the seed describes for primary/backup systems: the
-//! operator ([`System::fail_over`]) asks every survivor for its log
-//! position, promotes the most up-to-date one under a new epoch and tells the
-//! rest to follow it. Log entries carry their epoch; a backup that finds its
-//! log disagreeing with the primary's at some index truncates from there
-//! (the check Raft's AppendEntries makes), and messages from an older epoch
-//! are refused.
+//! Failover is manual in `sync`, `semi-sync:K` and `async`, as the seed
+//! describes for primary/backup systems: the operator
+//! ([`System::fail_over`]) asks every survivor for its log position,
+//! promotes the most up-to-date one under a new epoch and tells the rest to
+//! follow it. Log entries carry their epoch; a backup that finds its log
+//! disagreeing with the primary's at some index truncates from there (the
+//! check Raft's AppendEntries makes), and messages from an older epoch are
+//! refused.
+//!
+//! The same engine also fails over by itself ([`Failover::Naive`] and
+//! [`Failover::Fenced`], the systems of
+//! [`crate::replication::primary_backup`]): the module `view` holds the
+//! failure detector and the view change; the replica, the shipper and the
+//! client take their few variant-specific turns (a primary that degrades its
+//! Sync stage, read leases, redirects) from [`Failover`].
 //!
 //! Files: `messages` (the wire protocol), `replica` (a node's state and
 //! request handlers), `shipper` (the Async stage), `client` (clients and the
-//! failover operator).
+//! failover operator), `view` (automatic failover).
 
 mod client;
 mod messages;
 mod replica;
 mod shipper;
+mod view;
 
 use std::{fmt, rc::Rc, str::FromStr, time::Duration};
 
@@ -129,6 +138,85 @@ pub struct EngineConfig {
     pub async_ship_interval: Duration,
     /// Clients read from a backup (chosen by process number) instead of the primary.
     pub read_from_backup: bool,
+    /// The failure detector and the read lease of the systems that fail
+    /// over by themselves (ignored by `sync`, `semi-sync:K` and `async`).
+    pub failover: FailoverConfig,
+}
+
+/// Timing of automatic failover ([`Failover::Naive`], [`Failover::Fenced`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FailoverConfig {
+    /// A backup that heard nothing from the primary for this long (plus
+    /// one [`EngineConfig::heartbeat`] per backup ranked before it, so
+    /// backups do not all start at once) starts a failover.
+    pub suspect_after: Duration,
+    /// The fenced primary serves reads only while a majority acknowledged
+    /// a heartbeat it sent less than `lease * (1 - max_drift_ppm / 10^6)`
+    /// ago by its own clock; a replica acknowledges a view change only
+    /// `lease` after it last acknowledged the primary, by its own clock.
+    pub lease: Duration,
+    /// The clock drift the lease allows for, in millionths. A clock that
+    /// drifts or jumps further breaks the lease.
+    pub max_drift_ppm: u32,
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        FailoverConfig {
+            suspect_after: Duration::from_millis(150),
+            lease: Duration::from_millis(100),
+            max_drift_ppm: 100_000,
+        }
+    }
+}
+
+impl FailoverConfig {
+    /// How long after sending a heartbeat its acknowledgements keep the
+    /// primary's lease, by the primary's own clock: the lease shortened by
+    /// the drift bound.
+    pub fn lease_by_own_clock(&self) -> Duration {
+        let drift = f64::from(self.max_drift_ppm.min(1_000_000)) / 1e6;
+        self.lease.mul_f64(1.0 - drift)
+    }
+}
+
+/// Who replaces a failed primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failover {
+    /// The operator, through [`System::fail_over`] (`sync`, `semi-sync:K`,
+    /// `async`).
+    Operator,
+    /// The backups, unfenced: a backup that suspects the primary promotes
+    /// itself at once under the next epoch; backups follow whoever ships to
+    /// them (no epoch check); a primary follows no one and drops from its
+    /// Sync stage the backups that stop answering.
+    Naive,
+    /// The backups, by a view change a majority acknowledges: epochs are
+    /// checked on every message, writes commit on a majority, reads are
+    /// fenced by a lease. `epochs_checked: false` is a planted bug:
+    /// replicate messages of an older epoch are accepted.
+    Fenced { epochs_checked: bool },
+}
+
+impl Failover {
+    /// The replicas fail over by themselves.
+    pub fn is_automatic(self) -> bool {
+        self != Failover::Operator
+    }
+
+    pub fn is_fenced(self) -> bool {
+        matches!(self, Failover::Fenced { .. })
+    }
+
+    /// Replicate messages of an older epoch are refused.
+    pub fn epochs_checked(self) -> bool {
+        match self {
+            Failover::Operator => true,
+            Failover::Naive => false,
+            Failover::Fenced { epochs_checked } => epochs_checked,
+        }
+    }
 }
 
 /// Deliberately broken variants of the engine (a scenario's `bug`). They
@@ -153,6 +241,7 @@ impl Default for EngineConfig {
             batch: 64,
             async_ship_interval: Duration::from_millis(25),
             read_from_backup: false,
+            failover: FailoverConfig::default(),
         }
     }
 }
@@ -220,11 +309,11 @@ impl System for FourStage {
     }
 
     fn replica(&self, node: NodeContext) -> LocalBoxFuture<'static, NodeResult> {
-        Box::pin(replica::run(node, self.mode, self.config, self.bug))
+        replica_software(node, self.mode, self.config, self.bug, Failover::Operator)
     }
 
     fn client(&self, ctx: ClientContext) -> Box<dyn KvClient> {
-        Box::new(client::Client::new(ctx, self.config))
+        engine_client(ctx, self.config, Failover::Operator)
     }
 
     fn fail_over(
@@ -234,4 +323,34 @@ impl System for FourStage {
     ) -> LocalBoxFuture<'static, Option<usize>> {
         Box::pin(client::fail_over(ctx, Rc::from(lost), self.config))
     }
+}
+
+/// A replica of the engine with the given Sync stage, configuration,
+/// planted bug and failover: for the systems built on the engine.
+pub(crate) fn replica_software(
+    node: NodeContext,
+    mode: Mode,
+    config: EngineConfig,
+    bug: Option<Bug>,
+    failover: Failover,
+) -> LocalBoxFuture<'static, NodeResult> {
+    Box::pin(replica::run(
+        node,
+        replica::Setup {
+            mode,
+            config,
+            bug,
+            failover,
+        },
+    ))
+}
+
+/// A client of the engine: it follows the operator's [`crate::node::Directory`]
+/// with [`Failover::Operator`], and the replicas' redirects otherwise.
+pub(crate) fn engine_client(
+    ctx: ClientContext,
+    config: EngineConfig,
+    failover: Failover,
+) -> Box<dyn KvClient> {
+    Box::new(client::Client::new(ctx, config, failover.is_automatic()))
 }

@@ -3,26 +3,37 @@
 //! requests. Disk updates are serialised by one async mutex around the WAL;
 //! the in-memory state sits in a `RefCell` that is never held across an
 //! `.await`.
+//!
+//! With automatic failover ([`Failover`]) a replica also answers view
+//! changes ([`Replica::grant`]), notes when it last heard from its primary
+//! (for the failure detector in `view`) and, fenced, keeps the read lease's
+//! acknowledgements; a fenced primary starts its epoch with a barrier entry
+//! and commits by counting only entries of its own epoch (Raft's rule), so
+//! whatever it inherited commits with its first entry.
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::{BTreeMap, BTreeSet},
     rc::Rc,
+    time::Duration,
 };
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Mutex, Notify, watch};
+use tokio::{
+    sync::{Mutex, MutexGuard, Notify, watch},
+    time::Instant,
+};
 
 use super::{
-    Bug, EngineConfig, Mode, PRIMARY,
+    Bug, EngineConfig, Failover, Mode, PRIMARY,
     messages::{Entry, Replicate, Request, RequestId, Response},
-    shipper,
+    shipper, view,
 };
 use crate::{
     effect,
     history::{Completion, Op},
     net::{Handler, Network, serve},
-    node::{NodeContext, NodeResult, Roles},
+    node::{Clock, NodeContext, NodeResult, Roles},
     replication::kv::KvStore,
     storage::{MetaFile, StorageError, Wal},
 };
@@ -56,6 +67,12 @@ pub(super) struct State {
     /// A primary serves reads only once its commit point reached this: the
     /// length of its log when it recovered or was promoted.
     serving_from: u64,
+    /// Fenced primary: per backup, when (by this replica's clock) it sent
+    /// the last heartbeat or replicate message the backup acknowledged.
+    lease_acks: BTreeMap<usize, Duration>,
+    /// Naive primary: the backups dropped from the Sync stage because they
+    /// stopped answering (until they answer again).
+    unresponsive: BTreeSet<usize>,
 }
 
 impl State {
@@ -73,7 +90,28 @@ impl State {
             results: BTreeMap::new(),
             sessions: BTreeMap::new(),
             serving_from: 0,
+            lease_acks: BTreeMap::new(),
+            unresponsive: BTreeSet::new(),
         }
+    }
+
+    /// A fenced primary's first entry of `epoch`: a read of no key, which
+    /// changes nothing. Committing it commits the log it inherited.
+    fn append_barrier(&mut self) -> Entry {
+        let entry = Entry {
+            index: self.last_index() + 1,
+            epoch: self.meta.epoch,
+            op: Op::Read {
+                key: String::new(),
+                value: None,
+            },
+            request: RequestId {
+                client: u64::MAX,
+                seq: self.meta.epoch,
+            },
+        };
+        self.log.push(entry.clone());
+        entry
     }
 
     pub fn last_index(&self) -> u64 {
@@ -122,6 +160,10 @@ impl State {
         tracing::info!(target: "replisim::engine", len, dropped, "truncating a log that disagrees with the primary's");
         effect::record("log_entries_truncated", dropped);
         self.log.truncate(len as usize);
+        // A client waiting for a dropped entry must not take the result of
+        // whatever entry takes its index later: it learns its entry was
+        // replaced.
+        self.waiting.retain(|&index| index <= len);
         self.commit = self.commit.min(len);
         if self.applied > len {
             self.store = KvStore::default();
@@ -138,6 +180,14 @@ pub(super) struct Replica {
     pub mode: Mode,
     pub config: EngineConfig,
     bug: Option<Bug>,
+    pub failover: Failover,
+    /// This node's wall clock: read only for the fenced read lease.
+    clock: Clock,
+    /// When (simulated time) it last heard from its primary, or granted a
+    /// view change: the failure detector's input.
+    pub heard: Cell<Instant>,
+    /// Fenced: when (by its own clock) it last acknowledged a primary.
+    last_ack: Cell<Option<Duration>>,
     pub peers: Rc<[String]>,
     pub net: Rc<dyn Network>,
     pub state: RefCell<State>,
@@ -154,14 +204,23 @@ pub(super) struct Replica {
     roles: Roles,
 }
 
+/// What kind of replica to run.
+pub(super) struct Setup {
+    pub mode: Mode,
+    pub config: EngineConfig,
+    pub bug: Option<Bug>,
+    pub failover: Failover,
+}
+
 /// The replica's software: recover, then serve until the host dies.
-pub(super) async fn run(
-    node: NodeContext,
-    mode: Mode,
-    config: EngineConfig,
-    bug: Option<Bug>,
-) -> NodeResult {
-    let (wal, entries) = Wal::open(node.disk.clone(), WAL_PATH).await?;
+pub(super) async fn run(node: NodeContext, setup: Setup) -> NodeResult {
+    let Setup {
+        mode,
+        config,
+        bug,
+        failover,
+    } = setup;
+    let (mut wal, entries) = Wal::open(node.disk.clone(), WAL_PATH).await?;
     let meta_file = MetaFile::new(node.disk.clone(), META_PATH);
     let meta = match meta_file.load().await? {
         Some(meta) => meta,
@@ -179,6 +238,11 @@ pub(super) async fn run(
     // no read before, or a read could expose an entry the backups lack,
     // which a failover would then take back.
     if state.meta.primary == node.id {
+        // A fenced primary that crashed before its barrier was durable
+        // writes it now: without an entry of its epoch it could commit nothing.
+        if failover.is_fenced() && state.epoch_at(state.last_index()) != state.meta.epoch {
+            wal.append_sync(&state.append_barrier()).await?;
+        }
         state.serving_from = state.last_index();
     }
     tracing::info!(target: "replisim::engine", entries = state.log.len(), epoch = state.meta.epoch, primary = state.meta.primary, "recovered");
@@ -189,6 +253,10 @@ pub(super) async fn run(
         mode,
         config,
         bug,
+        failover,
+        clock: node.clock.clone(),
+        heard: Cell::new(Instant::now()),
+        last_ack: Cell::new(None),
         peers: node.replicas.clone(),
         net: node.net.clone(),
         state: RefCell::new(state),
@@ -210,6 +278,9 @@ pub(super) async fn run(
     });
     replica.advance_commit();
     replica.start_shippers_if_primary();
+    if failover.is_automatic() {
+        tokio::task::spawn_local(view::watch(replica.clone()));
+    }
     let listener = node.net.bind(node.port()).await?;
     let handler_replica = replica.clone();
     let handler: Handler<Request, Response> = Rc::new(move |request| {
@@ -233,9 +304,10 @@ pub(super) async fn run(
 impl Replica {
     async fn handle(self: &Rc<Self>, request: Request) -> Response {
         match request {
-            Request::Client { op, at_backup, id } => {
-                Response::Client(self.client_op(op, at_backup, id).await)
-            }
+            Request::Client { op, at_backup, id } => match self.redirect(&op, at_backup) {
+                Some(redirect) => redirect,
+                None => Response::Client(self.client_op(op, at_backup, id).await),
+            },
             Request::Replicate(message) => self.replicate(message).await,
             Request::Status => {
                 let state = self.state.borrow();
@@ -247,7 +319,144 @@ impl Replica {
                 }
             }
             Request::Promote { epoch, members } => self.promote(epoch, members).await,
+            Request::ViewChange { epoch } => self.grant(epoch).await,
         }
+    }
+
+    /// With automatic failover, where a client request that this replica
+    /// must not serve should go instead: mutations and reads to the primary,
+    /// and, fenced, no read to a primary without a lease.
+    fn redirect(&self, op: &Op, at_backup: bool) -> Option<Response> {
+        if !self.failover.is_automatic() || (at_backup && !op.is_mutation()) {
+            return None;
+        }
+        let state = self.state.borrow();
+        if state.meta.primary != self.id {
+            return Some(Response::Redirect {
+                primary: Some(state.meta.primary),
+            });
+        }
+        if self.failover.is_fenced() && !op.is_mutation() && !self.holds_lease(&state) {
+            tracing::debug!(target: "replisim::engine", "no read lease: read refused");
+            return Some(Response::Redirect { primary: None });
+        }
+        None
+    }
+
+    /// Fenced primary: a majority (itself included) acknowledged a message
+    /// it sent less than the lease (shortened by the drift bound) ago, by
+    /// its own clock.
+    fn holds_lease(&self, state: &State) -> bool {
+        let now = self.clock.now();
+        let term = self.config.failover.lease_by_own_clock();
+        let fresh = state
+            .lease_acks
+            .values()
+            .filter(|&&sent| now.saturating_sub(sent) < term)
+            .count();
+        fresh + 1 > state.meta.members.len() / 2
+    }
+
+    /// Fenced: the clock reading to stamp a message with, for the lease.
+    pub fn lease_stamp(&self) -> Option<Duration> {
+        self.failover.is_fenced().then(|| self.clock.now())
+    }
+
+    /// A backup acknowledged a message sent at `sent` (by this replica's clock).
+    pub fn record_lease(&self, backup: usize, sent: Option<Duration>) {
+        if let Some(sent) = sent {
+            self.state.borrow_mut().lease_acks.insert(backup, sent);
+        }
+    }
+
+    /// Naive primary: `backup` answered (or stopped answering); the Sync
+    /// stage waits only for the backups that answer.
+    pub fn mark_responsive(&self, backup: usize, responsive: bool) {
+        if self.failover != Failover::Naive {
+            return;
+        }
+        let changed = {
+            let mut state = self.state.borrow_mut();
+            match responsive {
+                true => state.unresponsive.remove(&backup),
+                false => state.unresponsive.insert(backup),
+            }
+        };
+        if changed {
+            tracing::info!(target: "replisim::engine", backup, responsive, "sync stage membership changed");
+            self.advance_commit();
+        }
+    }
+
+    /// The failure detector's input: the primary was just heard from.
+    fn heard_from_primary(&self) {
+        self.heard.set(Instant::now());
+        if self.failover.is_fenced() {
+            self.last_ack.set(Some(self.clock.now()));
+        }
+    }
+
+    /// Fenced view change: acknowledge `epoch` unless this replica is
+    /// already there, is the primary, or acknowledged the primary less than
+    /// a lease ago (by its own clock). The epoch is persisted before the
+    /// answer; from then on older epochs are refused.
+    pub async fn grant(&self, epoch: u64) -> Response {
+        let _wal = self.wal.lock().await;
+        let current = self.state.borrow().meta.clone();
+        if epoch <= current.epoch {
+            return Response::Denied {
+                epoch: current.epoch,
+            };
+        }
+        if current.primary == self.id {
+            return Response::Refused("the primary is alive".into());
+        }
+        if let Some(acked) = self.last_ack.get()
+            && self.clock.now() < acked + self.config.failover.lease
+        {
+            return Response::Refused("the primary's lease may still run".into());
+        }
+        // The old primary stays named until the new one ships: a hint only,
+        // its older epoch is refused.
+        let meta = Meta { epoch, ..current };
+        if let Err(error) = self.meta_file.store(&meta).await {
+            return Response::Refused(self.disk_failed(&error));
+        }
+        tracing::info!(target: "replisim::engine", epoch, "view change acknowledged");
+        self.heard.set(Instant::now());
+        let mut state = self.state.borrow_mut();
+        state.meta = meta;
+        Response::Granted {
+            last_epoch: state.epoch_at(state.last_index()),
+            last_index: state.last_index(),
+        }
+    }
+
+    /// Fenced primary: a backup knows the newer `epoch`; this primary is
+    /// deposed. It steps down, naming that backup as its best guess of who
+    /// knows the new primary, and waits to be shipped to (or suspects).
+    pub async fn step_down(&self, epoch: u64, backup: usize) {
+        if !self.failover.is_fenced() {
+            return;
+        }
+        let _wal = self.wal.lock().await;
+        let current = self.state.borrow().meta.clone();
+        if epoch <= current.epoch {
+            return;
+        }
+        let meta = Meta {
+            epoch,
+            primary: backup,
+            members: current.members,
+        };
+        if let Err(error) = self.meta_file.store(&meta).await {
+            self.disk_failed(&error);
+            return;
+        }
+        tracing::info!(target: "replisim::engine", epoch, "deposed: stepping down");
+        self.heard.set(Instant::now());
+        self.state.borrow_mut().meta = meta;
+        self.publish_role();
     }
 
     /// Publishes the primary role with its epoch while this replica
@@ -343,16 +552,22 @@ impl Replica {
                 .meta
                 .members
                 .iter()
-                .filter(|&&m| m != self.id)
+                .filter(|&&m| m != self.id && !state.unresponsive.contains(&m))
                 .map(|m| state.matched.get(m).copied().unwrap_or(0))
                 .collect();
             acked.sort_unstable_by(|a, b| b.cmp(a));
             let need = self.mode.required_acks(acked.len());
-            let reached = match need {
+            let mut reached = match need {
                 0 => state.last_index(),
                 n => acked[n - 1],
-            };
-            let commit = reached.min(state.last_index()).max(state.commit);
+            }
+            .min(state.last_index());
+            // Fenced: entries of older epochs commit only under one of this
+            // epoch (a majority holding them proves nothing: Raft's rule).
+            if self.failover.is_fenced() && state.epoch_at(reached) != state.meta.epoch {
+                reached = state.commit;
+            }
+            let commit = reached.max(state.commit);
             state.commit = commit;
             state.apply_to(commit);
             commit
@@ -384,11 +599,16 @@ impl Replica {
             epoch: known_epoch.max(epoch),
             last_index,
         };
-        if epoch < known_epoch {
+        if epoch < known_epoch && self.failover.epochs_checked() {
             return refuse(last);
         }
+        if self.failover == Failover::Naive && self.is_primary() {
+            return Response::Refused("a primary follows no one".into());
+        }
         let current = self.state.borrow().meta.clone();
-        if epoch > current.epoch || current.primary != from {
+        // With epochs checked an older epoch was refused above, so only a
+        // newer epoch or another primary of this one changes who leads.
+        if epoch != current.epoch || current.primary != from {
             let meta = Meta {
                 epoch,
                 primary: from,
@@ -400,6 +620,9 @@ impl Replica {
             tracing::info!(target: "replisim::engine", epoch, primary = from, "following a new primary");
             self.state.borrow_mut().meta = meta;
             self.publish_role();
+        }
+        if self.failover.is_automatic() {
+            self.heard_from_primary();
         }
         if prev_index > last {
             return refuse(last);
@@ -458,8 +681,8 @@ impl Replica {
         }
     }
 
-    async fn promote(self: &Rc<Self>, epoch: u64, members: Vec<usize>) -> Response {
-        let _wal = self.wal.lock().await;
+    pub async fn promote(self: &Rc<Self>, epoch: u64, members: Vec<usize>) -> Response {
+        let mut wal = self.wal.lock().await;
         if epoch < self.state.borrow().meta.epoch {
             return Response::Refused("stale epoch".into());
         }
@@ -473,10 +696,20 @@ impl Replica {
         }
         // Like a restarted primary, a promoted one commits its log again as
         // its backups confirm it, and serves reads only after that.
-        let last = {
+        {
             let mut state = self.state.borrow_mut();
             state.meta = meta;
             state.matched.clear();
+            state.lease_acks.clear();
+            state.unresponsive.clear();
+        }
+        if self.failover.is_fenced()
+            && let Err(error) = self.write_barrier(&mut wal).await
+        {
+            return Response::Refused(self.disk_failed(&error));
+        }
+        let last = {
+            let mut state = self.state.borrow_mut();
             state.serving_from = state.last_index();
             state.serving_from
         };
@@ -486,6 +719,19 @@ impl Replica {
         self.advance_commit();
         self.start_shippers_if_primary();
         Response::Done
+    }
+
+    /// Appends and syncs the barrier entry of this primary's epoch.
+    async fn write_barrier(
+        &self,
+        wal: &mut MutexGuard<'_, Wal<Entry>>,
+    ) -> Result<(), StorageError> {
+        let entry = self.state.borrow_mut().append_barrier();
+        if let Err(error) = wal.append_sync(&entry).await {
+            self.state.borrow_mut().log.pop();
+            return Err(error);
+        }
+        Ok(())
     }
 
     fn start_shippers_if_primary(self: &Rc<Self>) {

@@ -5,6 +5,12 @@
 //! when there is nothing new, and retries across broken connections until
 //! the replica stops being primary of the epoch it was started for. In the
 //! asynchronous mode it ships lazily, once per `async_ship_interval`.
+//!
+//! With automatic failover it also reports each backup's answers: a fenced
+//! primary's read lease counts the acknowledgements (stamped with when it
+//! sent the message, by its clock), a naive primary drops a backup that
+//! stops answering from its Sync stage, and a fenced primary told of a
+//! newer epoch steps down.
 
 use std::rc::Rc;
 
@@ -44,13 +50,17 @@ pub(super) async fn ship(replica: Rc<Replica>, backup: usize, epoch: u64) {
             (request, last)
         };
         new_entries.mark_unchanged();
-        match client.call(&request).await {
+        let sent = replica.lease_stamp();
+        let answer = client.call(&request).await;
+        replica.mark_responsive(backup, matches!(answer, Ok(Response::Replicated { .. })));
+        match answer {
             Ok(Response::Replicated {
                 ok: true,
                 last_index,
                 ..
             }) => {
                 next = last_index + 1;
+                replica.record_lease(backup, sent);
                 replica.record_match(backup, last_index);
             }
             Ok(Response::Replicated {
@@ -60,6 +70,7 @@ pub(super) async fn ship(replica: Rc<Replica>, backup: usize, epoch: u64) {
             }) => {
                 if theirs > epoch {
                     tracing::warn!(target: "replisim::engine", backup, theirs, "a newer epoch exists; this primary is stale");
+                    replica.step_down(theirs, backup).await;
                     return;
                 }
                 next = last_index + 1;
