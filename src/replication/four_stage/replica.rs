@@ -420,7 +420,7 @@ impl Replica {
         // its older epoch is refused.
         let meta = Meta { epoch, ..current };
         if let Err(error) = self.meta_file.store(&meta).await {
-            return Response::Refused(self.disk_failed(&error));
+            return Response::Refused(self.disk_failed(error));
         }
         tracing::info!(target: "replisim::engine", epoch, "view change acknowledged");
         self.heard.set(Instant::now());
@@ -450,7 +450,7 @@ impl Replica {
             members: current.members,
         };
         if let Err(error) = self.meta_file.store(&meta).await {
-            self.disk_failed(&error);
+            self.disk_failed(error);
             return;
         }
         tracing::info!(target: "replisim::engine", epoch, "deposed: stepping down");
@@ -706,7 +706,7 @@ impl Replica {
         if self.failover.is_fenced()
             && let Err(error) = self.write_barrier(&mut wal).await
         {
-            return Response::Refused(self.disk_failed(&error));
+            return Response::Refused(self.disk_failed(error));
         }
         let last = {
             let mut state = self.state.borrow_mut();
