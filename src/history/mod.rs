@@ -40,7 +40,9 @@ mod import;
 mod jepsen;
 mod porcupine;
 
-pub use import::{Conventions, FailedCas, Format, ImportError, Imported, NilRead, parse};
+pub use import::{
+    Conventions, FailedCas, Format, ImportError, Imported, NilRead, WriteError, parse,
+};
 pub use jepsen::REGISTER_KEY;
 pub use porcupine::ETCD_KEY;
 
@@ -155,6 +157,18 @@ pub enum EventType {
     Ok,
     Fail,
     Info,
+}
+
+impl EventType {
+    /// The type's name: `invoke`, `ok`, `fail` or `info`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::Invoke => "invoke",
+            EventType::Ok => "ok",
+            EventType::Fail => "fail",
+            EventType::Info => "info",
+        }
+    }
 }
 
 /// One line of a history.
