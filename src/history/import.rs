@@ -1,5 +1,5 @@
-//! Reading histories recorded elsewhere, and the conventions that come with
-//! each format.
+//! Reading and writing histories recorded elsewhere, and the conventions
+//! that come with each format.
 //!
 //! Formats ([`Format`]):
 //! - `porcupine-etcd`: Jepsen's etcd logs as Porcupine's tests read them
@@ -14,6 +14,12 @@
 //! Formats disagree on what some completions mean; [`Conventions`] records
 //! the reading rules of the tool that defined each format, so the checker
 //! judges every file by its author's rules.
+//!
+//! [`parse`] refuses a malformed file with one [`ImportError`] that names
+//! the line, the problem and quotes the line; every reader checks its
+//! invocations and completions through one `Recorder`, so the pairing
+//! rules (one open operation per process, a completion names its
+//! invocation's function and key) are the same in every format.
 
 use std::collections::BTreeMap;
 use std::fmt;
