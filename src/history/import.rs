@@ -229,32 +229,27 @@ impl ImportError {
     }
 
     /// Quotes the offending line, and says when the file looks truncated or
-    /// in another format than the one it was read as.
+    /// in another format than the one it was read as. (A log line always
+    /// ends with a newline; EDN and JSON say truncation themselves: a
+    /// collection or string never closed.)
     fn explained(self, text: &str, format: Format) -> Self {
         let ImportError::Syntax {
-            line,
-            mut message,
-            excerpt,
+            line, mut message, ..
         } = self
         else {
             return self;
         };
         let last_line = text.bytes().filter(|&b| b == b'\n').count() + 1;
-        if line == last_line && !text.ends_with('\n') {
+        if format == Format::PorcupineEtcd && line == last_line && !text.ends_with('\n') {
             message.push_str(" (the last line ends without a newline: is the file truncated?)");
         }
         if let Some(other) = Format::detect(text).filter(|&other| other != format) {
             message.push_str(&format!(" (the content looks like {other}, not {format})"));
         }
-        let excerpt = if excerpt.is_empty() {
-            excerpt_of(text, line)
-        } else {
-            excerpt
-        };
         ImportError::Syntax {
             line,
             message,
-            excerpt,
+            excerpt: excerpt_of(text, line),
         }
     }
 }
