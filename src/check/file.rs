@@ -111,8 +111,13 @@ pub fn check_imported(path: &Path, imported: &Imported, opts: &CheckOptions) -> 
     let start = Instant::now(); // determinism-ok: not simulated
     let verdict = check_operations(&ops, &conventions, &opts.limits);
     let note = ops.is_empty().then(|| {
+        let entries = if imported.others == 1 {
+            "entry"
+        } else {
+            "entries"
+        };
         format!(
-            "the history holds no client operation ({} other entries, such as the nemesis's): \
+            "the history holds no client operation ({} other {entries}, such as the nemesis's): \
              trivially linearizable",
             imported.others
         )
