@@ -5,8 +5,12 @@
 //! overriding the initial value) and checks linearizability. The report's
 //! first line is `linearizable`, `not linearizable` or `unknown`, followed
 //! by the explanation or the reason; [`CheckReport::exit_code`] is 0, 1 or
-//! 2 respectively, and a file that cannot be read exits with
-//! [`CheckError::EXIT_CODE`] (3).
+//! 2 respectively, and a file that cannot be read or is malformed (see
+//! [`crate::history::parse`]: empty, not in its format, truncated, a
+//! completion that does not match its invocation) exits with
+//! [`CheckError::EXIT_CODE`] (3). A history whose entries hold no client
+//! operation (only the nemesis's) is trivially linearizable, with a note
+//! saying so.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -54,6 +58,9 @@ pub struct CheckReport {
     pub verdict: Verdict<NonLinearizable>,
     /// Time spent checking, parsing and pairing events excluded.
     pub elapsed: Duration,
+    /// A remark printed under the verdict (a history without client
+    /// operations is linearizable trivially).
+    pub note: Option<String>,
 }
 
 impl CheckReport {
@@ -73,13 +80,17 @@ impl fmt::Display for CheckReport {
             Verdict::Ok => write!(f, "linearizable"),
             Verdict::Violation(evidence) => write!(f, "not linearizable\n{evidence}"),
             Verdict::Unknown(reason) => write!(f, "unknown\n{reason}"),
+        }?;
+        match &self.note {
+            Some(note) => write!(f, "\n{note}"),
+            None => Ok(()),
         }
     }
 }
 
 /// Reads the file (see [`Format`]) and checks it.
 pub fn check_file(path: &Path, opts: &CheckOptions) -> Result<CheckReport, CheckError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CheckError::Io {
+    let text = std::fs::read(path).map_err(|source| CheckError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -99,12 +110,25 @@ pub fn check_imported(path: &Path, imported: &Imported, opts: &CheckOptions) -> 
     let ops = imported.history.operations();
     let start = Instant::now(); // determinism-ok: not simulated
     let verdict = check_operations(&ops, &conventions, &opts.limits);
+    let note = ops.is_empty().then(|| {
+        let entries = if imported.others == 1 {
+            "entry"
+        } else {
+            "entries"
+        };
+        format!(
+            "the history holds no client operation ({} other {entries}, such as the nemesis's): \
+             trivially linearizable",
+            imported.others
+        )
+    });
     CheckReport {
         path: path.to_path_buf(),
         format: imported.format,
         operations: ops.len(),
         verdict,
         elapsed: start.elapsed(),
+        note,
     }
 }
 
@@ -150,7 +174,11 @@ mod tests {
         let jepsen = report(edn, None, None);
         assert_eq!((jepsen.format, jepsen.exit_code()), (Format::JepsenEdn, 0));
         assert_eq!(jepsen.to_string(), "linearizable");
-        let strict = report(edn, Some(Format::PorcupineKv), None);
+        let strict = Imported {
+            conventions: Format::PorcupineKv.conventions(),
+            ..parse(edn, None).unwrap()
+        };
+        let strict = check_imported(Path::new("h"), &strict, &CheckOptions::default());
         assert_eq!(strict.exit_code(), 1);
         assert!(
             strict
@@ -185,11 +213,29 @@ mod tests {
         };
         let err = check_file(&dir.join("kv/c01-ok.txt"), &wrong).unwrap_err();
         assert!(
-            err.to_string()
-                .contains("kv/c01-ok.txt: the file holds no operations"),
+            err.to_string().contains(
+                "kv/c01-ok.txt: line 1: expected a log line `LEVEL logger - message` \
+                 (the content looks like porcupine-kv, not porcupine-etcd): `{:process 0, "
+            ),
             "{err}"
         );
         let err = check_file(&dir.join("EXPECTED.md"), &CheckOptions::default()).unwrap_err();
         assert!(matches!(err, CheckError::Malformed { .. }), "{err}");
+    }
+
+    #[test]
+    fn histories_without_client_operations_are_trivially_linearizable() {
+        let nemesis = "[{:process :nemesis, :type :info, :f :start, :value nil}\n\
+                       {:process :nemesis, :type :info, :f :stop, :value nil}]";
+        let checked = report(nemesis, None, None);
+        assert_eq!((checked.exit_code(), checked.operations), (0, 0));
+        assert_eq!(
+            checked.to_string(),
+            "linearizable\nthe history holds no client operation (2 other entries, \
+             such as the nemesis's): trivially linearizable"
+        );
+        let empty = tempfile::NamedTempFile::new().unwrap();
+        let err = check_file(empty.path(), &CheckOptions::default()).unwrap_err();
+        assert!(err.to_string().ends_with(": the file is empty"), "{err}");
     }
 }

@@ -15,7 +15,9 @@
 //!
 //! Subcommands: `simulate` (run, replay), `explore` (the seed sweep),
 //! `check` (recorded histories), `report` (HTML timelines), `real` (serve, kv). Exit statuses: 0 all
-//! good, 1 a property failed, 2 undecided, 3 bad input or a failure to run.
+//! good, 1 a property failed, 2 undecided, 3 bad input or a failure to run,
+//! [`EX_USAGE`] (64) a command line clap refuses (`--help` and `--version`
+//! exit 0).
 
 mod check;
 mod explore;
@@ -75,7 +77,11 @@ pub fn main(registry: Registry) -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    match Cli::parse().command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage(&error),
+    };
+    match cli.command {
         Command::Run(args) => args.run(&registry),
         Command::Replay(args) => args.run(&registry),
         Command::Explore(args) => args.run(&registry),
@@ -83,6 +89,22 @@ pub fn main(registry: Registry) -> ExitCode {
         Command::Report(args) => args.run(&registry),
         Command::Serve(args) => args.run(&registry),
         Command::Kv(args) => args.run(&registry),
+    }
+}
+
+/// Exit status for a command line that cannot be parsed (`EX_USAGE` of
+/// BSD's `sysexits.h`): 2, clap's own, means "unknown" here.
+pub const EX_USAGE: u8 = 64;
+
+/// Prints clap's message: help and version on stdout (exit 0), usage
+/// errors on stderr (exit [`EX_USAGE`]).
+fn usage(error: &clap::Error) -> ExitCode {
+    // Failing to print (a closed stdout or stderr) leaves only the status to say it.
+    let _ = error.print();
+    if error.use_stderr() {
+        ExitCode::from(EX_USAGE)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -30,17 +30,23 @@
 //! (`key`, `from`, `to`). A completion repeats its invocation's op. An
 //! invocation without a completion is indeterminate, like `info`.
 //!
-//! Submodules read histories recorded elsewhere: `import` (formats,
-//! detection, the reading [`Conventions`] of each tool), `porcupine`
-//! (Porcupine's etcd logs), `jepsen` (EDN operation maps: Jepsen register
-//! histories and Porcupine's key-value logs) and `edn` (the EDN reader).
+//! Submodules read and write histories recorded elsewhere: `import`
+//! (formats, detection, the reading [`Conventions`] of each tool, [`parse`]
+//! and its errors, [`Format::write`]), `porcupine` (Porcupine's etcd logs),
+//! `jepsen` (EDN operation maps: Jepsen register histories and Porcupine's
+//! key-value logs), `edn` (the EDN reader) and, in tests, `fuzz` (the
+//! importers under arbitrary and mutated input).
 
 mod edn;
+#[cfg(test)]
+mod fuzz;
 mod import;
 mod jepsen;
 mod porcupine;
 
-pub use import::{Conventions, FailedCas, Format, ImportError, Imported, NilRead, parse};
+pub use import::{
+    Conventions, FailedCas, Format, ImportError, Imported, NilRead, WriteError, parse,
+};
 pub use jepsen::REGISTER_KEY;
 pub use porcupine::ETCD_KEY;
 
@@ -155,6 +161,18 @@ pub enum EventType {
     Ok,
     Fail,
     Info,
+}
+
+impl EventType {
+    /// The type's name: `invoke`, `ok`, `fail` or `info`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::Invoke => "invoke",
+            EventType::Ok => "ok",
+            EventType::Fail => "fail",
+            EventType::Info => "info",
+        }
+    }
 }
 
 /// One line of a history.
