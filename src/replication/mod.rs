@@ -8,7 +8,10 @@
 //!   (every backup), semi-synchronous (k backups) and asynchronous (none).
 //! - [`primary_backup`]: the engine failing over by itself, naive and
 //!   fenced.
+//! - [`crdt`]: state-based CRDTs (PN-Counter, OR-Set, LWW-Register)
+//!   applied locally and gossiped.
 
+pub mod crdt;
 pub mod four_stage;
 pub mod kv;
 pub mod primary_backup;
@@ -16,10 +19,12 @@ pub mod primary_backup;
 use crate::registry::Registry;
 
 /// A registry of every built-in protocol: `sync`, `semi-sync:K`, `async`,
-/// `primary-backup`, `primary-backup:fenced`.
+/// `primary-backup`, `primary-backup:fenced`, `crdt-counter`, `crdt-set`,
+/// `lww`.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
     four_stage::register(&mut registry);
     primary_backup::register(&mut registry);
+    crdt::register(&mut registry);
     registry
 }
