@@ -119,13 +119,8 @@ pub(super) async fn run<C: Crdt>(node: NodeContext, config: CrdtConfig) -> NodeR
         failure: RefCell::new(None),
         failed: Notify::new(),
     });
-    let probe = Rc::downgrade(&replica);
-    node.state.publish(move || {
-        probe
-            .upgrade()
-            .map(|r| r.state.borrow().store.snapshot())
-            .unwrap_or_default()
-    });
+    node.state
+        .publish_weak(&replica, |r| r.state.borrow().store.snapshot());
     let listener = node.net.bind(node.port()).await?;
     let handling = replica.clone();
     let handler: Handler<Request<C>, Response<C>> = Rc::new(move |request| {
