@@ -244,10 +244,7 @@ fn print_report(outcome: &Outcome, verdicts: &sim::Verdicts) {
         println!("warning: fault kinds that fired and were never effective: {inert}");
     }
     print_exits(outcome);
-    match outcome.stats.converged_after_ms {
-        Some(ms) => println!("replicas agreed {ms} ms after the last heal"),
-        None => println!("replicas did not agree by the end of the quiet period"),
-    }
+    println!("replicas agreed: {}", outcome.stats.convergence());
     println!("digest: {}", outcome.digest_hex());
 }
 

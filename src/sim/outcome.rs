@@ -68,6 +68,17 @@ pub struct RunStats {
     pub converged_after_ms: Option<u64>,
 }
 
+impl RunStats {
+    /// When the replicas came to agree, for reports: `12 ms after the last
+    /// heal`, or that they did not.
+    pub fn convergence(&self) -> String {
+        match self.converged_after_ms {
+            Some(ms) => format!("{ms} ms after the last heal"),
+            None => "not by the end of the quiet period".into(),
+        }
+    }
+}
+
 /// A replica took a role in an epoch (`Some`), or gave it up (`None`), at
 /// `time` (simulated ns), as the run loop saw it after a step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

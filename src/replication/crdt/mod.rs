@@ -67,7 +67,12 @@ pub struct CrdtConfig {
     /// Time between two gossip exchanges of a replica.
     #[serde(with = "crate::workload::millis")]
     pub gossip_interval: Duration,
-    /// Timeouts and backoff of clients' and gossip's requests.
+    /// Deadline of one gossip exchange: short, so that a peer cut off
+    /// delays the gossip to the others only briefly.
+    #[serde(with = "crate::workload::millis")]
+    pub gossip_timeout: Duration,
+    /// Timeouts and backoff of clients' requests (a real disk's fsync
+    /// takes a while: the default deadline is 500 ms).
     pub rpc: RpcConfig,
     /// The planted bug's join (set from the scenario's `bug`, not its config).
     #[serde(skip)]
@@ -78,8 +83,9 @@ impl Default for CrdtConfig {
     fn default() -> Self {
         CrdtConfig {
             gossip_interval: Duration::from_millis(10),
+            gossip_timeout: Duration::from_millis(100),
             rpc: RpcConfig {
-                request_timeout: Duration::from_millis(100),
+                request_timeout: Duration::from_millis(500),
                 ..RpcConfig::default()
             },
             keep_mine: false,

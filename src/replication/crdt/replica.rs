@@ -12,10 +12,13 @@
 //!   clock's reading): its counters and tags never collide with those its
 //!   lost former self gossiped.
 //! - Requests: updates and reads from clients, and gossip from peers. A
-//!   client's request carries its sequence number, so a duplicate (the
-//!   duplication fault re-sends the previous request on a new connection)
-//!   is answered without being applied twice. Reads are local and change
-//!   nothing.
+//!   client's request carries its process number and sequence number; a
+//!   replica remembers each process's last applied update, and answers a
+//!   request equal to it (the duplication fault re-sends the previous
+//!   request on a new connection) without applying it twice. Only an equal
+//!   request is a duplicate: one-shot real clients (`replisim kv`) all
+//!   start at sequence 1, so a lower or repeated number with another
+//!   operation is a new update. Reads are local and change nothing.
 //! - Gossip: every `gossip_interval` the replica sends its whole state to
 //!   one peer, which joins it and answers with its own joined state, which
 //!   the sender joins in turn (push-pull). Peers are taken in rounds, each
@@ -74,8 +77,8 @@ struct Durable<C: Crdt> {
     incarnation: u64,
     /// Client updates applied by this incarnation.
     updates: u64,
-    /// Each client's last applied request.
-    applied: BTreeMap<u64, u64>,
+    /// Each client's last applied update, with its sequence number.
+    applied: BTreeMap<u64, (u64, Op)>,
 }
 
 const STATE_FILE: &str = "crdt-state";
@@ -169,7 +172,7 @@ impl<C: Crdt> Replica<C> {
         let id = self.id;
         let applied = self
             .change(|state| {
-                if state.applied.get(&process).is_some_and(|&last| last >= seq) {
+                if state.applied.get(&process) == Some(&(seq, op.clone())) {
                     return Ok(());
                 }
                 state.updates += 1;
@@ -180,7 +183,7 @@ impl<C: Crdt> Replica<C> {
                     time: now,
                 };
                 state.store.update(&op, &origin)?;
-                state.applied.insert(process, seq);
+                state.applied.insert(process, (seq, op.clone()));
                 Ok(())
             })
             .await;
@@ -238,8 +241,9 @@ impl<C: Crdt> Replica<C> {
             for peer in &peers {
                 tokio::time::sleep(self.config.gossip_interval).await;
                 let client = clients.get_mut(peer).expect("a client per peer");
-                let state = self.state.borrow().store.clone();
-                match client.call(&Request::Gossip(state)).await {
+                let request = Request::Gossip(self.state.borrow().store.clone());
+                let exchange = client.call_within(&request, self.config.gossip_timeout);
+                match exchange.await {
                     Ok(Response::State(theirs)) => {
                         let joined =
                             self.change(|state| state.store.merge(&theirs, self.config.keep_mine));
