@@ -68,7 +68,7 @@ fn crdts_converge_under_every_fault_kind() {
 #[test]
 fn merge_not_commutative_is_caught() {
     let space = space("crdt-counter", FaultKinds::partitions()).bug("merge-not-commutative");
-    let outcome = Explorer::new("merge_not_commutative_is_caught", 200)
+    let outcome = Explorer::new("merge_not_commutative_is_caught", 64)
         .registry(replication::registry())
         .find_violation(space.strategy(), testing::holds);
     let verdicts = outcome.verdicts();
