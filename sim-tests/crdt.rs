@@ -3,7 +3,8 @@
 //!
 //! - each keeps every guarantee it claims (durable, convergent, no
 //!   unexpected exit) under every fault kind that keeps disks readable,
-//!   two at once; linearizability is not claimed, and is not judged;
+//!   two at once (clock skew aside for `lww`, which it breaks by design);
+//!   linearizability is not claimed, and does not fail a run;
 //! - each converges under every fault kind, machines lost with their disks
 //!   and corrupted reads included;
 //! - the planted `merge-not-commutative` (a join that keeps the receiver's
@@ -16,10 +17,9 @@
 use replisim::{
     check::Guarantee,
     replication,
-    sim::{Fault, Outcome, Scenario, ScheduledFault, Status, Target},
+    sim::{Fault, Outcome, Scenario, ScheduledFault, Status},
     strategy::{FaultKind, FaultKinds, ScenarioSpace},
     testing::{self, Explorer},
-    workload::Mix,
 };
 
 const SYSTEMS: [&str; 3] = ["crdt-counter", "crdt-set", "lww"];
@@ -44,10 +44,16 @@ fn crdts_keep_every_claim_under_faults_that_keep_disks() {
         .without(FaultKind::Corruption)
         .simultaneous(2);
     for system in SYSTEMS {
+        // A skewed clock breaks last-writer-wins by design (even 9 ms lose
+        // a write): shown by `lww_clock_offset_loses_a_newer_write`.
+        let kinds = match system {
+            "lww" => kinds.clone().without(FaultKind::ClockSkew),
+            _ => kinds.clone(),
+        };
         let name = format!("crdts_keep_every_claim_under_faults_that_keep_disks-{system}");
         Explorer::new(&name, 16)
             .registry(replication::registry())
-            .explore(space(system, kinds.clone()).strategy(), testing::holds);
+            .explore(space(system, kinds).strategy(), testing::holds);
     }
 }
 
@@ -83,37 +89,36 @@ fn merge_not_commutative_is_caught() {
 /// clock runs two seconds behind from the start, so every write it
 /// timestamps loses to any write replica 0 timestamps, however much later
 /// it came: an acknowledged write is lost. Without the offset the same
-/// run keeps it.
+/// run keeps it. The scenario is the README's
+/// (`replisim replay fixtures/scenarios/lww-clock-behind.json`).
 #[test]
 fn lww_clock_offset_loses_a_newer_write() {
-    let scenario = |seed: u64, offset: bool| {
-        let mut scenario = Scenario::new("lww", seed);
-        scenario.replicas = 2;
-        scenario.clients = 2;
-        scenario.workload.keys = 1;
-        scenario.workload.ops_per_client = 20;
-        scenario.workload.mix = Mix::new([("read", 1), ("write", 3)]);
-        if offset {
-            scenario.faults = vec![ScheduledFault::at(
-                0,
-                Fault::ClockSkew {
-                    node: Target::Replica(1),
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/scenarios/lww-clock-behind.json"
+    );
+    let mut scenario = Scenario::from_json(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert!(
+        matches!(
+            scenario.faults[..],
+            [ScheduledFault {
+                fault: Fault::ClockSkew {
                     offset_ms: -2_000,
-                    drift_ppm: 0,
+                    ..
                 },
-            )];
-        }
-        scenario
-    };
+                ..
+            }]
+        ),
+        "{:?}",
+        scenario.faults
+    );
     let registry = replication::registry();
-    let seed = (0..20)
-        .find(|&seed| {
-            let verdicts = registry.run(&scenario(seed, true)).unwrap().verdicts();
-            verdicts.durability.is_violation()
-        })
-        .expect("no newer write lost in 20 runs with a clock two seconds behind");
-    let skewed = registry.run(&scenario(seed, true)).unwrap();
-    println!("seed {seed}: {}", skewed.verdicts().durability);
-    let verdicts = registry.run(&scenario(seed, false)).unwrap().verdicts();
+    let skewed = registry.run(&scenario).unwrap();
+    let verdicts = skewed.verdicts();
+    println!("{}", verdicts.durability);
+    assert!(verdicts.durability.is_violation(), "{verdicts}");
+    assert!(verdicts.convergence.is_ok(), "{verdicts}");
+    scenario.faults.clear();
+    let verdicts = registry.run(&scenario).unwrap().verdicts();
     assert!(verdicts.passed(), "without the offset: {verdicts}");
 }
