@@ -12,7 +12,10 @@
 //! - last-writer-wins trusts the writing replica's clock: a replica whose
 //!   clock runs two seconds behind has its newer acknowledged writes lose
 //!   to older ones (`durable` fails), and the same schedule without the
-//!   offset keeps them.
+//!   offset keeps them;
+//! - `explore --json` lists a CRDT's claims without `linearizable`, counts
+//!   that check apart, reports the convergence times, and names a planted
+//!   bug in `"bug"`, the system in `"system"`.
 
 use replisim::{
     check::Guarantee,
@@ -121,4 +124,48 @@ fn lww_clock_offset_loses_a_newer_write() {
     scenario.faults.clear();
     let verdicts = registry.run(&scenario).unwrap().verdicts();
     assert!(verdicts.passed(), "without the offset: {verdicts}");
+}
+
+/// `replisim explore --json`: a CRDT claims what it promises, its
+/// linearizability is counted apart from its claims, and a planted bug
+/// keeps the system's name in `"system"`.
+#[test]
+fn explore_reports_crdt_claims_apart_and_bugs_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let explore = |bug: &[&str]| {
+        let json = dir.path().join("sweep.json");
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_replisim"))
+            .args(["explore", "--protocols", "crdt-counter", "--runs", "20"])
+            .args(["--faults", "partitions", "--seed", "7"])
+            .args(bug)
+            .arg("--json")
+            .arg(&json)
+            .env("REPLISIM_OUT", dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        (summary["systems"][0].clone(), stdout)
+    };
+    let (system, stdout) = explore(&[]);
+    assert_eq!(
+        system["claims"],
+        serde_json::json!(["durable", "convergent", "no-unexpected-exit"])
+    );
+    for claim in ["durable", "convergent", "no-unexpected-exit"] {
+        assert_eq!(system["checks"][claim]["ok"], 20, "{claim}: {stdout}");
+    }
+    assert!(system["checks"]["linearizable"].is_object(), "{system}");
+    assert_eq!(system["convergence"]["converged"], 20, "{system}");
+    assert!(
+        stdout.contains("replicas agreed after the last heal in 20/20 runs"),
+        "{stdout}"
+    );
+
+    let (buggy, stdout) = explore(&["--bug", "merge-not-commutative"]);
+    assert_eq!(buggy["system"], "crdt-counter");
+    assert_eq!(buggy["bug"], "merge-not-commutative");
+    let diverged = buggy["checks"]["convergent"]["violated"].as_u64().unwrap();
+    assert!(diverged > 0, "{stdout}");
 }
