@@ -89,7 +89,7 @@ impl<C: Crdt> Store<C> {
         self.0.get(key).and_then(C::read)
     }
 
-    /// Joins another replica's store into this one (see [`join_map`] for
+    /// Joins another replica's store into this one (see `join_map` for
     /// `keep_mine`).
     pub fn merge(&mut self, other: &Store<C>, keep_mine: bool) {
         join_map(&mut self.0, &other.0, keep_mine, C::merge);
