@@ -60,16 +60,16 @@ pub enum Bug {
     MergeNotCommutative,
 }
 
-/// Timing of the gossip and the requests (a scenario's `config`).
+/// Timing of the gossip and the requests (a scenario's `config`:
+/// `{"gossip_interval": {"secs": 0, "nanos": 10000000}}`, as the engine's
+/// durations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CrdtConfig {
     /// Time between two gossip exchanges of a replica.
-    #[serde(with = "crate::workload::millis")]
     pub gossip_interval: Duration,
     /// Deadline of one gossip exchange: short, so that a peer cut off
     /// delays the gossip to the others only briefly.
-    #[serde(with = "crate::workload::millis")]
     pub gossip_timeout: Duration,
     /// Timeouts and backoff of clients' requests (a real disk's fsync
     /// takes a while: the default deadline is 500 ms).
