@@ -13,16 +13,24 @@
 //!   clock runs two seconds behind has its newer acknowledged writes lose
 //!   to older ones (`durable` fails), and the same schedule without the
 //!   offset keeps them;
+//! - the replicas' states are judged before the final reads: reads that
+//!   repair cannot hide a replica nothing brought up to date;
 //! - `explore --json` lists a CRDT's claims without `linearizable`, counts
 //!   that check apart, reports the convergence times, and names a planted
 //!   bug in `"bug"`, the system in `"system"`.
 
+use std::{cell::RefCell, rc::Rc};
+
 use replisim::{
-    check::Guarantee,
+    LocalBoxFuture, async_trait,
+    check::{Guarantee, convergence::ReplicaState},
+    history::{Completion, Op},
+    node::{ClientContext, KvClient, NodeContext, NodeResult, System},
     replication,
-    sim::{Fault, Outcome, Scenario, ScheduledFault, Status},
+    sim::{Fault, Outcome, Scenario, ScheduledFault, Status, run_system},
     strategy::{FaultKind, FaultKinds, ScenarioSpace},
     testing::{self, Explorer},
+    workload::Mix,
 };
 
 const SYSTEMS: [&str; 3] = ["crdt-counter", "crdt-set", "lww"];
@@ -168,4 +176,64 @@ fn explore_reports_crdt_claims_apart_and_bugs_by_name() {
     assert_eq!(buggy["bug"], "merge-not-commutative");
     let diverged = buggy["checks"]["convergent"]["violated"].as_u64().unwrap();
     assert!(diverged > 0, "{stdout}");
+}
+
+/// Replicas whose states live in one table the test can see: a write
+/// lands on replica 0 alone, and every read repairs all replicas from
+/// replica 0, as read repair would. Nothing else ever copies a write.
+struct RepairingReads(Rc<RefCell<Vec<ReplicaState>>>);
+
+#[async_trait(?Send)]
+impl KvClient for RepairingReads {
+    async fn call(&mut self, op: &Op) -> Completion {
+        let mut table = self.0.borrow_mut();
+        match op {
+            Op::Write { key, value } => {
+                table[0].insert(key.clone(), value.clone());
+                Completion::Ok(None)
+            }
+            Op::Read { key, .. } => {
+                let repaired = table[0].clone();
+                table
+                    .iter_mut()
+                    .for_each(|state| state.clone_from(&repaired));
+                Completion::Ok(repaired.get(key).cloned())
+            }
+            _ => Completion::Fail("reads and writes only".into()),
+        }
+    }
+}
+
+impl System for RepairingReads {
+    fn replica(&self, node: NodeContext) -> LocalBoxFuture<'static, NodeResult> {
+        let table = self.0.clone();
+        node.state.publish(move || table.borrow()[node.id].clone());
+        Box::pin(std::future::pending())
+    }
+
+    fn client(&self, _ctx: ClientContext) -> Box<dyn KvClient> {
+        Box::new(RepairingReads(self.0.clone()))
+    }
+}
+
+/// The replicas' states are judged as the quiet period left them, before
+/// the final reads: reads that repair replica 1 at the very end cannot
+/// hide that nothing brought it up to date.
+#[test]
+fn final_reads_cannot_hide_a_replica_left_behind() {
+    let table = Rc::new(RefCell::new(vec![ReplicaState::new(); 2]));
+    let mut scenario = Scenario::new("repairing-reads", 1);
+    scenario.replicas = 2;
+    scenario.clients = 1;
+    scenario.workload.ops_per_client = 5;
+    scenario.workload.mix = Mix::new([("write", 1)]);
+    let outcome = run_system(&scenario, Rc::new(RepairingReads(table.clone()))).unwrap();
+    let verdicts = outcome.verdicts();
+    assert!(verdicts.convergence.is_violation(), "{verdicts}");
+    assert_eq!(outcome.stats.converged_after_ms, None);
+    let table = table.borrow();
+    assert!(
+        !table[0].is_empty() && table[0] == table[1],
+        "the final reads repaired: {table:?}"
+    );
 }
