@@ -472,20 +472,28 @@ impl fmt::Display for SweepSummary {
         writeln!(f)?;
         writeln!(
             f,
-            "{:<14} {:>5} {:>13} {:>10} {:>11} {:>10} {:>8} {:>8} {:>15}",
+            "{:<14} {:>5} {:>13} {:>10} {:>11} {:>10} {:>14} {:>8} {:>8} {:>15}",
             "system",
             "runs",
             "linearizable",
             "durable",
             "convergent",
             "live",
+            "log-agreement",
             "unknown",
             "ok",
             "ok under fault"
         )?;
         for s in &self.systems {
-            // Held out of runs; in parentheses when not claimed.
+            // Held out of runs; in parentheses when not claimed; `-` when
+            // never decided (a check with nothing to judge: no published log).
             let held = |g: Guarantee| {
+                if s.checks
+                    .get(g.name())
+                    .is_none_or(|c| c.ok + c.violated == 0)
+                {
+                    return "-".to_string();
+                }
                 let text = format!("{}/{}", s.runs - s.violations(g), s.runs);
                 match s.claims.contains(&g) {
                     true => text,
@@ -504,13 +512,14 @@ impl fmt::Display for SweepSummary {
             };
             writeln!(
                 f,
-                "{:<14} {:>5} {:>13} {:>10} {:>11} {:>10} {:>8} {:>7.1}% {:>14.1}%",
+                "{:<14} {:>5} {:>13} {:>10} {:>11} {:>10} {:>14} {:>8} {:>7.1}% {:>14.1}%",
                 name,
                 s.runs,
                 held(Guarantee::Linearizable),
                 held(Guarantee::Durable),
                 held(Guarantee::Convergent),
                 held(Guarantee::Live),
+                held(Guarantee::LogAgreement),
                 unknown,
                 s.availability.overall.ok_ratio() * 100.0,
                 s.availability.during_faults.ok_ratio() * 100.0

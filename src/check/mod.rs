@@ -67,15 +67,19 @@ pub enum Guarantee {
     Convergent,
     /// The system serves requests again after the faults healed.
     Live,
+    /// Replicas that publish their logs never hold different entries at an
+    /// index both consider committed ([`log_agreement`]).
+    LogAgreement,
 }
 
 impl Guarantee {
     /// Every guarantee, in report order.
-    pub const ALL: [Guarantee; 4] = [
+    pub const ALL: [Guarantee; 5] = [
         Guarantee::Linearizable,
         Guarantee::Durable,
         Guarantee::Convergent,
         Guarantee::Live,
+        Guarantee::LogAgreement,
     ];
 
     /// The safety guarantees: nothing bad happens (every guarantee but
@@ -86,13 +90,15 @@ impl Guarantee {
         Guarantee::Convergent,
     ];
 
-    /// The name in reports and JSON: `linearizable`, `durable`, `convergent`.
+    /// The name in reports and JSON: `linearizable`, `durable`,
+    /// `convergent`, `live`, `log-agreement`.
     pub fn name(self) -> &'static str {
         match self {
             Guarantee::Linearizable => "linearizable",
             Guarantee::Durable => "durable",
             Guarantee::Convergent => "convergent",
             Guarantee::Live => "live",
+            Guarantee::LogAgreement => "log-agreement",
         }
     }
 }

@@ -112,12 +112,7 @@ impl Report {
                 name: g.to_string(),
                 status: status_name(verdicts.status(g)).into(),
                 claimed: verdicts.claims.contains(&g),
-                text: match g {
-                    Guarantee::Linearizable => verdicts.linearizability.to_string(),
-                    Guarantee::Durable => verdicts.durability.to_string(),
-                    Guarantee::Convergent => verdicts.convergence.to_string(),
-                    Guarantee::Live => verdicts.liveness.to_string(),
-                },
+                text: verdicts.describe(g),
             })
             .collect();
         lines.push(VerdictLine {

@@ -1,7 +1,8 @@
 //! [`Outcome`]: what a run produced, and the [`Verdicts`] the checkers
 //! reach on it. The workload's own checks judge the history
 //! (linearizability against its model, durability); convergence compares
-//! the replicas' published states. Only the guarantees the system claims
+//! the replicas' published states, log agreement their published logs.
+//! Only the guarantees the system claims
 //! can fail a run; the others are computed and shown apart.
 
 use std::{cell::RefCell, collections::BTreeMap, fmt, rc::Rc};
@@ -16,6 +17,7 @@ use crate::{
         explain::NonLinearizable,
         linearizable::SearchLimits,
         liveness,
+        log_agreement::{self, LogDisagreement, PublishedLog},
         stats::{self, FaultWindow, PhaseStats},
     },
     history::{History, Operation},
@@ -79,6 +81,9 @@ pub struct Outcome {
     /// Each surviving replica's state after quiescence (`None`: it never
     /// came back up to report).
     pub replica_states: BTreeMap<usize, Option<ReplicaState>>,
+    /// The logs the surviving replicas published after quiescence, by id
+    /// (replicas that publish none are absent).
+    pub replica_logs: BTreeMap<usize, PublishedLog>,
     /// Replicas lost for good.
     pub lost: Vec<usize>,
     pub fault_windows: Vec<FaultWindow>,
@@ -170,6 +175,7 @@ impl Outcome {
             durability: self.workload.durability(&ops, &final_values(&probes)),
             convergence: convergence::check(&self.replica_states),
             liveness: liveness::check(&workload, &probes, &self.fault_windows),
+            log_agreement: log_agreement::check_published(&self.replica_logs),
             availability: availability::measure(&workload, &self.fault_windows),
         }
     }
@@ -214,6 +220,9 @@ pub struct Verdicts {
     pub convergence: Verdict<convergence::Disagreement>,
     /// Whether the system served the final reads after the faults healed.
     pub liveness: Verdict<liveness::Stall>,
+    /// Committed entries of the published logs agree (`unknown` when no
+    /// replica published its log).
+    pub log_agreement: Verdict<LogDisagreement>,
     pub availability: availability::Availability,
 }
 
@@ -225,15 +234,18 @@ impl Verdicts {
             Guarantee::Durable => (&self.durability).into(),
             Guarantee::Convergent => (&self.convergence).into(),
             Guarantee::Live => (&self.liveness).into(),
+            Guarantee::LogAgreement => (&self.log_agreement).into(),
         }
     }
 
-    fn describe(&self, guarantee: Guarantee) -> String {
+    /// The check of `guarantee`, with its evidence, as one line.
+    pub fn describe(&self, guarantee: Guarantee) -> String {
         match guarantee {
             Guarantee::Linearizable => self.linearizability.to_string(),
             Guarantee::Durable => self.durability.to_string(),
             Guarantee::Convergent => self.convergence.to_string(),
             Guarantee::Live => self.liveness.to_string(),
+            Guarantee::LogAgreement => self.log_agreement.to_string(),
         }
     }
 
@@ -264,16 +276,16 @@ impl fmt::Display for Verdicts {
             .into_iter()
             .partition(|g| self.claims.contains(g));
         for g in claimed {
-            writeln!(f, "{:<13} {}", format!("{g}:"), self.describe(g))?;
+            writeln!(f, "{:<14} {}", format!("{g}:"), self.describe(g))?;
         }
         for g in unclaimed {
             writeln!(
                 f,
-                "{:<13} {} (not claimed)",
+                "{:<14} {} (not claimed)",
                 format!("{g}:"),
                 self.describe(g)
             )?;
         }
-        write!(f, "{:<13} {}", "availability:", self.availability)
+        write!(f, "{:<14} {}", "availability:", self.availability)
     }
 }
