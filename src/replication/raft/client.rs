@@ -73,7 +73,9 @@ impl KvClient for Client {
                     self.config.rpc,
                 )
             });
-            match connection.call_within(&request, left).await {
+            // One attempt at a time, so a dead replica costs one timeout.
+            let attempt = left.min(self.config.rpc.request_timeout);
+            match connection.call_within(&request, attempt).await {
                 Ok(Response::Client(Completion::Info(reason))) => {
                     maybe_applied = true;
                     last_error = reason;

@@ -22,7 +22,7 @@ use super::{
 use crate::{
     history::{Completion, Op},
     net::{Handler, Network, RpcClient, serve},
-    node::{NodeContext, NodeResult, Roles},
+    node::{NodeContext, NodeResult, Roles, StateProbe},
     replication::kv::RequestId,
     storage::{MetaFile, StorageError, Wal},
 };
@@ -53,6 +53,11 @@ pub(super) struct Replica {
     heard: Cell<Instant>,
     failed: Notify,
     roles: Roles,
+    /// Where the state and log are published, once this start of the
+    /// replica caught up (a recovered log's commit point is unknown until
+    /// a leader tells it: before that its state is not reported at all).
+    probe: StateProbe,
+    published: Cell<bool>,
 }
 
 /// The replica's software: recover, then serve until the host dies.
@@ -77,21 +82,14 @@ pub(super) async fn run(node: NodeContext, config: RaftConfig, bug: Option<Bug>)
         heard: Cell::new(Instant::now()), // determinism-ok: tokio's clock, simulated under turmoil
         failed: Notify::new(),
         roles: node.roles.clone(),
+        probe: node.state.clone(),
+        published: Cell::new(false),
     });
-    let probe = Rc::downgrade(&replica);
-    node.state.publish(move || {
-        probe
-            .upgrade()
-            .map(|r| r.state.borrow().snapshot())
-            .unwrap_or_default()
-    });
-    let probe = Rc::downgrade(&replica);
-    node.state.publish_log(move || {
-        probe
-            .upgrade()
-            .map(|r| r.state.borrow().published())
-            .unwrap_or_default()
-    });
+    // A previous start's readers (after a disk failure) report nothing.
+    node.state.clear();
+    if replica.state.borrow().log.is_empty() {
+        replica.publish();
+    }
     let listener = node.net.bind(node.port()).await?;
     let handler_replica = replica.clone();
     let handler: Handler<Request, Response> = Rc::new(move |request| {
@@ -110,6 +108,27 @@ pub(super) async fn run(node: NodeContext, config: RaftConfig, bug: Option<Bug>)
 }
 
 impl Replica {
+    /// Publishes the state and log readers (once).
+    fn publish(self: &Rc<Self>) {
+        if self.published.replace(true) {
+            return;
+        }
+        let probe = Rc::downgrade(self);
+        self.probe.publish(move || {
+            probe
+                .upgrade()
+                .map(|r| r.state.borrow().snapshot())
+                .unwrap_or_default()
+        });
+        let probe = Rc::downgrade(self);
+        self.probe.publish_log(move || {
+            probe
+                .upgrade()
+                .map(|r| r.state.borrow().published())
+                .unwrap_or_default()
+        });
+    }
+
     fn cluster(&self) -> usize {
         self.peers.len()
     }
@@ -221,7 +240,7 @@ impl Replica {
 
     /// `AppendEntries`.
     async fn append(
-        &self,
+        self: &Rc<Self>,
         term: u64,
         leader: usize,
         prev_index: u64,
@@ -293,6 +312,9 @@ impl Replica {
         state.commit = state.commit.max(commit.min(matched));
         state.apply_committed();
         self.applied.send_replace(state.applied());
+        if state.commit >= commit {
+            self.publish();
+        }
         Ok(Response::Append {
             term: state.hard.term,
             ok: true,
@@ -311,7 +333,7 @@ impl Replica {
     }
 
     /// A client's operation: appended by the leader, answered once applied.
-    async fn client_request(&self, op: Op, id: RequestId) -> Response {
+    async fn client_request(self: &Rc<Self>, op: Op, id: RequestId) -> Response {
         let (index, term) = {
             let mut disk = self.disk.lock().await;
             let entry = {
@@ -557,7 +579,7 @@ impl Replica {
 
     /// Moves the leader's commit index as far as the commit rule allows,
     /// and applies.
-    fn advance_commit(&self, term: u64) {
+    fn advance_commit(self: &Rc<Self>, term: u64) {
         let any_term = self.bug == Some(Bug::CommitOldTermByCount);
         let (from, to, applied) = {
             let mut state = self.state.borrow_mut();
@@ -574,6 +596,9 @@ impl Replica {
             tracing::info!(target: "replisim::raft", index, term, "committed index");
         }
         if to > from {
+            // Its own term's entry committed: this leader's commit point is
+            // known, and with it its state.
+            self.publish();
             self.applied.send_replace(applied);
             self.changed.send_modify(|v| *v += 1);
         }
