@@ -40,7 +40,7 @@ use proptest::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    check::{Guarantee, availability::Counts, linearizable::SearchLimits},
+    check::{Guarantee, availability::Counts, linearizable::SearchLimits, stats},
     registry::{Registry, SystemError},
     sim::{self, FaultCount, RunError, Scenario, Status, inert_faults, repro},
     strategy::{FaultKinds, ScenarioSpace},
@@ -195,6 +195,10 @@ pub struct SystemSummary {
     pub first_violation: Option<PathBuf>,
     /// That run's index in the sweep.
     pub first_violation_run: Option<usize>,
+    /// After every loss of the role holder (leader, primary) in every run,
+    /// the simulated ms to the next acknowledged write, sorted.
+    #[serde(default)]
+    pub recovery_ms: Vec<u64>,
 }
 
 impl SystemSummary {
@@ -209,6 +213,7 @@ impl SystemSummary {
             availability: AvailabilityCounts::default(),
             first_violation: None,
             first_violation_run: None,
+            recovery_ms: Vec::new(),
         }
     }
 
@@ -227,6 +232,8 @@ impl SystemSummary {
             self.faults.entry(kind.clone()).or_default().add(*count);
         }
         self.availability.add(other.availability);
+        self.recovery_ms.extend(&other.recovery_ms);
+        self.recovery_ms.sort_unstable();
         let earlier = match (other.first_violation_run, self.first_violation_run) {
             (Some(theirs), Some(ours)) => theirs < ours,
             (theirs, ours) => theirs.is_some() && ours.is_none(),
@@ -251,6 +258,7 @@ struct RunResult {
     statuses: Vec<(Guarantee, Status)>,
     faults: BTreeMap<String, FaultCount>,
     availability: AvailabilityCounts,
+    recovery_ms: Vec<u64>,
     violated: bool,
 }
 
@@ -326,10 +334,12 @@ pub fn sweep(
                 summary.faults.entry(kind).or_default().add(count);
             }
             summary.availability.add(r.availability);
+            summary.recovery_ms.extend(r.recovery_ms);
             if r.violated && summary.first_violation_run.is_none() {
                 summary.first_violation_run = Some(i);
             }
         }
+        summary.recovery_ms.sort_unstable();
         // Only the first violation is saved: its trace and report mean a
         // recorded rerun, which the other violations need not pay for.
         if let Some(i) = summary.first_violation_run {
@@ -381,6 +391,11 @@ fn run_all(
 fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepError> {
     let outcome = sim::run_system(scenario, registry.system_for(scenario)?)?;
     let verdicts = outcome.verdicts_within(&SearchLimits::DETERMINISTIC);
+    let recovery_ms = outcome
+        .recovery_times()
+        .into_iter()
+        .map(|ns| ns / 1_000_000)
+        .collect();
     Ok(RunResult {
         statuses: Guarantee::ALL
             .into_iter()
@@ -391,6 +406,7 @@ fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepE
             overall: verdicts.availability.overall,
             during_faults: verdicts.availability.during_faults,
         },
+        recovery_ms,
         violated: verdicts.violated(),
     })
 }
@@ -524,6 +540,18 @@ impl fmt::Display for SweepSummary {
                 s.availability.overall.ok_ratio() * 100.0,
                 s.availability.during_faults.ok_ratio() * 100.0
             )?;
+        }
+        for s in &self.systems {
+            if let Some(l) = stats::percentiles(s.recovery_ms.clone()) {
+                writeln!(
+                    f,
+                    "{}: after the loss of its leader/primary ({} times), the next acknowledged write came in p50 {} ms, p99 {} ms",
+                    s.system,
+                    s.recovery_ms.len(),
+                    l.p50,
+                    l.p99
+                )?;
+            }
         }
         for s in &self.systems {
             if let Some(file) = &s.first_violation {

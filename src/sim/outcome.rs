@@ -142,6 +142,35 @@ impl Outcome {
         )
     }
 
+    /// Moments (simulated ns) a role was given up (a crash, a loss, a
+    /// step-down) and no other replica held it: the leader or primary is
+    /// gone.
+    pub fn role_losses(&self) -> Vec<u64> {
+        let mut holders: BTreeMap<&str, BTreeMap<usize, u64>> = BTreeMap::new();
+        let mut losses = Vec::new();
+        for change in &self.role_changes {
+            let held = holders.entry(change.role.as_str()).or_default();
+            match change.epoch {
+                Some(epoch) => {
+                    held.insert(change.replica, epoch);
+                }
+                None => {
+                    if held.remove(&change.replica).is_some() && held.is_empty() {
+                        losses.push(change.time);
+                    }
+                }
+            }
+        }
+        losses
+    }
+
+    /// After each of [`Outcome::role_losses`], the simulated ns until the
+    /// next write was acknowledged (losses with no later acknowledged
+    /// write are left out): how long the system took to recover its leader.
+    pub fn recovery_times(&self) -> Vec<u64> {
+        stats::times_to_next_write(&self.workload_operations(), &self.role_losses())
+    }
+
     /// Runs the checkers.
     pub fn verdicts(&self) -> Verdicts {
         self.verdicts_within(&SearchLimits::default())

@@ -8,6 +8,7 @@
 
 use std::{cell::Cell, rc::Rc, time::Duration};
 
+use futures_util::{StreamExt, stream::FuturesUnordered};
 use rand::Rng;
 use tokio::{
     sync::{Mutex, Notify, watch},
@@ -149,6 +150,8 @@ impl Replica {
     /// Records a disk failure: the replica stops serving (fail-stop).
     fn disk_failed(&self, error: &StorageError) -> Response {
         tracing::warn!(target: "replisim::raft", %error, "disk failure");
+        // A stopped replica reports nothing.
+        self.probe.clear();
         self.failed.notify_one();
         Response::Refused(format!("disk failure: {error}"))
     }
@@ -419,31 +422,55 @@ impl Replica {
             last_index,
             last_term,
         };
-        let asks = self.others().map(|peer| {
-            let request = request.clone();
-            let mut client: RpcClient<Request, Response> =
-                RpcClient::new(self.net.clone(), self.peers[peer].clone(), self.config.rpc);
-            async move { client.call(&request).await }
-        });
-        let mut votes = 1;
-        for answer in futures_util::future::join_all(asks).await {
-            match answer {
-                Ok(Response::Vote {
-                    term: theirs,
-                    granted,
-                }) => {
-                    if theirs > self.term() {
-                        let mut disk = self.disk.lock().await;
-                        if theirs > self.term() {
-                            self.adopt_term(&mut disk, theirs).await?;
+        // Ask every peer, again and again while it does not answer (Raft
+        // reissues unanswered RPCs), until a majority granted, a newer term
+        // showed up, or the shortest election timeout passed.
+        let mut asks: FuturesUnordered<_> = self
+            .others()
+            .map(|peer| {
+                let request = request.clone();
+                let replica = self.clone();
+                async move {
+                    let mut client: RpcClient<Request, Response> = RpcClient::new(
+                        replica.net.clone(),
+                        replica.peers[peer].clone(),
+                        replica.config.rpc,
+                    );
+                    while replica.state.borrow().role == Role::Candidate && replica.term() == term {
+                        if let Ok(Response::Vote { term, granted }) = client.call(&request).await {
+                            return Some((term, granted));
                         }
-                        return Ok(());
+                        sleep(replica.config.heartbeat / 5).await;
                     }
-                    votes += usize::from(granted && theirs == term);
+                    None
                 }
-                _ => continue,
+            })
+            .collect();
+        let mut votes = 1;
+        let patience = Duration::from_millis(self.config.election_timeout.0);
+        let count = async {
+            while let Some(answer) = asks.next().await {
+                let Some((theirs, granted)) = answer else {
+                    continue;
+                };
+                if theirs > term {
+                    return Some(theirs);
+                }
+                votes += usize::from(granted && theirs == term);
+                if votes > self.cluster() / 2 {
+                    break;
+                }
             }
+            None
+        };
+        if let Ok(Some(newer)) = tokio::time::timeout(patience, count).await {
+            let mut disk = self.disk.lock().await;
+            if newer > self.term() {
+                self.adopt_term(&mut disk, newer).await?;
+            }
+            return Ok(());
         }
+        drop(asks);
         let won = {
             let mut state = self.state.borrow_mut();
             let won = votes > self.cluster() / 2
