@@ -315,7 +315,9 @@ impl Replica {
         state.commit = state.commit.max(commit.min(matched));
         state.apply_committed();
         self.applied.send_replace(state.applied());
-        if state.commit >= commit {
+        // Caught up with a leader that knows what is committed (a leader
+        // that has committed nothing of its own term sends 0).
+        if commit > 0 && state.commit >= commit {
             self.publish();
         }
         Ok(Response::Append {
