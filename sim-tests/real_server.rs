@@ -92,6 +92,19 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Every acknowledged write reads back.
+    fn assert_kept(&self, acknowledged: Vec<(String, String)>) {
+        for (key, value) in acknowledged {
+            assert_eq!(
+                self.call_until_ok(read(&key)),
+                Completion::Ok(Some(value)),
+                "{key}"
+            );
+        }
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         for id in 0..self.processes.len() {
@@ -144,13 +157,7 @@ fn real_cluster_keeps_acknowledged_writes_across_sigkill() {
     cluster.spawn(2);
     cluster.call_until_ok(write("after", "y"));
 
-    for (key, value) in acknowledged {
-        assert_eq!(
-            cluster.call_until_ok(read(&key)),
-            Completion::Ok(Some(value)),
-            "{key}"
-        );
-    }
+    cluster.assert_kept(acknowledged);
 }
 
 /// Raft on real sockets: clients find the leader themselves; killing
@@ -188,11 +195,5 @@ fn real_raft_cluster_keeps_acknowledged_writes_across_sigkill() {
     cluster.spawn(2);
     cluster.call_until_ok(write("after", "y"));
 
-    for (key, value) in acknowledged {
-        assert_eq!(
-            cluster.call_until_ok(read(&key)),
-            Completion::Ok(Some(value)),
-            "{key}"
-        );
-    }
+    cluster.assert_kept(acknowledged);
 }

@@ -394,10 +394,11 @@ impl Replica {
             let timeout = Duration::from_millis(rng.random_range(low..=high));
             sleep(timeout).await;
             let leading = self.state.borrow().role == Role::Leader;
-            if !leading && self.heard.get().elapsed() >= timeout {
-                if let Err(error) = self.clone().campaign().await {
-                    self.disk_failed(&error);
-                }
+            if !leading
+                && self.heard.get().elapsed() >= timeout
+                && let Err(error) = self.clone().campaign().await
+            {
+                self.disk_failed(&error);
             }
         }
     }
