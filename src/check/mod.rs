@@ -73,16 +73,20 @@ pub enum Guarantee {
     /// Every exit of a replica's software is a fail-stop on an injected
     /// fault (see [`exits`]).
     NoUnexpectedExit,
+    /// Replicas that publish their logs never hold different entries at an
+    /// index both consider committed ([`log_agreement`]).
+    LogAgreement,
 }
 
 impl Guarantee {
     /// Every guarantee, in report order.
-    pub const ALL: [Guarantee; 5] = [
+    pub const ALL: [Guarantee; 6] = [
         Guarantee::Linearizable,
         Guarantee::Durable,
         Guarantee::Convergent,
         Guarantee::Live,
         Guarantee::NoUnexpectedExit,
+        Guarantee::LogAgreement,
     ];
 
     /// The safety guarantees: nothing bad happens (every guarantee but
@@ -95,7 +99,7 @@ impl Guarantee {
     ];
 
     /// The name in reports and JSON: `linearizable`, `durable`,
-    /// `convergent`, `live`, `no-unexpected-exit`.
+    /// `convergent`, `live`, `no-unexpected-exit`, `log-agreement`.
     pub fn name(self) -> &'static str {
         match self {
             Guarantee::Linearizable => "linearizable",
@@ -103,6 +107,7 @@ impl Guarantee {
             Guarantee::Convergent => "convergent",
             Guarantee::Live => "live",
             Guarantee::NoUnexpectedExit => "no-unexpected-exit",
+            Guarantee::LogAgreement => "log-agreement",
         }
     }
 }

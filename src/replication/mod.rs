@@ -8,18 +8,21 @@
 //!   (every backup), semi-synchronous (k backups) and asynchronous (none).
 //! - [`primary_backup`]: the engine failing over by itself, naive and
 //!   fenced.
+//! - [`raft`]: majority consensus with leader election.
 
 pub mod four_stage;
 pub mod kv;
 pub mod primary_backup;
+pub mod raft;
 
 use crate::registry::Registry;
 
 /// A registry of every built-in protocol: `sync`, `semi-sync:K`, `async`,
-/// `primary-backup`, `primary-backup:fenced`.
+/// `primary-backup`, `primary-backup:fenced`, `raft`.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
     four_stage::register(&mut registry);
     primary_backup::register(&mut registry);
+    raft::register(&mut registry);
     registry
 }

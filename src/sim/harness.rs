@@ -417,7 +417,10 @@ impl<'a> Harness<'a> {
         let exits = self.exits.clone();
         let duplication = self.nemesis.duplication(Some(id));
         let name = host(id);
+        let seed = self.scenario.seed;
+        let starts = Cell::new(0u64);
         sim.host(name.clone(), move || {
+            starts.set(starts.get() + 1);
             let node = NodeContext {
                 id,
                 replicas: replicas.clone(),
@@ -426,6 +429,7 @@ impl<'a> Harness<'a> {
                 clock: faults.clock(),
                 state: probe.clone(),
                 roles: roles.clone(),
+                seed: node_seed(seed, id, starts.get()),
             };
             let software = system.replica(node);
             let name = name.clone();
@@ -502,9 +506,13 @@ impl<'a> Harness<'a> {
     }
 
     fn outcome(self, elapsed: Duration, final_reads_done: bool) -> Outcome {
-        let replica_states = (0..self.scenario.replicas)
-            .filter(|id| !self.nemesis.lost.contains(id))
+        let survivors = (0..self.scenario.replicas).filter(|id| !self.nemesis.lost.contains(id));
+        let replica_states = survivors
+            .clone()
             .map(|id| (id, self.probes[id].read()))
+            .collect();
+        let replica_logs = survivors
+            .filter_map(|id| Some((id, self.probes[id].read_log()?)))
             .collect();
         let history = self.history.borrow().clone();
         let exits = self.exits.take();
@@ -514,6 +522,7 @@ impl<'a> Harness<'a> {
             workload: self.workload.clone(),
             history,
             replica_states,
+            replica_logs,
             lost: self.nemesis.lost.iter().copied().collect(),
             fault_windows: self.nemesis.windows(elapsed),
             role_changes: self.role_changes,
@@ -592,6 +601,15 @@ impl Operator {
             perform(&mut *client, &self.history, self.ctx.process, op).await;
         }
     }
+}
+
+/// The seed of replica `id`'s `start`-th start in a run seeded `seed`.
+fn node_seed(seed: u64, id: usize, start: u64) -> u64 {
+    let mut bytes = [0u8; 24];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes[8..16].copy_from_slice(&(id as u64).to_le_bytes());
+    bytes[16..].copy_from_slice(&start.to_le_bytes());
+    xxhash_rust::xxh3::xxh3_64(&bytes)
 }
 
 /// A fault whose role no replica holds is skipped: logged and counted.

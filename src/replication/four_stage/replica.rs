@@ -34,7 +34,7 @@ use crate::{
     history::{Completion, Op},
     net::{Handler, Network, serve},
     node::{Clock, NodeContext, NodeResult, Roles},
-    replication::kv::KvStore,
+    replication::kv::KvMachine,
     storage::{MetaFile, StorageError, Wal},
 };
 
@@ -54,7 +54,7 @@ pub(super) struct Meta {
 pub(super) struct State {
     pub meta: Meta,
     pub log: Vec<Entry>,
-    store: KvStore,
+    machine: KvMachine,
     applied: u64,
     pub commit: u64,
     /// Per backup, the highest index known to match the primary's log.
@@ -62,8 +62,6 @@ pub(super) struct State {
     /// Indexes whose client waits for the result, and the results ready.
     waiting: BTreeSet<u64>,
     results: BTreeMap<u64, Completion>,
-    /// Per client, the last request applied and its result (for dedup).
-    sessions: BTreeMap<u64, (u64, Completion)>,
     /// A primary serves reads only once its commit point reached this: the
     /// length of its log when it recovered or was promoted.
     serving_from: u64,
@@ -82,13 +80,12 @@ impl State {
         State {
             meta,
             log,
-            store: KvStore::default(),
+            machine: KvMachine::default(),
             applied: 0,
             commit: 0,
             matched: BTreeMap::new(),
             waiting: BTreeSet::new(),
             results: BTreeMap::new(),
-            sessions: BTreeMap::new(),
             serving_from: 0,
             lease_acks: BTreeMap::new(),
             unresponsive: BTreeSet::new(),
@@ -128,29 +125,11 @@ impl State {
     fn apply_to(&mut self, target: u64) {
         while self.applied < target.min(self.last_index()) {
             let entry = &self.log[self.applied as usize];
-            let id = entry.request;
-            let result = match self.duplicate_result(id) {
-                Some(result) => result,
-                None => {
-                    let result = self.store.apply(&entry.op);
-                    self.sessions.insert(id.client, (id.seq, result.clone()));
-                    result
-                }
-            };
+            let result = self.machine.apply(entry.request, &entry.op);
             if self.waiting.remove(&entry.index) {
                 self.results.insert(entry.index, result);
             }
             self.applied += 1;
-        }
-    }
-
-    /// The result of a request already applied (a duplicate), if it was.
-    fn duplicate_result(&self, id: RequestId) -> Option<Completion> {
-        let (seq, result) = self.sessions.get(&id.client)?;
-        match id.seq.cmp(seq) {
-            std::cmp::Ordering::Greater => None,
-            std::cmp::Ordering::Equal => Some(result.clone()),
-            std::cmp::Ordering::Less => Some(Completion::Fail("stale duplicate request".into())),
         }
     }
 
@@ -166,8 +145,7 @@ impl State {
         self.waiting.retain(|&index| index <= len);
         self.commit = self.commit.min(len);
         if self.applied > len {
-            self.store = KvStore::default();
-            self.sessions.clear();
+            self.machine = KvMachine::default();
             self.applied = 0;
             self.apply_to(self.commit);
         }
@@ -273,7 +251,7 @@ pub(super) async fn run(node: NodeContext, setup: Setup) -> NodeResult {
     node.state.publish(move || {
         probe
             .upgrade()
-            .map(|r| r.state.borrow().store.snapshot())
+            .map(|r| r.state.borrow().machine.store().snapshot())
             .unwrap_or_default()
     });
     replica.advance_commit();
@@ -496,7 +474,7 @@ impl Replica {
                     "the primary is still confirming its log with its backups".into(),
                 );
             }
-            return Completion::Ok(state.store.get(key).cloned());
+            return Completion::Ok(state.machine.store().get(key).cloned());
         }
         // Request -> Sync: durable on the primary first.
         let index = {
@@ -506,7 +484,7 @@ impl Replica {
                 if state.meta.primary != self.id {
                     return Completion::Fail("no longer the primary".into());
                 }
-                if let Some(result) = state.duplicate_result(id) {
+                if let Some(result) = state.machine.duplicate_result(id) {
                     return result;
                 }
                 Entry {
@@ -780,7 +758,10 @@ mod tests {
         ]);
         state.waiting.extend([2, 4]);
         state.apply_to(4);
-        assert_eq!(state.store.get("k").map(String::as_str), Some("a;b;"));
+        assert_eq!(
+            state.machine.store().get("k").map(String::as_str),
+            Some("a;b;")
+        );
         assert_eq!(
             state.results[&2],
             Completion::Ok(None),
@@ -806,12 +787,15 @@ mod tests {
         state.truncate(1);
         assert_eq!(state.last_index(), 1);
         assert_eq!(state.commit, 1);
-        assert_eq!(state.store.get("k").map(String::as_str), Some("a;"));
+        assert_eq!(
+            state.machine.store().get("k").map(String::as_str),
+            Some("a;")
+        );
         state.log.push(entry(2, 3, "b;", 2));
         state.commit = 2;
         state.apply_to(2);
         assert_eq!(
-            state.store.get("k").map(String::as_str),
+            state.machine.store().get("k").map(String::as_str),
             Some("a;b;"),
             "the session was rebuilt too"
         );
