@@ -20,7 +20,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use tokio::{
-    sync::{Mutex, MutexGuard, Notify, watch},
+    sync::{Mutex, MutexGuard, watch},
     time::Instant,
 };
 
@@ -35,7 +35,7 @@ use crate::{
     net::{Handler, Network, serve},
     node::{Clock, NodeContext, NodeResult, Roles},
     replication::kv::KvMachine,
-    storage::{MetaFile, StorageError, Wal},
+    storage::{FailStop, MetaFile, StorageError, Wal},
 };
 
 const WAL_PATH: &str = "wal";
@@ -174,10 +174,8 @@ pub(super) struct Replica {
     commit_tx: watch::Sender<u64>,
     /// The primary's last log index, watched by its shippers.
     pub last_tx: watch::Sender<u64>,
-    /// Set when the disk failed: the replica stops (fail-stop).
-    failed: Notify,
-    /// The disk's first failure, which the replica stops with.
-    failure: RefCell<Option<StorageError>>,
+    /// Tripped when the disk failed: the replica stops with that error.
+    fail_stop: FailStop,
     /// Where it publishes whether it is the primary, and in which epoch.
     roles: Roles,
 }
@@ -242,8 +240,7 @@ pub(super) async fn run(node: NodeContext, setup: Setup) -> NodeResult {
         meta_file,
         commit_tx: watch::Sender::new(commit),
         last_tx: watch::Sender::new(last),
-        failed: Notify::new(),
-        failure: RefCell::new(None),
+        fail_stop: FailStop::default(),
         roles: node.roles.clone(),
     });
     replica.publish_role();
@@ -267,16 +264,14 @@ pub(super) async fn run(node: NodeContext, setup: Setup) -> NodeResult {
     });
     tokio::select! {
         served = serve(listener, handler) => served?,
-        () = replica.failed.notified() => {
+        error = replica.fail_stop.stopped() => {
             tracing::warn!(target: "replisim::engine", "stopping after a disk failure");
+            // The disk's error, kept whole: the harness tells a fail-stop on
+            // an injected I/O error from its chain.
+            return Err(error.into());
         }
     }
-    // The disk's error, kept whole: the harness tells a fail-stop on an
-    // injected I/O error from its chain.
-    match replica.failure.take() {
-        Some(error) => Err(error.into()),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 impl Replica {
@@ -456,8 +451,7 @@ impl Replica {
     fn disk_failed(&self, error: StorageError) -> String {
         tracing::warn!(target: "replisim::engine", %error, "disk failure");
         let text = format!("disk failure: {error}");
-        self.failure.borrow_mut().get_or_insert(error);
-        self.failed.notify_one();
+        self.fail_stop.trip(error);
         text
     }
 

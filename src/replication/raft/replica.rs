@@ -11,7 +11,7 @@ use std::{cell::Cell, rc::Rc, time::Duration};
 use futures_util::{StreamExt, stream::FuturesUnordered};
 use rand::Rng;
 use tokio::{
-    sync::{Mutex, Notify, watch},
+    sync::{Mutex, watch},
     time::{Instant, sleep},
 };
 
@@ -25,7 +25,7 @@ use crate::{
     net::{Handler, Network, RpcClient, serve},
     node::{NodeContext, NodeResult, Roles, StateProbe},
     replication::kv::RequestId,
-    storage::{MetaFile, StorageError, Wal},
+    storage::{FailStop, MetaFile, StorageError, Wal},
 };
 
 const LOG_PATH: &str = "raft-log";
@@ -52,7 +52,8 @@ pub(super) struct Replica {
     applied: watch::Sender<u64>,
     /// Last time a current leader or a granted vote reset the election timer.
     heard: Cell<Instant>,
-    failed: Notify,
+    /// Tripped when the disk failed: the replica stops with that error.
+    fail_stop: FailStop,
     roles: Roles,
     /// Where the state and log are published, once this start of the
     /// replica caught up (a recovered log's commit point is unknown until
@@ -81,7 +82,7 @@ pub(super) async fn run(node: NodeContext, config: RaftConfig, bug: Option<Bug>)
         changed: watch::Sender::new(0),
         applied: watch::Sender::new(0),
         heard: Cell::new(Instant::now()), // determinism-ok: tokio's clock, simulated under turmoil
-        failed: Notify::new(),
+        fail_stop: FailStop::default(),
         roles: node.roles.clone(),
         probe: node.state.clone(),
         published: Cell::new(false),
@@ -101,8 +102,9 @@ pub(super) async fn run(node: NodeContext, config: RaftConfig, bug: Option<Bug>)
     tokio::select! {
         served = serve(listener, handler) => served?,
         () = replica.clone().elections(&mut rng) => {}
-        () = replica.failed.notified() => {
+        error = replica.fail_stop.stopped() => {
             tracing::warn!(target: "replisim::raft", "stopping after a disk failure");
+            return Err(error.into());
         }
     }
     Ok(())
@@ -148,12 +150,13 @@ impl Replica {
     }
 
     /// Records a disk failure: the replica stops serving (fail-stop).
-    fn disk_failed(&self, error: &StorageError) -> Response {
+    fn disk_failed(&self, error: StorageError) -> Response {
         tracing::warn!(target: "replisim::raft", %error, "disk failure");
         // A stopped replica reports nothing.
         self.probe.clear();
-        self.failed.notify_one();
-        Response::Refused(format!("disk failure: {error}"))
+        let refused = Response::Refused(format!("disk failure: {error}"));
+        self.fail_stop.trip(error);
+        refused
     }
 
     async fn handle(self: &Rc<Self>, request: Request) -> Response {
@@ -177,7 +180,7 @@ impl Replica {
                     .await
             }
         };
-        result.unwrap_or_else(|error| self.disk_failed(&error))
+        result.unwrap_or_else(|error| self.disk_failed(error))
     }
 
     /// Adopts `term` (newer than ours) as a follower, durably, with no vote.
@@ -358,10 +361,10 @@ impl Replica {
                 }
             };
             if let Err(error) = disk.log.append(&entry).await {
-                return self.disk_failed(&error);
+                return self.disk_failed(error);
             }
             if let Err(error) = disk.log.sync().await {
-                return self.disk_failed(&error);
+                return self.disk_failed(error);
             }
             let mut state = self.state.borrow_mut();
             state.wait_for(entry.index, id);
@@ -398,7 +401,7 @@ impl Replica {
                 && self.heard.get().elapsed() >= timeout
                 && let Err(error) = self.clone().campaign().await
             {
-                self.disk_failed(&error);
+                self.disk_failed(error);
             }
         }
     }
@@ -518,11 +521,11 @@ impl Replica {
             }
         };
         if let Err(error) = disk.log.append(&entry).await {
-            self.disk_failed(&error);
+            self.disk_failed(error);
             return;
         }
         if let Err(error) = disk.log.sync().await {
-            self.disk_failed(&error);
+            self.disk_failed(error);
             return;
         }
         self.state.borrow_mut().log.push(entry);
@@ -564,7 +567,7 @@ impl Replica {
                         if theirs > self.term()
                             && let Err(error) = self.adopt_term(&mut disk, theirs).await
                         {
-                            self.disk_failed(&error);
+                            self.disk_failed(error);
                         }
                         return;
                     }
