@@ -10,6 +10,7 @@ use std::{
     rc::Rc,
 };
 
+use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify, watch};
 
@@ -209,10 +210,11 @@ pub(super) async fn run(
     replica.start_shippers_if_primary();
     let listener = node.net.bind(node.port()).await?;
     let handler_replica = replica.clone();
-    let handler: Handler<Request, Response> = Rc::new(move |request| {
-        let replica = handler_replica.clone();
-        Box::pin(async move { Some(replica.handle(request).await) })
-    });
+    // The handler's future is boxed for every request: no wrapper around
+    // `handle`'s own, which would hold the request and the replica twice
+    // and outgrow the allocator's per-thread cache of small blocks.
+    let handler: Handler<Request, Response> =
+        Rc::new(move |request| Box::pin(handler_replica.clone().handle(request).map(Some)));
     tokio::select! {
         served = serve(listener, handler) => served?,
         () = replica.failed.notified() => {
@@ -223,7 +225,7 @@ pub(super) async fn run(
 }
 
 impl Replica {
-    async fn handle(self: &Rc<Self>, request: Request) -> Response {
+    async fn handle(self: Rc<Self>, request: Request) -> Response {
         match request {
             Request::Client { op, at_backup, id } => {
                 Response::Client(self.client_op(op, at_backup, id).await)
