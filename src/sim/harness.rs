@@ -17,7 +17,6 @@
 
 use std::{
     cell::{Cell, RefCell},
-    collections::BTreeMap,
     rc::Rc,
     time::{Duration, UNIX_EPOCH},
 };
@@ -35,7 +34,7 @@ use crate::{
     history::{History, Op},
     net::SimNetwork,
     node::{
-        ClientContext, Declaration, Directory, KvClient, NodeContext, REPLICA_PORT, Roles,
+        Board, ClientContext, Declaration, Directory, KvClient, NodeContext, REPLICA_PORT, Roles,
         StateProbe, System,
     },
     storage::SimDisk,
@@ -182,7 +181,7 @@ struct Harness<'a> {
     probes: Vec<StateProbe>,
     roles: Vec<Roles>,
     /// Each replica's roles as last seen, and every change seen.
-    roles_seen: Vec<BTreeMap<String, u64>>,
+    roles_seen: Vec<Board>,
     role_changes: Vec<RoleChange>,
     nemesis: Nemesis,
     directory: Directory,
@@ -219,7 +218,7 @@ impl<'a> Harness<'a> {
                 ledger,
             ),
             probes,
-            roles_seen: vec![BTreeMap::new(); roles.len()],
+            roles_seen: vec![Board::default(); roles.len()],
             roles,
             role_changes: Vec::new(),
             directory: Directory::default(),
@@ -496,7 +495,7 @@ impl<'a> Harness<'a> {
             .filter(|id| !self.nemesis.lost.contains(id))
             .map(|id| (id, self.probes[id].read()))
             .collect();
-        let history = self.history.borrow().clone();
+        let history = self.history.take();
         Outcome {
             scenario: self.scenario.clone(),
             claims: self.declaration.claims.clone(),
