@@ -13,8 +13,9 @@
 //!
 //! This file owns the wiring and the state. The subscriber is a plain
 //! [`Subscriber`], not a stack of filtered layers: each callsite is enabled
-//! or not once, spans are never enabled, and an event costs one lookup of
-//! its host and one pass over its fields. The state lives in a thread
+//! or not once (but turmoil's sends, asked per event: see `effects`), spans
+//! are never enabled, and an event costs one lookup of its host and one
+//! pass over its fields. The state lives in a thread
 //! local, because one simulation runs on one thread and simulations on
 //! other threads keep their own.
 
