@@ -197,50 +197,73 @@ pub use crate::check::log_agreement::{LogEntry, PublishedLog};
 /// The roles one replica holds, each with the epoch (or term) it holds it
 /// in. A crashed replica holds none: its board is cleared with it.
 #[derive(Clone, Debug, Default)]
-pub struct Roles(Rc<RefCell<BTreeMap<String, u64>>>);
+pub struct Roles(Rc<RefCell<Board>>);
+
+/// A role board as its replica writes it or an observer last saw it
+/// ([`Roles::sync`]): the roles held, and how many writes made them so.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Board {
+    held: BTreeMap<String, u64>,
+    writes: u64,
+}
 
 impl Roles {
     /// This replica now holds `role` in `epoch`.
     pub fn hold(&self, role: &str, epoch: u64) {
-        self.0.borrow_mut().insert(role.to_string(), epoch);
+        self.write(|held| {
+            held.insert(role.to_string(), epoch);
+        });
     }
 
     /// This replica no longer holds `role`.
     pub fn release(&self, role: &str) {
-        self.0.borrow_mut().remove(role);
+        self.write(|held| {
+            held.remove(role);
+        });
     }
 
     /// The epoch this replica holds `role` in, if it does.
     pub fn epoch(&self, role: &str) -> Option<u64> {
-        self.0.borrow().get(role).copied()
+        self.0.borrow().held.get(role).copied()
     }
 
     /// Forgets every role (the replica crashed).
     pub fn clear(&self) {
-        self.0.borrow_mut().clear();
+        self.write(BTreeMap::clear);
+    }
+
+    fn write(&self, change: impl FnOnce(&mut BTreeMap<String, u64>)) {
+        let mut board = self.0.borrow_mut();
+        change(&mut board.held);
+        board.writes += 1;
     }
 
     /// Makes `seen` equal to this board, calling `changed(role, epoch)` for
     /// every role taken, retaken in another epoch (`Some`) or released
-    /// (`None`). Allocates nothing when nothing changed.
-    pub(crate) fn sync(
-        &self,
-        seen: &mut BTreeMap<String, u64>,
-        mut changed: impl FnMut(&str, Option<u64>),
-    ) {
+    /// (`None`). Costs a comparison of counters when the board was not
+    /// written since (the harness asks after every step).
+    pub(crate) fn sync(&self, seen: &mut Board, mut changed: impl FnMut(&str, Option<u64>)) {
         let now = self.0.borrow();
-        if *now == *seen {
+        if now.writes == seen.writes {
             return;
         }
-        for (role, &epoch) in now.iter() {
-            if seen.get(role) != Some(&epoch) {
+        seen.writes = now.writes;
+        if now.held == seen.held {
+            return;
+        }
+        for (role, &epoch) in now.held.iter() {
+            if seen.held.get(role) != Some(&epoch) {
                 changed(role, Some(epoch));
             }
         }
-        for role in seen.keys().filter(|role| !now.contains_key(*role)) {
+        for role in seen
+            .held
+            .keys()
+            .filter(|role| !now.held.contains_key(*role))
+        {
             changed(role, None);
         }
-        seen.clone_from(&now);
+        seen.held.clone_from(&now.held);
     }
 }
 

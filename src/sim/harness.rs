@@ -19,7 +19,6 @@
 
 use std::{
     cell::{Cell, RefCell},
-    collections::BTreeMap,
     rc::Rc,
     time::{Duration, UNIX_EPOCH},
 };
@@ -38,8 +37,8 @@ use crate::{
     history::{History, Op},
     net::SimNetwork,
     node::{
-        ClientContext, Declaration, Directory, KvClient, NodeContext, NodeResult, REPLICA_PORT,
-        Roles, StateProbe, System,
+        Board, ClientContext, Declaration, Directory, KvClient, NodeContext, NodeResult,
+        REPLICA_PORT, Roles, StateProbe, System,
     },
     storage::{InjectedIoError, SimDisk},
     workload::Workload,
@@ -185,7 +184,7 @@ struct Harness<'a> {
     probes: Vec<StateProbe>,
     roles: Vec<Roles>,
     /// Each replica's roles as last seen, and every change seen.
-    roles_seen: Vec<BTreeMap<String, u64>>,
+    roles_seen: Vec<Board>,
     role_changes: Vec<RoleChange>,
     /// Every exit of a replica's software, as its host recorded it.
     exits: Rc<RefCell<Vec<Exit>>>,
@@ -224,7 +223,7 @@ impl<'a> Harness<'a> {
                 ledger,
             ),
             probes,
-            roles_seen: vec![BTreeMap::new(); roles.len()],
+            roles_seen: vec![Board::default(); roles.len()],
             roles,
             role_changes: Vec::new(),
             exits: Rc::default(),
@@ -514,7 +513,7 @@ impl<'a> Harness<'a> {
         let replica_logs = survivors
             .filter_map(|id| Some((id, self.probes[id].read_log()?)))
             .collect();
-        let history = self.history.borrow().clone();
+        let history = self.history.take();
         let exits = self.exits.take();
         Outcome {
             scenario: self.scenario.clone(),

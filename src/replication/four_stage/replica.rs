@@ -18,6 +18,7 @@ use std::{
     time::Duration,
 };
 
+use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::{
     sync::{Mutex, MutexGuard, watch},
@@ -258,10 +259,11 @@ pub(super) async fn run(node: NodeContext, setup: Setup) -> NodeResult {
     }
     let listener = node.net.bind(node.port()).await?;
     let handler_replica = replica.clone();
-    let handler: Handler<Request, Response> = Rc::new(move |request| {
-        let replica = handler_replica.clone();
-        Box::pin(async move { Some(replica.handle(request).await) })
-    });
+    // The handler's future is boxed for every request: no wrapper around
+    // `handle`'s own, which would hold the request and the replica twice
+    // and outgrow the allocator's per-thread cache of small blocks.
+    let handler: Handler<Request, Response> =
+        Rc::new(move |request| Box::pin(handler_replica.clone().handle(request).map(Some)));
     tokio::select! {
         served = serve(listener, handler) => served?,
         error = replica.fail_stop.stopped() => {
@@ -275,7 +277,7 @@ pub(super) async fn run(node: NodeContext, setup: Setup) -> NodeResult {
 }
 
 impl Replica {
-    async fn handle(self: &Rc<Self>, request: Request) -> Response {
+    async fn handle(self: Rc<Self>, request: Request) -> Response {
         match request {
             Request::Client { op, at_backup, id } => match self.redirect(&op, at_backup) {
                 Some(redirect) => redirect,
