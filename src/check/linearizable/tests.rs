@@ -611,3 +611,26 @@ fn search_agrees_with_brute_force_on_random_histories() {
     }
     assert!(ok > 300 && bad > 300, "{ok} linearizable, {bad} not");
 }
+
+#[test]
+fn explains_a_stale_read_of_unique_values_by_the_conflicting_operations() {
+    let ops = [stale("k", 0), stale("other", 0)].concat();
+    let Verdict::Violation(evidence) =
+        check_operations(&ops, &Conventions::default(), &SearchLimits::default())
+    else {
+        panic!("stale read not found");
+    };
+    assert!(evidence.prefix.is_empty() && evidence.blocked.is_empty());
+    assert_eq!(evidence.blamed(), [0, 1, 2]);
+    let text = evidence.to_string();
+    assert!(
+        text.starts_with(
+            "key \"k\": 3 of 3 operations cannot all linearize: \"a\" must stay current from op 0 completing to op 2 being invoked; but op 1 (\"b\") ran entirely inside that stretch"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("\n  op 2 by client 1, invoked 4 completed 5: read -> \"a\""),
+        "{text}"
+    );
+}
