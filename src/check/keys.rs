@@ -7,10 +7,10 @@
 //! could not be settled, else linearizable. One worker thread per core
 //! takes keys from a shared queue, each search on one thread, the keys
 //! with fewest operations first: they are the quickest to settle, and the
-//! sooner one is refuted, the sooner the rest can stop;
-//! a small history (fewer than [`PARALLEL_MIN_OPS`] operations) is checked
-//! on the caller's thread alone. Each key has the whole step budget and
-//! memory limit to itself; the time limit is the whole check's.
+//! sooner one is refuted, the sooner the rest can stop. A small history
+//! (fewer than [`PARALLEL_MIN_OPS`] operations) is checked on the caller's
+//! thread alone. Each key has the whole step budget and memory limit to
+//! itself; the time limit is the whole check's.
 //!
 //! When a key is refuted, the searches of other keys are cancelled (a flag
 //! each search polls), so a key that cannot be settled never holds up the
@@ -26,9 +26,9 @@
 //!
 //! With more keys than workers, keys are taken in two rounds: every key
 //! first gets a probe of at most [`PROBE_STEPS`] steps, then the keys the
-//! probe left undecided get their full budget. A refutable key behind
-//! hard ones in key order is thus reached after a probe of each, not
-//! after their whole budget. A probe changes no verdict: a search is a
+//! probe left undecided get their full budget. A refutable key queued
+//! behind hard ones is thus reached after a probe of each, not after
+//! their whole budget. A probe changes no verdict: a search is a
 //! function of its key's operations, and one that ends within the probe
 //! ends the same way with more steps.
 

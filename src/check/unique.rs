@@ -536,7 +536,7 @@ impl Mapping<'_> {
                 let when = match (chain.s.1, chain.f.1) {
                     (s, f) if s == f => String::new(),
                     (s, f) => format!(
-                        " between {} being invoked and {} completing",
+                        " between {} being invoked and {} completing,",
                         name(s),
                         name(f)
                     ),
