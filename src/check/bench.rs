@@ -5,7 +5,7 @@
 //! The generated sets that Porcupine's key-value log can hold (reads and
 //! writes, no timeouts) are written out in that format and read back, so
 //! that the very files checked here can be given to Porcupine
-//! ([`bench_checker`]'s `write_kv`). Each set is checked [`RUNS`] times
+//! ([`bench_checker`]'s `write_kv`). Each set is checked `RUNS` (5) times
 //! (once when a check takes over a second) and its median reported.
 //! Peak memory is the process's peak resident set (`VmHWM`), reset before
 //! each set through `/proc/self/clear_refs` where Linux allows it; it
