@@ -202,3 +202,105 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::explain::NonLinearizable;
+    use crate::history::{EventType, Op};
+
+    /// `n` reads of each key, enough to be checked in parallel.
+    fn ops(keys: &[&str], n: usize) -> Vec<Operation> {
+        let read = |key: &str, t: u64| Operation {
+            process: 0,
+            op: Op::Read {
+                key: key.into(),
+                value: None,
+            },
+            invoke_time: t,
+            complete_time: Some(t),
+            kind: EventType::Ok,
+            result: None,
+        };
+        (0..n)
+            .flat_map(|t| keys.iter().map(move |&k| read(k, t as u64)))
+            .collect()
+    }
+
+    fn refuted() -> Verdict<NonLinearizable> {
+        Verdict::Violation(NonLinearizable {
+            key: None,
+            operations: 0,
+            initial_state: "unset".into(),
+            prefix: Vec::new(),
+            blocked: Vec::new(),
+            conflict: None,
+        })
+    }
+
+    /// Checks keys whose searches "need" the given steps (`None`: refuted
+    /// at once); returns the verdict and the budgets each key was given.
+    fn run(
+        needs: &[(&str, Option<u64>)],
+        limits: &SearchLimits,
+    ) -> (Verdict<NonLinearizable>, BTreeMap<String, Vec<Option<u64>>>) {
+        let keys: Vec<&str> = needs.iter().map(|&(k, _)| k).collect();
+        let ops = ops(&keys, PARALLEL_MIN_OPS);
+        let budgets = Mutex::new(BTreeMap::<String, Vec<Option<u64>>>::new());
+        let verdict = check_keys(&ops, limits, |indexes, bounds| {
+            let key = ops[indexes[0]].op.key();
+            lock(&budgets)
+                .entry(key.to_string())
+                .or_default()
+                .push(bounds.step_limit);
+            match needs.iter().find(|&&(k, _)| k == key).and_then(|&(_, n)| n) {
+                None => KeyOutcome::Done(refuted()),
+                Some(n) if bounds.step_limit.is_some_and(|l| l < n) => {
+                    KeyOutcome::Stopped(Limit::Steps)
+                }
+                Some(_) => KeyOutcome::Done(Verdict::Ok),
+            }
+        });
+        (verdict, budgets.into_inner().unwrap())
+    }
+
+    #[test]
+    fn keys_the_probe_leaves_open_get_the_whole_budget() {
+        let hard = PROBE_STEPS * 2;
+        let needs = [("a", Some(hard)), ("b", Some(10)), ("c", Some(10))];
+        let (verdict, budgets) = run(&needs, &SearchLimits::DETERMINISTIC);
+        assert_eq!(verdict, Verdict::Ok);
+        let full = SearchLimits::DETERMINISTIC.step_limit;
+        assert_eq!(budgets["a"], [Some(PROBE_STEPS), full]);
+        assert_eq!(budgets["b"], [Some(PROBE_STEPS)]);
+        let short = SearchLimits {
+            step_limit: Some(hard - 1),
+            ..SearchLimits::DETERMINISTIC
+        };
+        let (verdict, _) = run(&needs, &short);
+        let reason = format!("step budget of {} steps reached on key \"a\"", hard - 1);
+        assert_eq!(verdict, Verdict::Unknown(reason));
+    }
+
+    #[test]
+    fn the_lowest_refuted_key_is_reported_and_a_refutation_beats_unknown() {
+        let needs = [
+            ("a", Some(u64::MAX)),
+            ("b", Some(10)),
+            ("c", None),
+            ("d", None),
+        ];
+        for _ in 0..3 {
+            let (Verdict::Violation(evidence), budgets) = run(&needs, &SearchLimits::DETERMINISTIC)
+            else {
+                panic!("not refuted");
+            };
+            assert_eq!(evidence.key.as_deref(), Some("c"));
+            // The key below the refuted one ran to its end.
+            assert_eq!(
+                budgets["a"].last(),
+                Some(&SearchLimits::DETERMINISTIC.step_limit)
+            );
+        }
+    }
+}
