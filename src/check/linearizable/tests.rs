@@ -634,3 +634,33 @@ fn explains_a_stale_read_of_unique_values_by_the_conflicting_operations() {
         "{text}"
     );
 }
+
+#[test]
+fn the_unique_values_path_agrees_with_the_search_on_generated_histories() {
+    let (mut ok, mut bad) = (0, 0);
+    for seed in 0..30 {
+        let spec = Spec {
+            stale_read: seed % 2 == 1,
+            ..Spec::new(400, 1, 6, seed)
+        };
+        let ops = spec.generate().operations();
+        let indexes: Vec<usize> = (0..ops.len()).collect();
+        let KeyOps {
+            values,
+            timed,
+            appends,
+            ..
+        } = KeyOps::new(&ops, &indexes, &Conventions::default());
+        assert!(!appends);
+        let model = Register {
+            values,
+            initial: None,
+        };
+        let fast = unique::decide(&model, &timed, |i| i).expect("unique values");
+        let search = check_model(&model, &timed, &SearchLimits::default());
+        assert_eq!(fast.is_ok(), search.is_ok(), "seed {seed}: {fast}");
+        assert_eq!(fast.is_ok(), !spec.stale_read, "seed {seed}: {fast}");
+        if fast.is_ok() { ok += 1 } else { bad += 1 }
+    }
+    assert_eq!((ok, bad), (15, 15));
+}
