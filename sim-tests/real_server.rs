@@ -1,9 +1,10 @@
-//! The same engine over real sockets and real fsync'd files: three
+//! The same protocols over real sockets and real fsync'd files: three
 //! `replisim serve` processes on loopback, a replica killed with SIGKILL in
-//! the middle of the run, and nothing acknowledged lost; with
-//! `primary-backup:fenced`, the primary killed for good and a backup taking
-//! over by itself; with `crdt-counter`, a replica's acknowledged adds
-//! surviving its SIGKILL and reaching the others by gossip.
+//! the middle of the run, and nothing acknowledged lost (the four-stage
+//! engine's `sync`, and Raft); with `primary-backup:fenced`, the primary
+//! killed for good and a backup taking over by itself; with `crdt-counter`,
+//! a replica's acknowledged adds surviving its SIGKILL and reaching the
+//! others by gossip.
 
 use std::{
     net::TcpListener,
@@ -178,6 +179,44 @@ fn real_fenced_cluster_fails_over_after_sigkill_of_the_primary() {
         cluster.call_until_ok(write(&key, &value));
         acknowledged.push((key, value));
     }
+    cluster.assert_readable(acknowledged);
+}
+
+/// Raft on real sockets: clients find the leader themselves; killing
+/// replicas one at a time loses nothing acknowledged; with two of three
+/// down no write is acknowledged, and with them back writes go on.
+#[test]
+fn real_raft_cluster_keeps_acknowledged_writes_across_sigkill() {
+    let mut cluster = Cluster::start("raft", 3);
+    cluster.call_until_ok(write("k", "v0"));
+    let mut acknowledged = Vec::new();
+    for i in 1..=30 {
+        let value = format!("v{i}");
+        if cluster.call(write(&format!("k{i}"), &value)) == Completion::Ok(None) {
+            acknowledged.push((format!("k{i}"), value));
+        }
+        if i % 10 == 0 {
+            // Whoever leads now may be the one that dies.
+            let victim = i / 10 - 1;
+            cluster.kill(victim);
+            cluster.spawn(victim);
+        }
+    }
+    assert!(
+        acknowledged.len() >= 10,
+        "too few writes succeeded: {acknowledged:?}"
+    );
+
+    cluster.kill(1);
+    cluster.kill(2);
+    assert!(!matches!(
+        cluster.call(write("minority", "x")),
+        Completion::Ok(_)
+    ));
+    cluster.spawn(1);
+    cluster.spawn(2);
+    cluster.call_until_ok(write("after", "y"));
+
     cluster.assert_readable(acknowledged);
 }
 

@@ -51,7 +51,13 @@ impl System for NaiveStore {
     fn declaration(&self) -> Declaration {
         Declaration {
             roles: vec![PRIMARY.into()],
-            claims: Guarantee::ALL.to_vec(),
+            claims: vec![
+                Guarantee::Linearizable,
+                Guarantee::Durable,
+                Guarantee::Convergent,
+                Guarantee::Live,
+                Guarantee::NoUnexpectedExit,
+            ],
             operator_failover: self.fails_over,
             ..Declaration::default()
         }

@@ -81,6 +81,11 @@ pub struct NodeContext {
     pub state: StateProbe,
     /// Where the node publishes the roles it holds.
     pub roles: Roles,
+    /// The seed of this start's random choices (election timeouts,
+    /// jitter): inside a simulation a function of the scenario's seed, the
+    /// replica's id and how often it has started, so runs repeat; for a
+    /// real server, drawn from the OS. Draw through [`NodeContext::rng`].
+    pub seed: u64,
 }
 
 impl NodeContext {
@@ -91,6 +96,20 @@ impl NodeContext {
             .next()
             .and_then(|port| port.parse().ok())
             .unwrap_or(REPLICA_PORT)
+    }
+
+    /// A random number generator seeded with [`NodeContext::seed`]: the
+    /// only randomness replica code may use inside a simulation.
+    ///
+    /// ```
+    /// use rand::Rng;
+    /// # fn timeout(node: &replisim::node::NodeContext) -> u64 {
+    /// let mut rng = node.rng();
+    /// rng.random_range(150..300) // an election timeout in ms
+    /// # }
+    /// ```
+    pub fn rng(&self) -> rand_chacha::ChaCha8Rng {
+        rand::SeedableRng::seed_from_u64(self.seed)
     }
 }
 
@@ -121,18 +140,35 @@ impl Clock {
     }
 }
 
-/// A replica registers here a function that reads its current state; the
-/// harness calls it after the cluster quiesced. A crashed replica's
-/// registration dies with it.
+/// A replica registers here a function that reads its current state, and,
+/// if it keeps a replicated log, one that reads its log (for the
+/// log-agreement check, [`crate::check::Guarantee::LogAgreement`]); the
+/// harness calls them after the cluster quiesced. A crashed replica's
+/// registrations die with it.
+///
+/// ```
+/// use replisim::node::{LogEntry, PublishedLog, StateProbe};
+///
+/// let probe = StateProbe::default();
+/// probe.publish_log(|| PublishedLog {
+///     entries: vec![LogEntry::new(1, 1, b"write x 1")],
+///     commit: 1,
+/// });
+/// assert_eq!(probe.read_log().unwrap().commit, 1);
+/// ```
 #[derive(Clone, Default)]
-pub struct StateProbe(Rc<RefCell<Option<StateReader>>>);
+pub struct StateProbe(Rc<RefCell<Readers>>);
 
-type StateReader = Box<dyn Fn() -> ReplicaState>;
+#[derive(Default)]
+struct Readers {
+    state: Option<Box<dyn Fn() -> ReplicaState>>,
+    log: Option<Box<dyn Fn() -> PublishedLog>>,
+}
 
 impl StateProbe {
     /// Registers (or replaces) the function that reads this replica's state.
     pub fn publish(&self, read: impl Fn() -> ReplicaState + 'static) {
-        *self.0.borrow_mut() = Some(Box::new(read));
+        self.0.borrow_mut().state = Some(Box::new(read));
     }
 
     /// Publishes `read` of `replica` without keeping it alive: once the
@@ -148,62 +184,97 @@ impl StateProbe {
 
     /// Reads the state, if a live replica published a reader.
     pub fn read(&self) -> Option<ReplicaState> {
-        self.0.borrow().as_ref().map(|read| read())
+        self.0.borrow().state.as_ref().map(|read| read())
     }
 
-    /// Forgets the reader (the replica crashed).
+    /// Registers (or replaces) the function that reads this replica's log.
+    pub fn publish_log(&self, read: impl Fn() -> PublishedLog + 'static) {
+        self.0.borrow_mut().log = Some(Box::new(read));
+    }
+
+    /// Reads the log, if a live replica published a reader.
+    pub fn read_log(&self) -> Option<PublishedLog> {
+        self.0.borrow().log.as_ref().map(|read| read())
+    }
+
+    /// Forgets the readers (the replica crashed).
     pub fn clear(&self) {
-        self.0.borrow_mut().take();
+        *self.0.borrow_mut() = Readers::default();
     }
 }
+
+pub use crate::check::log_agreement::{LogEntry, PublishedLog};
 
 /// The roles one replica holds, each with the epoch (or term) it holds it
 /// in. A crashed replica holds none: its board is cleared with it.
 #[derive(Clone, Debug, Default)]
-pub struct Roles(Rc<RefCell<BTreeMap<String, u64>>>);
+pub struct Roles(Rc<RefCell<Board>>);
+
+/// A role board as its replica writes it or an observer last saw it
+/// ([`Roles::sync`]): the roles held, and how many writes made them so.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Board {
+    held: BTreeMap<String, u64>,
+    writes: u64,
+}
 
 impl Roles {
     /// This replica now holds `role` in `epoch`.
     pub fn hold(&self, role: &str, epoch: u64) {
-        self.0.borrow_mut().insert(role.to_string(), epoch);
+        self.write(|held| {
+            held.insert(role.to_string(), epoch);
+        });
     }
 
     /// This replica no longer holds `role`.
     pub fn release(&self, role: &str) {
-        self.0.borrow_mut().remove(role);
+        self.write(|held| {
+            held.remove(role);
+        });
     }
 
     /// The epoch this replica holds `role` in, if it does.
     pub fn epoch(&self, role: &str) -> Option<u64> {
-        self.0.borrow().get(role).copied()
+        self.0.borrow().held.get(role).copied()
     }
 
     /// Forgets every role (the replica crashed).
     pub fn clear(&self) {
-        self.0.borrow_mut().clear();
+        self.write(BTreeMap::clear);
+    }
+
+    fn write(&self, change: impl FnOnce(&mut BTreeMap<String, u64>)) {
+        let mut board = self.0.borrow_mut();
+        change(&mut board.held);
+        board.writes += 1;
     }
 
     /// Makes `seen` equal to this board, calling `changed(role, epoch)` for
     /// every role taken, retaken in another epoch (`Some`) or released
-    /// (`None`). Allocates nothing when nothing changed.
-    pub(crate) fn sync(
-        &self,
-        seen: &mut BTreeMap<String, u64>,
-        mut changed: impl FnMut(&str, Option<u64>),
-    ) {
+    /// (`None`). Costs a comparison of counters when the board was not
+    /// written since (the harness asks after every step).
+    pub(crate) fn sync(&self, seen: &mut Board, mut changed: impl FnMut(&str, Option<u64>)) {
         let now = self.0.borrow();
-        if *now == *seen {
+        if now.writes == seen.writes {
             return;
         }
-        for (role, &epoch) in now.iter() {
-            if seen.get(role) != Some(&epoch) {
+        seen.writes = now.writes;
+        if now.held == seen.held {
+            return;
+        }
+        for (role, &epoch) in now.held.iter() {
+            if seen.held.get(role) != Some(&epoch) {
                 changed(role, Some(epoch));
             }
         }
-        for role in seen.keys().filter(|role| !now.contains_key(*role)) {
+        for role in seen
+            .held
+            .keys()
+            .filter(|role| !now.held.contains_key(*role))
+        {
             changed(role, None);
         }
-        seen.clone_from(&now);
+        seen.held.clone_from(&now.held);
     }
 }
 

@@ -61,6 +61,7 @@ pub fn run_replica(system: Rc<dyn System>, config: ReplicaConfig) -> Result<(), 
         clock: Clock::system(),
         state: StateProbe::default(),
         roles: Roles::default(),
+        seed: rand::random(), // determinism-ok: real servers only
     };
     let local = tokio::task::LocalSet::new();
     local

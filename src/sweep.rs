@@ -45,7 +45,9 @@ use proptest::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    check::{Guarantee, availability::Counts, exits::ExitCounts, linearizable::SearchLimits},
+    check::{
+        Guarantee, availability::Counts, exits::ExitCounts, linearizable::SearchLimits, stats,
+    },
     registry::{Registry, SystemError},
     sim::{self, FaultCount, RunError, Scenario, Status, inert_faults, repro},
     strategy::{FaultKinds, ScenarioSpace},
@@ -236,6 +238,10 @@ pub struct SystemSummary {
     pub first_violation: Option<PathBuf>,
     /// That run's index in the sweep.
     pub first_violation_run: Option<usize>,
+    /// After every loss of the role holder (leader, primary) in every run,
+    /// the simulated ms to the next acknowledged write, sorted.
+    #[serde(default)]
+    pub recovery_ms: Vec<u64>,
 }
 
 impl SystemSummary {
@@ -252,6 +258,7 @@ impl SystemSummary {
             convergence: ConvergenceTimes::default(),
             first_violation: None,
             first_violation_run: None,
+            recovery_ms: Vec::new(),
         }
     }
 
@@ -272,6 +279,8 @@ impl SystemSummary {
         self.availability.add(other.availability);
         self.exits.add(other.exits);
         self.convergence.add(other.convergence);
+        self.recovery_ms.extend(&other.recovery_ms);
+        self.recovery_ms.sort_unstable();
         let earlier = match (other.first_violation_run, self.first_violation_run) {
             (Some(theirs), Some(ours)) => theirs < ours,
             (theirs, ours) => theirs.is_some() && ours.is_none(),
@@ -298,6 +307,7 @@ struct RunResult {
     availability: AvailabilityCounts,
     exits: ExitCounts,
     converged_after_ms: Option<u64>,
+    recovery_ms: Vec<u64>,
     violated: bool,
 }
 
@@ -375,10 +385,12 @@ pub fn sweep(
             summary.availability.add(r.availability);
             summary.exits.add(r.exits);
             summary.convergence.count(r.converged_after_ms);
+            summary.recovery_ms.extend(r.recovery_ms);
             if r.violated && summary.first_violation_run.is_none() {
                 summary.first_violation_run = Some(i);
             }
         }
+        summary.recovery_ms.sort_unstable();
         // Only the first violation is saved: its trace and report mean a
         // recorded rerun, which the other violations need not pay for.
         if let Some(i) = summary.first_violation_run {
@@ -430,6 +442,11 @@ fn run_all(
 fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepError> {
     let outcome = sim::run_system(scenario, registry.system_for(scenario)?)?;
     let verdicts = outcome.verdicts_within(&SearchLimits::DETERMINISTIC);
+    let recovery_ms = outcome
+        .recovery_times()
+        .into_iter()
+        .map(|ns| ns / 1_000_000)
+        .collect();
     Ok(RunResult {
         statuses: Guarantee::ALL
             .into_iter()
@@ -442,6 +459,7 @@ fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepE
             overall: verdicts.availability.overall,
             during_faults: verdicts.availability.during_faults,
         },
+        recovery_ms,
         violated: verdicts.violated(),
     })
 }
@@ -523,7 +541,7 @@ impl fmt::Display for SweepSummary {
         writeln!(f)?;
         writeln!(
             f,
-            "{:<14} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>8} {:>8} {:>15}",
+            "{:<22} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>8} {:>8} {:>15}",
             "system",
             "runs",
             "linearizable",
@@ -531,13 +549,21 @@ impl fmt::Display for SweepSummary {
             "convergent",
             "live",
             "no-unexpected-exit",
+            "log-agreement",
             "unknown",
             "ok",
             "ok under fault"
         )?;
         for s in &self.systems {
-            // Held out of runs; in parentheses when not claimed.
+            // Held out of runs; in parentheses when not claimed; `-` when
+            // never decided (a check with nothing to judge: no published log).
             let held = |g: Guarantee| {
+                if s.checks
+                    .get(g.name())
+                    .is_none_or(|c| c.ok + c.violated == 0)
+                {
+                    return "-".to_string();
+                }
                 let text = format!("{}/{}", s.runs - s.violations(g), s.runs);
                 match s.claims.contains(&g) {
                     true => text,
@@ -556,7 +582,7 @@ impl fmt::Display for SweepSummary {
             };
             writeln!(
                 f,
-                "{:<14} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>8} {:>7.1}% {:>14.1}%",
+                "{:<22} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>8} {:>7.1}% {:>14.1}%",
                 name,
                 s.runs,
                 held(Guarantee::Linearizable),
@@ -564,10 +590,23 @@ impl fmt::Display for SweepSummary {
                 held(Guarantee::Convergent),
                 held(Guarantee::Live),
                 held(Guarantee::NoUnexpectedExit),
+                held(Guarantee::LogAgreement),
                 unknown,
                 s.availability.overall.ok_ratio() * 100.0,
                 s.availability.during_faults.ok_ratio() * 100.0
             )?;
+        }
+        for s in &self.systems {
+            if let Some(l) = stats::percentiles(s.recovery_ms.clone()) {
+                writeln!(
+                    f,
+                    "{}: after the loss of its leader/primary ({} times), the next acknowledged write came in p50 {} ms, p99 {} ms",
+                    s.system,
+                    s.recovery_ms.len(),
+                    l.p50,
+                    l.p99
+                )?;
+            }
         }
         for s in &self.systems {
             if let Some(file) = &s.first_violation {

@@ -1,6 +1,9 @@
 //! The evidence of a linearizability violation.
 //!
-//! The search reports the longest linearizable prefix it found. From it,
+//! The evidence takes one of two forms. A [`Conflict`]: a small set of
+//! operations that cannot all linearize, and why (what the unique-values
+//! fast path finds). Or a prefix and what cannot follow it (what the
+//! search finds). The search reports the longest linearizable prefix it found. From it,
 //! `explain` derives the operations that break it: of the operations not
 //! in the prefix, the *candidates* are those invoked before the earliest
 //! completion among them (only they could be linearized next); the one
@@ -53,6 +56,15 @@ pub struct Blocked {
     pub completed_first: bool,
 }
 
+/// Operations that cannot all linearize, whatever else happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// Why, naming the operations by index.
+    pub reason: String,
+    /// The operations, in invocation order.
+    pub ops: Vec<OpInfo>,
+}
+
 /// Why a history (one key of it) is not linearizable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NonLinearizable {
@@ -66,6 +78,38 @@ pub struct NonLinearizable {
     pub prefix: Vec<Step>,
     /// The operations that cannot follow the prefix.
     pub blocked: Vec<Blocked>,
+    /// A conflicting set found without a search (then `prefix` and
+    /// `blocked` are empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<Conflict>,
+}
+
+impl NonLinearizable {
+    /// The indexes of the operations the evidence blames: the conflicting
+    /// set, or the operations that cannot follow the prefix.
+    pub fn blamed(&self) -> Vec<usize> {
+        match &self.conflict {
+            Some(conflict) => conflict.ops.iter().map(|o| o.index).collect(),
+            None => self.blocked.iter().map(|b| b.op.index).collect(),
+        }
+    }
+}
+
+/// Operation `i` of `ops` as the evidence shows it; `index` maps `i` to
+/// the index reported.
+pub(crate) fn op_info<M: Model>(
+    model: &M,
+    ops: &[Timed<M::Op>],
+    i: usize,
+    index: &impl Fn(usize) -> usize,
+) -> OpInfo {
+    OpInfo {
+        index: index(i),
+        client: ops[i].client,
+        invoked: ops[i].call,
+        completed: ops[i].ret,
+        description: model.describe_op(&ops[i].op),
+    }
 }
 
 /// Builds the evidence from the search's longest prefix. `index` maps a
@@ -76,13 +120,7 @@ pub(crate) fn explain<M: Model>(
     longest: &[u32],
     index: impl Fn(usize) -> usize,
 ) -> NonLinearizable {
-    let info = |i: usize| OpInfo {
-        index: index(i),
-        client: ops[i].client,
-        invoked: ops[i].call,
-        completed: ops[i].ret,
-        description: model.describe_op(&ops[i].op),
-    };
+    let info = |i: usize| op_info(model, ops, i, &index);
     let mut state = model.init();
     let initial_state = model.describe_state(&state);
     let mut in_prefix = vec![false; ops.len()];
@@ -123,6 +161,7 @@ pub(crate) fn explain<M: Model>(
         initial_state,
         prefix,
         blocked,
+        conflict: None,
     }
 }
 
@@ -143,6 +182,19 @@ impl fmt::Display for NonLinearizable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(key) = &self.key {
             write!(f, "key {key:?}: ")?;
+        }
+        if let Some(conflict) = &self.conflict {
+            write!(
+                f,
+                "{} of {} operations cannot all linearize: {}",
+                conflict.ops.len(),
+                self.operations,
+                conflict.reason
+            )?;
+            for op in &conflict.ops {
+                write!(f, "\n  {op}")?;
+            }
+            return Ok(());
         }
         let final_state = self
             .prefix

@@ -153,7 +153,7 @@ mod tests {
             assert_eq!(first_line, verdict, "{file}: {report}");
             checked += 1;
         }
-        assert_eq!(checked, 84);
+        assert_eq!(checked, 86);
     }
 
     fn report(text: &str, format: Option<Format>, initial: Option<&str>) -> CheckReport {
@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn own_histories_round_trip_through_json() {
-        let history = crate::check::bench::generate_history(200, 2, 3, 5);
+        let history = crate::check::generate::Spec::new(200, 2, 3, 5).generate();
         let json = serde_json::to_string(&history).unwrap();
         let imported = parse(&json, None).unwrap();
         assert_eq!(

@@ -1,9 +1,13 @@
 //! Linearizability of key-value histories, with Jepsen semantics.
 //!
 //! Keys are independent (P-compositionality: a history is linearizable iff
-//! each key's sub-history is), so each key is checked on its own, in key
-//! order, against [`Register`] (keys without appends) or [`StringCell`].
-//! How each operation enters the search, under [`Conventions`]:
+//! each key's sub-history is), so each key is checked on its own, in
+//! parallel, stopping at the first refuted key (`keys` says how, and which
+//! key the evidence names), against [`Register`] (keys without appends) or
+//! [`StringCell`]. A register key whose written values are unique is
+//! decided without a search, in O(n log n) (`unique` says which operations
+//! fit); other keys are searched. How each operation enters the check,
+//! under [`Conventions`]:
 //!
 //! | operation | `ok` | `fail` | `info` / never completed |
 //! |---|---|---|---|
@@ -17,26 +21,26 @@
 //! [`SearchLimits`] bounds the search; past a limit the verdict is
 //! `Unknown`. The step budget and the memory limit are deterministic: how
 //! many steps a search takes and how many bytes its memo holds (by its own
-//! accounting) depend on the history alone, so under them a verdict is a
-//! function of the history, the same on every run and every machine. The
-//! time limit is not: it is for interactive use (`replisim check`). The
-//! time limit and the step budget cover the whole history (all keys
-//! together, in key order); the memory limit bounds each key's memo. A
-//! violation on any key is a definite answer even if another key ran out
-//! of its budget.
+//! accounting) depend on the key's operations alone, and each key has both
+//! to itself, so under them a verdict is a function of the history, the
+//! same on every run and every machine, however the keys are spread over
+//! threads. The time limit is not: it is for interactive use (`replisim
+//! check`), and covers the whole check. A violation on any key is a
+//! definite answer even if another key ran out of its budget.
 //!
 //! Other workloads' histories (counters, sets) are checked key by key the
 //! same way, against their own models, with `check_per_key`: the rules
 //! of the table's first two rows apply to their reads and mutations.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::Verdict;
 use super::explain::{NonLinearizable, explain};
+use super::keys::{KeyOutcome, check_keys};
 use super::model::{CellOp, Model, Register, StringCell, Values};
 pub use super::search::Timed;
 use super::search::{self, Limit, SearchOutcome};
+use super::unique;
 use crate::history::{Conventions, EventType, FailedCas, History, NilRead, Op, Operation};
 
 /// The default bound on one key's memo.
@@ -50,12 +54,13 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
 pub struct SearchLimits {
     /// Wall-clock time for the whole check (`None`: unbounded).
     pub time_limit: Option<Duration>,
-    /// Search steps for the whole check (`None`: unbounded). A step is one
-    /// visit of an operation's call or return in the search; the count
-    /// depends on the history alone.
+    /// Search steps per key (`None`: unbounded). A step is one visit of an
+    /// operation's call or return in the search; the count depends on the
+    /// key's operations alone.
     pub step_limit: Option<u64>,
     /// Approximate bytes of memoised search states per key, by the memo's
-    /// own accounting (not the allocator's).
+    /// own accounting (not the allocator's). Keys searched at once (one
+    /// per core) each have their own.
     pub memory_limit: usize,
 }
 
@@ -71,27 +76,29 @@ impl Default for SearchLimits {
 
 impl SearchLimits {
     /// The limits of property tests and seed sweeps: 10 million search
-    /// steps for the whole history, 256 MiB of memo per key, no time limit,
-    /// so verdicts are the same on every run and machine (a sharded sweep
-    /// counts what the whole sweep counts). 10 million steps take about 1
-    /// to 1.6 s on the hardest histories (many timed-out writes) on a
-    /// shared 2-core machine, in tests' build and in release alike.
+    /// steps and 256 MiB of memo per key, no time limit, so verdicts are
+    /// the same on every run and machine (a sharded sweep counts what the
+    /// whole sweep counts). 10 million steps take about 1 to 1.6 s on the
+    /// hardest keys (many timed-out writes) on a shared 2-core machine, in
+    /// tests' build and in release alike.
     pub const DETERMINISTIC: SearchLimits = SearchLimits {
         time_limit: None,
         step_limit: Some(10_000_000),
         memory_limit: 256 << 20,
     };
 
-    fn start(&self) -> search::Bounds {
+    fn start(&self) -> search::Bounds<'static> {
         search::Bounds {
             deadline: self.time_limit.map(|d| Instant::now() + d), // determinism-ok: not simulated
             step_limit: self.step_limit,
             memory_bytes: self.memory_limit,
             steps: 0,
+            cancel: None,
         }
     }
 
-    fn reason(&self, limit: Limit) -> String {
+    /// Why a search stopped at `limit`, for an unknown verdict.
+    pub(super) fn reason(&self, limit: Limit) -> String {
         match limit {
             Limit::Time => format!(
                 "time limit of {:.3} s reached",
@@ -102,6 +109,7 @@ impl SearchLimits {
                 self.step_limit.unwrap_or_default()
             ),
             Limit::Memory => format!("memory limit of {} MiB reached", self.memory_limit >> 20),
+            Limit::Cancelled => "cancelled".to_string(),
         }
     }
 }
@@ -133,10 +141,14 @@ pub fn check_operations(
         if appends {
             let initial = conventions.initial.clone();
             let model = StringCell { values, initial };
-            run(&model, &timed, index, bounds, limits)
+            run(&model, &timed, index, bounds)
         } else {
             let initial = conventions.initial.as_deref().map(|v| values.intern(v));
-            run(&Register { values, initial }, &timed, index, bounds, limits)
+            let model = Register { values, initial };
+            match unique::decide(&model, &timed, index) {
+                Some(verdict) => KeyOutcome::Done(verdict),
+                None => run(&model, &timed, index, bounds),
+            }
         }
     })
 }
@@ -147,7 +159,10 @@ pub fn check_model<M: Model>(
     ops: &[Timed<M::Op>],
     limits: &SearchLimits,
 ) -> Verdict<NonLinearizable> {
-    run(model, ops, |i| i, &mut limits.start(), limits)
+    match run(model, ops, |i| i, &mut limits.start()) {
+        KeyOutcome::Done(verdict) => verdict,
+        KeyOutcome::Stopped(limit) => Verdict::Unknown(limits.reason(limit)),
+    }
 }
 
 /// Checks each key's operations against a fresh model from `new_model`,
@@ -163,8 +178,8 @@ pub fn check_model<M: Model>(
 pub(crate) fn check_per_key<M: Model>(
     ops: &[Operation],
     limits: &SearchLimits,
-    new_model: impl Fn() -> M,
-    mut translate: impl FnMut(&mut M, &Operation) -> Result<Option<M::Op>, String>,
+    new_model: impl Fn() -> M + Sync,
+    translate: impl Fn(&mut M, &Operation) -> Result<Option<M::Op>, String> + Sync,
 ) -> Verdict<NonLinearizable> {
     check_keys(ops, limits, |indexes, bounds| {
         let mut model = new_model();
@@ -179,7 +194,7 @@ pub(crate) fn check_per_key<M: Model>(
             let op = match translate(&mut model, o) {
                 Ok(Some(op)) => op,
                 Ok(None) => continue,
-                Err(reason) => return Verdict::Unknown(reason),
+                Err(reason) => return KeyOutcome::Done(Verdict::Unknown(reason)),
             };
             let ret = if o.is_ok() { o.complete_time } else { None };
             timed.push(Timed {
@@ -190,38 +205,8 @@ pub(crate) fn check_per_key<M: Model>(
             });
             source.push(i);
         }
-        run(&model, &timed, |i| source[i], bounds, limits)
+        run(&model, &timed, |i| source[i], bounds)
     })
-}
-
-/// Checks each key of `ops` on its own, in key order, with `check_key`
-/// (given the key's operations' indexes in `ops` and the bounds shared by
-/// the whole check: steps spent on one key are gone for the next). The first violation wins, its evidence naming the
-/// key; otherwise the first key's reason to be unknown, naming the key.
-fn check_keys(
-    ops: &[Operation],
-    limits: &SearchLimits,
-    mut check_key: impl FnMut(&[usize], &mut search::Bounds) -> Verdict<NonLinearizable>,
-) -> Verdict<NonLinearizable> {
-    let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, op) in ops.iter().enumerate() {
-        by_key.entry(op.op.key()).or_default().push(i);
-    }
-    let mut bounds = limits.start();
-    let mut unknown = None;
-    for (key, indexes) in by_key {
-        match check_key(&indexes, &mut bounds) {
-            Verdict::Ok => {}
-            Verdict::Violation(mut evidence) => {
-                evidence.key = Some(key.to_string());
-                return Verdict::Violation(evidence);
-            }
-            Verdict::Unknown(reason) => {
-                unknown.get_or_insert_with(|| format!("{reason} on key {key:?}"));
-            }
-        }
-    }
-    unknown.map_or(Verdict::Ok, Verdict::Unknown)
 }
 
 /// Runs one search within `bounds`. `index` maps a position in `timed` to
@@ -230,15 +215,14 @@ fn run<M: Model>(
     model: &M,
     timed: &[Timed<M::Op>],
     index: impl Fn(usize) -> usize,
-    bounds: &mut search::Bounds,
-    limits: &SearchLimits,
-) -> Verdict<NonLinearizable> {
+    bounds: &mut search::Bounds<'_>,
+) -> KeyOutcome {
     match search::search(model, timed, bounds) {
-        SearchOutcome::Linearizable => Verdict::Ok,
+        SearchOutcome::Linearizable => KeyOutcome::Done(Verdict::Ok),
         SearchOutcome::Illegal { longest } => {
-            Verdict::Violation(explain(model, timed, &longest, index))
+            KeyOutcome::Done(Verdict::Violation(explain(model, timed, &longest, index)))
         }
-        SearchOutcome::Stopped(limit) => Verdict::Unknown(limits.reason(limit)),
+        SearchOutcome::Stopped(limit) => KeyOutcome::Stopped(limit),
     }
 }
 

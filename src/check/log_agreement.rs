@@ -9,8 +9,12 @@
 //! claiming more committed entries than its log holds is a violation too
 //! (it would serve entries it does not have). Logs are compared from their
 //! first entry; compacted prefixes are the caller's to restore or trim.
+//!
+//! Replicas of a simulated run publish their logs as [`PublishedLog`]s
+//! (through [`crate::node::StateProbe::publish_log`]); [`check_published`]
+//! judges those, naming replicas by their ids.
 
-use std::fmt;
+use std::{collections::BTreeMap, fmt};
 
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +63,82 @@ impl fmt::Display for LogDisagreement {
             ),
         }
     }
+}
+
+/// One entry of a replica's log as it publishes it: its index (from 1),
+/// the term (or epoch) that wrote it, and a digest of its command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub index: u64,
+    pub term: u64,
+    pub digest: u64,
+}
+
+impl LogEntry {
+    /// The entry at `index`, written in `term`, whose command encodes as
+    /// `command` (any stable encoding: only equality of digests matters).
+    pub fn new(index: u64, term: u64, command: &[u8]) -> Self {
+        LogEntry {
+            index,
+            term,
+            digest: xxhash_rust::xxh3::xxh3_64(command),
+        }
+    }
+}
+
+/// A replica's whole log, from index 1, and how many of its leading
+/// entries it considers committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedLog {
+    pub entries: Vec<LogEntry>,
+    pub commit: u64,
+}
+
+/// Checks the logs replicas published, by replica id: `unknown` when none
+/// did, or when a log does not run from index 1 without gaps.
+pub fn check_published(logs: &BTreeMap<usize, PublishedLog>) -> Verdict<LogDisagreement> {
+    if logs.is_empty() {
+        return Verdict::Unknown("no replica published its log".into());
+    }
+    let ids: Vec<usize> = logs.keys().copied().collect();
+    let mut entries = Vec::with_capacity(logs.len());
+    for (&id, log) in logs {
+        if let Some((position, entry)) = (1..)
+            .zip(&log.entries)
+            .find(|(position, entry)| entry.index != *position)
+        {
+            return Verdict::Unknown(format!(
+                "replica-{id} published entry {} at position {position}",
+                entry.index
+            ));
+        }
+        entries.push(log.entries.iter().map(|e| (e.term, e.digest)).collect());
+    }
+    let committed: Vec<usize> = logs.values().map(|log| log.commit as usize).collect();
+    check_log_agreement(&entries, &committed).map(|evidence| match evidence {
+        LogDisagreement::Entry {
+            index,
+            replica,
+            held,
+            other_replica,
+            other_held,
+        } => LogDisagreement::Entry {
+            index,
+            replica: ids[replica],
+            held,
+            other_replica: ids[other_replica],
+            other_held,
+        },
+        LogDisagreement::CommitBeyondLog {
+            replica,
+            committed,
+            len,
+        } => LogDisagreement::CommitBeyondLog {
+            replica: ids[replica],
+            committed,
+            len,
+        },
+    })
 }
 
 /// Checks that committed entries agree; `committed[r]` is replica `r`'s
@@ -145,5 +225,34 @@ mod tests {
             check_log_agreement(&logs, &[1]),
             Verdict::Unknown(_)
         ));
+    }
+
+    #[test]
+    fn published_logs_are_judged_by_replica_id() {
+        let log = |terms: &[(u64, &str)], commit| PublishedLog {
+            entries: (1..)
+                .zip(terms)
+                .map(|(i, (t, c))| LogEntry::new(i, *t, c.as_bytes()))
+                .collect(),
+            commit,
+        };
+        let mut logs = BTreeMap::new();
+        assert!(matches!(check_published(&logs), Verdict::Unknown(_)));
+        logs.insert(2, log(&[(1, "a"), (1, "b")], 2));
+        logs.insert(4, log(&[(1, "a"), (2, "c")], 1));
+        assert_eq!(check_published(&logs), Verdict::Ok);
+        logs.get_mut(&4).unwrap().commit = 2;
+        let Verdict::Violation(LogDisagreement::Entry {
+            index,
+            replica,
+            other_replica,
+            ..
+        }) = check_published(&logs)
+        else {
+            panic!("a committed disagreement must be found");
+        };
+        assert_eq!((index, replica, other_replica), (1, 2, 4));
+        logs.get_mut(&4).unwrap().entries.remove(0);
+        assert!(matches!(check_published(&logs), Verdict::Unknown(_)));
     }
 }

@@ -7,10 +7,15 @@
 //! - `search` (private): the Wing & Gong / Lowe linearizability search with
 //!   Porcupine's memoisation, generic over a model; `memo` (private): its
 //!   linearized-set bitset and memo table;
-//! - [`linearizable`]: linearizability of key-value histories, one key at a
-//!   time, under a format's [`crate::history::Conventions`];
-//! - [`explain`]: the evidence of a violation (longest linearizable prefix
-//!   and the operations that cannot follow it);
+//! - `unique` (private): registers whose written values are unique,
+//!   decided without a search (Gibbons & Korach);
+//! - `keys` (private): checking keys in parallel, stopping at the first
+//!   refuted one;
+//! - [`linearizable`]: linearizability of key-value histories, key by
+//!   key, under a format's [`crate::history::Conventions`];
+//! - [`explain`]: the evidence of a violation (a conflicting set of
+//!   operations, or the longest linearizable prefix and the operations
+//!   that cannot follow it);
 //! - [`log_agreement`]: committed entries of replicated logs agree;
 //! - [`stats`]: availability and latency per fault phase;
 //! - [`durability`]: every acknowledged write survives in the final state;
@@ -25,7 +30,8 @@
 //! - [`availability`]: the share of operations completed, overall and
 //!   during faults (the one-line summary of [`stats`]);
 //! - `file`: checking a history file ([`check_file`]) (what `replisim check` runs);
-//! - [`mod@bench`]: the checker benchmark and its generated large history.
+//! - [`mod@bench`]: the checker benchmark; [`generate`]: the seeded
+//!   histories it checks, and their Porcupine key-value log.
 //!
 //! Every checker answers `Ok`, `Violation(evidence)` or `Unknown(reason)`
 //! (Porcupine's `Ok | Illegal | Unknown`), so reports consume one shape.
@@ -39,6 +45,9 @@ pub mod durability;
 pub mod exits;
 pub mod explain;
 mod file;
+#[doc(hidden)]
+pub mod generate;
+mod keys;
 pub mod linearizable;
 pub mod liveness;
 pub mod log_agreement;
@@ -49,6 +58,7 @@ pub mod set;
 pub mod stats;
 #[cfg(test)]
 mod test_history;
+mod unique;
 
 pub use file::{CheckError, CheckOptions, CheckReport, check_file, check_imported};
 
@@ -73,16 +83,20 @@ pub enum Guarantee {
     /// Every exit of a replica's software is a fail-stop on an injected
     /// fault (see [`exits`]).
     NoUnexpectedExit,
+    /// Replicas that publish their logs never hold different entries at an
+    /// index both consider committed ([`log_agreement`]).
+    LogAgreement,
 }
 
 impl Guarantee {
     /// Every guarantee, in report order.
-    pub const ALL: [Guarantee; 5] = [
+    pub const ALL: [Guarantee; 6] = [
         Guarantee::Linearizable,
         Guarantee::Durable,
         Guarantee::Convergent,
         Guarantee::Live,
         Guarantee::NoUnexpectedExit,
+        Guarantee::LogAgreement,
     ];
 
     /// The safety guarantees: nothing bad happens (every guarantee but
@@ -95,7 +109,7 @@ impl Guarantee {
     ];
 
     /// The name in reports and JSON: `linearizable`, `durable`,
-    /// `convergent`, `live`, `no-unexpected-exit`.
+    /// `convergent`, `live`, `no-unexpected-exit`, `log-agreement`.
     pub fn name(self) -> &'static str {
         match self {
             Guarantee::Linearizable => "linearizable",
@@ -103,6 +117,7 @@ impl Guarantee {
             Guarantee::Convergent => "convergent",
             Guarantee::Live => "live",
             Guarantee::NoUnexpectedExit => "no-unexpected-exit",
+            Guarantee::LogAgreement => "log-agreement",
         }
     }
 }

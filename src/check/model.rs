@@ -200,11 +200,13 @@ impl Model for StringCell {
             CellOp::Read(None) => current.is_none().then(|| state.clone()),
             CellOp::Read(Some(v)) => is(v).then(|| state.clone()),
             CellOp::Write(v) => Some(Some(self.values.get(v).to_string())),
-            CellOp::Append(v) => Some(Some(format!(
-                "{}{}",
-                current.unwrap_or(""),
-                self.values.get(v)
-            ))),
+            CellOp::Append(v) => {
+                let (current, add) = (current.unwrap_or(""), self.values.get(v));
+                let mut appended = String::with_capacity(current.len() + add.len());
+                appended.push_str(current);
+                appended.push_str(add);
+                Some(Some(appended))
+            }
             CellOp::Cas { from, to } => is(from).then(|| Some(self.values.get(to).to_string())),
             CellOp::MaybeCas { from, to } => Some(if is(from) {
                 Some(self.values.get(to).to_string())

@@ -27,11 +27,12 @@
 //! size, span words, the model's [`Model::heap_bytes`]), never asked of
 //! the allocator. The step and memory limits therefore stop a search at
 //! the same point on every run and every machine. The step budget is
-//! checked before every step and is shared by the searches of one check
-//! ([`Bounds::steps`] carries the count from one search to the next); the
-//! time limit and the memory limit are checked every [`CHECK_EVERY`]
-//! steps of each search. Only the time limit depends on the machine.
+//! checked before every step; the time limit, the memory limit and the
+//! cancellation flag (another key's search refuted the history) every
+//! [`CHECK_EVERY`] steps. Only the time limit and cancellation depend on
+//! the machine.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant; // determinism-ok: the checker's wall-clock limit, never simulated
 
 use super::memo::{Bitset, Memo, fx_hash, mix};
@@ -54,18 +55,22 @@ pub(crate) enum Limit {
     Time,
     Steps,
     Memory,
+    /// Its flag was raised: the answer no longer matters.
+    Cancelled,
 }
 
-/// Bounds on the searches of one check, and the steps they have taken.
+/// Bounds on one search, and the steps it has taken.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Bounds {
+pub(crate) struct Bounds<'a> {
     pub(crate) deadline: Option<Instant>,
-    /// The most steps all the searches together may take.
+    /// The most steps the search may take.
     pub(crate) step_limit: Option<u64>,
-    /// Bytes of one search's memo.
+    /// Bytes of the search's memo.
     pub(crate) memory_bytes: usize,
-    /// Steps taken so far; each search adds its own.
+    /// Steps taken so far.
     pub(crate) steps: u64,
+    /// Raised when the search should stop.
+    pub(crate) cancel: Option<&'a AtomicBool>,
 }
 
 pub(crate) enum SearchOutcome {
@@ -194,7 +199,7 @@ impl List {
 pub(crate) fn search<M: Model>(
     model: &M,
     ops: &[Timed<M::Op>],
-    limits: &mut Bounds,
+    limits: &mut Bounds<'_>,
 ) -> SearchOutcome {
     let mut list = List::new(ops);
     let mut linearized = Bitset::new(ops.len());
@@ -217,6 +222,9 @@ pub(crate) fn search<M: Model>(
             }
             if memo.bytes > limits.memory_bytes {
                 return SearchOutcome::Stopped(Limit::Memory);
+            }
+            if limits.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return SearchOutcome::Stopped(Limit::Cancelled);
             }
         }
         limits.steps += 1;
@@ -348,6 +356,7 @@ mod tests {
             step_limit: None,
             memory_bytes: usize::MAX,
             steps: 0,
+            cancel: None,
         };
         let mut past = Bounds {
             deadline: Some(Instant::now()), // determinism-ok: not simulated
@@ -356,6 +365,15 @@ mod tests {
         assert!(matches!(
             search(&model, &ops, &mut past),
             SearchOutcome::Stopped(Limit::Time)
+        ));
+        let raised = AtomicBool::new(true);
+        let mut cancelled = Bounds {
+            cancel: Some(&raised),
+            ..unbounded
+        };
+        assert!(matches!(
+            search(&model, &ops, &mut cancelled),
+            SearchOutcome::Stopped(Limit::Cancelled)
         ));
         // One step linearizes the write: a budget of one decides, and the
         // count carries over, so a second search within it has none left.

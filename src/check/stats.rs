@@ -115,7 +115,8 @@ fn label(faults: &[FaultWindow], at: u64) -> String {
     }
 }
 
-fn percentiles(mut v: Vec<u64>) -> Option<Latency> {
+/// The percentiles of `v` (`None` when it is empty).
+pub fn percentiles(mut v: Vec<u64>) -> Option<Latency> {
     if v.is_empty() {
         return None;
     }
@@ -127,6 +128,25 @@ fn percentiles(mut v: Vec<u64>) -> Option<Latency> {
         p99: rank(99),
         max: v[v.len() - 1],
     })
+}
+
+/// For each moment in `losses` (simulated ns: a leader or primary was lost
+/// and nobody held its role), how long until the next write completed
+/// `ok`; losses followed by no acknowledged write count for nothing.
+pub fn times_to_next_write(ops: &[Operation], losses: &[u64]) -> Vec<u64> {
+    let mut writes: Vec<u64> = ops
+        .iter()
+        .filter(|op| op.is_ok() && op.op.is_mutation())
+        .filter_map(|op| op.complete_time)
+        .collect();
+    writes.sort_unstable();
+    losses
+        .iter()
+        .filter_map(|&lost| {
+            let next = writes.partition_point(|&t| t <= lost);
+            writes.get(next).map(|&t| t - lost)
+        })
+        .collect()
 }
 
 impl fmt::Display for PhaseStats {
@@ -230,5 +250,23 @@ mod tests {
         assert_eq!(phases[0].messages_per_op, Some(1.5));
         assert_eq!(phases[2].messages_per_op, None);
         assert_eq!(phase_stats(&ops, &[], &[])[0].label, "whole run");
+    }
+
+    #[test]
+    fn time_to_the_next_acknowledged_write() {
+        let write = |invoke, complete, kind| Operation {
+            op: Op::Write {
+                key: "k".into(),
+                value: "v".into(),
+            },
+            ..op(invoke, Some(complete), kind)
+        };
+        let ops = [
+            write(10, 20, EventType::Ok),
+            op(30, Some(40), EventType::Ok),
+            write(50, 90, EventType::Info),
+            write(60, 120, EventType::Ok),
+        ];
+        assert_eq!(times_to_next_write(&ops, &[25, 100, 200]), [95, 20]);
     }
 }

@@ -9,6 +9,7 @@ use std::{
 
 use crate::{
     check::exits,
+    check::stats,
     registry::Registry,
     report,
     sim::{self, Fault, Outcome, Scenario, ScheduledFault, Target, repro},
@@ -237,6 +238,15 @@ fn print_report(outcome: &Outcome, verdicts: &sim::Verdicts) {
     println!("{verdicts}");
     for phase in outcome.phases() {
         println!("  {phase}");
+    }
+    let recovery = outcome.recovery_times();
+    if let Some(l) = stats::percentiles(recovery.clone()) {
+        println!(
+            "after the role holder's loss ({} times): next acknowledged write in p50 {:.1} p99 {:.1} ms",
+            recovery.len(),
+            l.p50 as f64 / 1e6,
+            l.p99 as f64 / 1e6
+        );
     }
     print_counts("effects", &outcome.stats.effects);
     print_counts("faults fired/effective", &outcome.stats.faults);

@@ -55,7 +55,7 @@ pub struct RpcClient<Req, Resp> {
     conn: Option<FramedConn>,
     next_id: u64,
     /// The last request sent, for the duplication fault.
-    last_request: Option<bytes::Bytes>,
+    last_request: Option<Vec<u8>>,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
@@ -139,23 +139,23 @@ impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
     }
 
     async fn exchange(&mut self, id: u64, req: &Req, deadline: Duration) -> Result<Resp, NetError> {
-        let addr = self.addr.clone();
-        let frame = encode(&Envelope { id, body: req }).map_err(|e| broken(&addr, e))?;
+        let frame = encode(&Envelope { id, body: req }).map_err(|e| broken(&self.addr, e))?;
         self.connected(deadline).await?;
-        self.last_request = Some(frame.clone());
+        let frame = self.last_request.insert(frame);
         let conn = self.conn.as_mut().expect("connected");
+        let addr = &self.addr;
         conn.send_encoded(frame)
             .await
-            .map_err(|e| broken(&addr, e))?;
+            .map_err(|e| broken(addr, e))?;
         loop {
             match conn.recv::<Resp>().await {
                 None => {
                     return Err(NetError::Broken {
-                        addr,
+                        addr: addr.clone(),
                         source: std::io::ErrorKind::UnexpectedEof.into(),
                     });
                 }
-                Some(Err(e)) => return Err(broken(&addr, e)),
+                Some(Err(e)) => return Err(broken(addr, e)),
                 Some(Ok((envelope, checksum))) if envelope.id == id => {
                     tracing::trace!(target: "replisim::net", peer = %addr, id, checksum, "response");
                     effect::record(effect::MESSAGES_DELIVERED, 1);
@@ -195,7 +195,7 @@ impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
             let mut conn = FramedConn::new(stream);
             if let Some(previous) = self
                 .last_request
-                .clone()
+                .as_deref()
                 .filter(|_| self.net.duplicates_on_reconnect(&self.addr))
             {
                 tracing::debug!(target: "replisim::net", peer = %self.addr, "re-sending the previous request (duplication fault)");

@@ -1,9 +1,60 @@
-//! The replicated key-value state machine: applies one [`Op`] at a time.
+//! The replicated key-value state machine: applies one [`Op`] at a time
+//! ([`KvStore`]), and at most once per client request ([`KvMachine`], with
+//! the clients' sessions), whichever protocol orders the operations.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::{
     check::convergence::ReplicaState,
     history::{Completion, Op},
 };
+
+/// Names a client request across retries and duplicates: replicas apply
+/// each client's requests at most once, in `seq` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestId {
+    pub client: u64,
+    pub seq: u64,
+}
+
+/// A [`KvStore`] with client sessions: a request applied before (a retry,
+/// a duplicate) is not applied again but answered with its first result;
+/// an older request of the same client fails.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KvMachine {
+    store: KvStore,
+    /// Per client, the last request applied and its result.
+    sessions: BTreeMap<u64, (u64, Completion)>,
+}
+
+impl KvMachine {
+    /// Applies request `id` (unless it already was) and returns its result.
+    pub fn apply(&mut self, id: RequestId, op: &Op) -> Completion {
+        if let Some(result) = self.duplicate_result(id) {
+            return result;
+        }
+        let result = self.store.apply(op);
+        self.sessions.insert(id.client, (id.seq, result.clone()));
+        result
+    }
+
+    /// The result of a request already applied (a duplicate), if it was.
+    pub fn duplicate_result(&self, id: RequestId) -> Option<Completion> {
+        let (seq, result) = self.sessions.get(&id.client)?;
+        match id.seq.cmp(seq) {
+            std::cmp::Ordering::Greater => None,
+            std::cmp::Ordering::Equal => Some(result.clone()),
+            std::cmp::Ordering::Less => Some(Completion::Fail("stale duplicate request".into())),
+        }
+    }
+
+    /// The store the requests were applied to.
+    pub fn store(&self) -> &KvStore {
+        &self.store
+    }
+}
 
 /// String keys to string values, applied in log order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -10,21 +10,24 @@
 //!   fenced.
 //! - [`crdt`]: state-based CRDTs (PN-Counter, OR-Set, LWW-Register)
 //!   applied locally and gossiped.
+//! - [`raft`]: majority consensus with leader election.
 
 pub mod crdt;
 pub mod four_stage;
 pub mod kv;
 pub mod primary_backup;
+pub mod raft;
 
 use crate::registry::Registry;
 
 /// A registry of every built-in protocol: `sync`, `semi-sync:K`, `async`,
-/// `primary-backup`, `primary-backup:fenced`, `crdt-counter`, `crdt-set`,
-/// `lww`.
+/// `primary-backup`, `primary-backup:fenced`, `raft`, `crdt-counter`,
+/// `crdt-set`, `lww`.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
     four_stage::register(&mut registry);
     primary_backup::register(&mut registry);
+    raft::register(&mut registry);
     crdt::register(&mut registry);
     registry
 }

@@ -206,7 +206,7 @@ impl Report {
         self.lanes = lanes.into_values().collect();
         let (blocked, prefix) = match linearizability {
             Verdict::Violation(evidence) => (
-                evidence.blocked.iter().map(|b| b.op.index).collect(),
+                evidence.blamed(),
                 evidence.prefix.iter().map(|s| s.op.index).collect(),
             ),
             _ => (Vec::new(), Vec::new()),

@@ -44,8 +44,8 @@ use crate::{
     history::{History, Op},
     net::SimNetwork,
     node::{
-        ClientContext, Declaration, Directory, KvClient, NodeContext, NodeResult, REPLICA_PORT,
-        Roles, StateProbe, System,
+        Board, ClientContext, Declaration, Directory, KvClient, NodeContext, NodeResult,
+        REPLICA_PORT, Roles, StateProbe, System,
     },
     storage::{InjectedIoError, SimDisk},
     workload::Workload,
@@ -191,7 +191,7 @@ struct Harness<'a> {
     probes: Vec<StateProbe>,
     roles: Vec<Roles>,
     /// Each replica's roles as last seen, and every change seen.
-    roles_seen: Vec<BTreeMap<String, u64>>,
+    roles_seen: Vec<Board>,
     role_changes: Vec<RoleChange>,
     /// Every exit of a replica's software, as its host recorded it.
     exits: Rc<RefCell<Vec<Exit>>>,
@@ -230,7 +230,7 @@ impl<'a> Harness<'a> {
                 ledger,
             ),
             probes,
-            roles_seen: vec![BTreeMap::new(); roles.len()],
+            roles_seen: vec![Board::default(); roles.len()],
             roles,
             role_changes: Vec::new(),
             exits: Rc::default(),
@@ -448,7 +448,10 @@ impl<'a> Harness<'a> {
         let exits = self.exits.clone();
         let duplication = self.nemesis.duplication(Some(id));
         let name = host(id);
+        let seed = self.scenario.seed;
+        let starts = Cell::new(0u64);
         sim.host(name.clone(), move || {
+            starts.set(starts.get() + 1);
             let node = NodeContext {
                 id,
                 replicas: replicas.clone(),
@@ -457,6 +460,7 @@ impl<'a> Harness<'a> {
                 clock: faults.clock(),
                 state: probe.clone(),
                 roles: roles.clone(),
+                seed: node_seed(seed, id, starts.get()),
             };
             let software = system.replica(node);
             let name = name.clone();
@@ -538,7 +542,11 @@ impl<'a> Harness<'a> {
         final_reads_done: bool,
         replica_states: BTreeMap<usize, Option<ReplicaState>>,
     ) -> Outcome {
-        let history = self.history.borrow().clone();
+        let replica_logs = (0..self.scenario.replicas)
+            .filter(|id| !self.nemesis.lost.contains(id))
+            .filter_map(|id| Some((id, self.probes[id].read_log()?)))
+            .collect();
+        let history = self.history.take();
         let exits = self.exits.take();
         Outcome {
             scenario: self.scenario.clone(),
@@ -546,6 +554,7 @@ impl<'a> Harness<'a> {
             workload: self.workload.clone(),
             history,
             replica_states,
+            replica_logs,
             lost: self.nemesis.lost.iter().copied().collect(),
             fault_windows: self.nemesis.windows(elapsed),
             role_changes: self.role_changes,
@@ -625,6 +634,15 @@ impl Operator {
             perform(&mut *client, &self.history, self.ctx.process, op).await;
         }
     }
+}
+
+/// The seed of replica `id`'s `start`-th start in a run seeded `seed`.
+fn node_seed(seed: u64, id: usize, start: u64) -> u64 {
+    let mut bytes = [0u8; 24];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes[8..16].copy_from_slice(&(id as u64).to_le_bytes());
+    bytes[16..].copy_from_slice(&start.to_le_bytes());
+    xxhash_rust::xxh3::xxh3_64(&bytes)
 }
 
 /// A fault whose role no replica holds is skipped: logged and counted.

@@ -1,8 +1,9 @@
 //! [`Outcome`]: what a run produced, and the [`Verdicts`] the checkers
 //! reach on it. The workload's own checks judge the history
 //! (linearizability against its model, durability); convergence compares
-//! the replicas' published states; every exit of a replica's software is
-//! judged expected or not. Only the guarantees the system claims
+//! the replicas' published states, log agreement their published logs;
+//! every exit of a replica's software is judged expected or not. Only
+//! the guarantees the system claims
 //! can fail a run; the others are computed and shown apart.
 
 use std::{cell::RefCell, collections::BTreeMap, fmt, rc::Rc};
@@ -18,6 +19,7 @@ use crate::{
         explain::NonLinearizable,
         linearizable::SearchLimits,
         liveness,
+        log_agreement::{self, LogDisagreement, PublishedLog},
         stats::{self, FaultWindow, PhaseStats},
     },
     history::{History, Operation},
@@ -101,6 +103,9 @@ pub struct Outcome {
     /// Each surviving replica's state at the end of the quiet period,
     /// before the final reads (`None`: it never came back up to report).
     pub replica_states: BTreeMap<usize, Option<ReplicaState>>,
+    /// The logs the surviving replicas published after quiescence, by id
+    /// (replicas that publish none are absent).
+    pub replica_logs: BTreeMap<usize, PublishedLog>,
     /// Replicas lost for good.
     pub lost: Vec<usize>,
     pub fault_windows: Vec<FaultWindow>,
@@ -161,6 +166,35 @@ impl Outcome {
         )
     }
 
+    /// Moments (simulated ns) a role was given up (a crash, a loss, a
+    /// step-down) and no other replica held it: the leader or primary is
+    /// gone.
+    pub fn role_losses(&self) -> Vec<u64> {
+        let mut holders: BTreeMap<&str, BTreeMap<usize, u64>> = BTreeMap::new();
+        let mut losses = Vec::new();
+        for change in &self.role_changes {
+            let held = holders.entry(change.role.as_str()).or_default();
+            match change.epoch {
+                Some(epoch) => {
+                    held.insert(change.replica, epoch);
+                }
+                None => {
+                    if held.remove(&change.replica).is_some() && held.is_empty() {
+                        losses.push(change.time);
+                    }
+                }
+            }
+        }
+        losses
+    }
+
+    /// After each of [`Outcome::role_losses`], the simulated ns until the
+    /// next write was acknowledged (losses with no later acknowledged
+    /// write are left out): how long the system took to recover its leader.
+    pub fn recovery_times(&self) -> Vec<u64> {
+        stats::times_to_next_write(&self.workload_operations(), &self.role_losses())
+    }
+
     /// Runs the checkers.
     pub fn verdicts(&self) -> Verdicts {
         self.verdicts_within(&SearchLimits::default())
@@ -195,6 +229,7 @@ impl Outcome {
             convergence: convergence::check(&self.replica_states),
             liveness: liveness::check(&workload, &probes, &self.fault_windows),
             exits: exits::check(&self.exits),
+            log_agreement: log_agreement::check_published(&self.replica_logs),
             availability: availability::measure(&workload, &self.fault_windows),
         }
     }
@@ -242,6 +277,9 @@ pub struct Verdicts {
     /// Whether every exit of a replica's software was a fail-stop on an
     /// injected fault.
     pub exits: Verdict<exits::UnexpectedExits>,
+    /// Committed entries of the published logs agree (`unknown` when no
+    /// replica published its log).
+    pub log_agreement: Verdict<LogDisagreement>,
     pub availability: availability::Availability,
 }
 
@@ -254,11 +292,11 @@ impl Verdicts {
             Guarantee::Convergent => (&self.convergence).into(),
             Guarantee::Live => (&self.liveness).into(),
             Guarantee::NoUnexpectedExit => (&self.exits).into(),
+            Guarantee::LogAgreement => (&self.log_agreement).into(),
         }
     }
 
-    /// The check of `guarantee` as one line: `ok`, `violation: …`,
-    /// `unknown: …`.
+    /// The check of `guarantee`, with its evidence, as one line.
     pub fn describe(&self, guarantee: Guarantee) -> String {
         match guarantee {
             Guarantee::Linearizable => self.linearizability.to_string(),
@@ -266,6 +304,7 @@ impl Verdicts {
             Guarantee::Convergent => self.convergence.to_string(),
             Guarantee::Live => self.liveness.to_string(),
             Guarantee::NoUnexpectedExit => self.exits.to_string(),
+            Guarantee::LogAgreement => self.log_agreement.to_string(),
         }
     }
 
@@ -296,16 +335,16 @@ impl fmt::Display for Verdicts {
             .into_iter()
             .partition(|g| self.claims.contains(g));
         for g in claimed {
-            writeln!(f, "{:<13} {}", format!("{g}:"), self.describe(g))?;
+            writeln!(f, "{:<14} {}", format!("{g}:"), self.describe(g))?;
         }
         for g in unclaimed {
             writeln!(
                 f,
-                "{:<13} {} (not claimed)",
+                "{:<14} {} (not claimed)",
                 format!("{g}:"),
                 self.describe(g)
             )?;
         }
-        write!(f, "{:<13} {}", "availability:", self.availability)
+        write!(f, "{:<14} {}", "availability:", self.availability)
     }
 }

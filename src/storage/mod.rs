@@ -11,6 +11,8 @@
 //! - `wal.rs`: [`Wal`], the checksummed append-only record log, its framing
 //!   and crash recovery.
 //! - `meta.rs`: [`MetaFile`], one checksummed value replaced atomically.
+//! - `fail_stop.rs`: [`FailStop`], how a replica stops on its disk's first
+//!   failure and exits with it.
 //!
 //! Contract of [`Disk`]: paths are relative to the node's data directory
 //! (plain components only: no `..`, no leading `/`); missing directories,
@@ -29,11 +31,13 @@
 //! them), never a damaged one. [`MetaFile::store`] is atomic and durable: a
 //! later [`MetaFile::load`] sees the old value or the new one.
 
+mod fail_stop;
 mod meta;
 mod real;
 mod sim;
 mod wal;
 
+pub use fail_stop::FailStop;
 pub use meta::MetaFile;
 pub use real::RealDisk;
 pub use sim::SimDisk;

@@ -2,7 +2,19 @@
 //! ones that must fail.
 
 use super::*;
+use crate::check::generate::Spec;
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// A linearizable history whose written values repeat (Jepsen's
+/// cas-register style), so that only the search decides it.
+fn repeated_values(ops: usize, keys: usize) -> History {
+    Spec {
+        unique: false,
+        ..Spec::new(ops, keys, 5, 3)
+    }
+    .generate()
+}
 
 /// An operation on key `k` by process `p` over `[t0, t1]`.
 fn on(
@@ -291,6 +303,8 @@ fn explains_a_stale_read() {
         write(0, 0, 1, Done, "a"),
         write(0, 2, 3, Done, "b"),
         read(1, 4, 5, Some("a")),
+        // "b" written twice: no unique-values shortcut, the search explains.
+        write(2, 6, 7, Done, "b"),
     ];
     let Verdict::Violation(evidence) =
         check_operations(&ops, &Conventions::default(), &SearchLimits::default())
@@ -313,7 +327,7 @@ fn explains_a_stale_read() {
     assert!(blocked.completed_first && !blocked.legal_next);
     let text = evidence.to_string();
     assert!(
-        text.contains("key \"k\": only 2 of 3 operations linearize"),
+        text.contains("key \"k\": only 2 of 4 operations linearize"),
         "{text}"
     );
     assert!(
@@ -324,7 +338,7 @@ fn explains_a_stale_read() {
 
 #[test]
 fn limits_give_unknown_and_other_models_plug_in() {
-    let history = crate::check::bench::generate_history(3_000, 1, 5, 3);
+    let history = repeated_values(3_000, 1);
     let no_time = SearchLimits {
         time_limit: Some(Duration::ZERO),
         ..SearchLimits::default()
@@ -375,7 +389,7 @@ fn steps_only(steps: u64) -> SearchLimits {
 
 #[test]
 fn a_step_budget_gives_the_same_unknown_every_run_and_an_ample_one_decides() {
-    let history = crate::check::bench::generate_history(3_000, 1, 5, 3);
+    let history = repeated_values(3_000, 1);
     let own = Conventions::default();
     let unknown = Verdict::Unknown(r#"step budget of 100 steps reached on key "k0""#.into());
     for _ in 0..2 {
@@ -384,8 +398,13 @@ fn a_step_budget_gives_the_same_unknown_every_run_and_an_ample_one_decides() {
     let ample = crate::testing::HOLDS_LIMITS;
     assert_eq!(ample.time_limit, None);
     assert_eq!(check_history(&history, &own, &ample), Verdict::Ok);
-    // A violation too: unknown within a budget too small to find it.
-    let bad = [write(0, 0, 1, Done, "a"), read(1, 2, 3, Some("b"))];
+    // A violation too: unknown within a budget too small to find it (with
+    // a value written twice, so that the search must find it).
+    let bad = [
+        write(0, 0, 1, Done, "a"),
+        write(2, 0, 1, Done, "a"),
+        read(1, 2, 3, Some("b")),
+    ];
     let unknown = Verdict::Unknown(r#"step budget of 1 steps reached on key "k""#.into());
     for _ in 0..2 {
         assert_eq!(check_operations(&bad, &own, &steps_only(1)), unknown);
@@ -426,28 +445,97 @@ fn steps_per_key(ops: &[Operation]) -> Vec<u64> {
 }
 
 #[test]
-fn step_counts_repeat_and_the_budget_covers_all_keys_exactly() {
-    let history = crate::check::bench::generate_history(3_000, 2, 5, 3);
+fn step_counts_repeat_and_each_key_has_the_whole_budget() {
+    let history = repeated_values(3_000, 2);
     let ops = history.operations();
     let steps = steps_per_key(&ops);
     assert_eq!(steps, steps_per_key(&ops));
     assert!(steps.iter().all(|&n| n > 1_000), "{steps:?}");
     let own = Conventions::default();
-    let total: u64 = steps.iter().sum();
+    let most = *steps.iter().max().unwrap();
+    let hardest = if steps[0] == most { "k0" } else { "k1" };
     let stopped = |n: u64, key: &str| {
         Verdict::Unknown(format!("step budget of {n} steps reached on key {key:?}"))
     };
+    assert_eq!(check_operations(&ops, &own, &steps_only(most)), Verdict::Ok);
     assert_eq!(
-        check_operations(&ops, &own, &steps_only(total)),
-        Verdict::Ok
+        check_operations(&ops, &own, &steps_only(most - 1)),
+        stopped(most - 1, hardest)
     );
+    let least = *steps.iter().min().unwrap();
     assert_eq!(
-        check_operations(&ops, &own, &steps_only(total - 1)),
-        stopped(total - 1, "k1")
+        check_operations(&ops, &own, &steps_only(least - 1)),
+        stopped(least - 1, "k0")
     );
+}
+
+/// `ops` with every operation moved to key `key`.
+fn on_key(key: &str, ops: &[Operation]) -> Vec<Operation> {
+    ops.iter()
+        .map(|o| {
+            let mut o = o.clone();
+            match &mut o.op {
+                Op::Read { key: k, .. }
+                | Op::Write { key: k, .. }
+                | Op::Append { key: k, .. }
+                | Op::Cas { key: k, .. } => *k = key.to_string(),
+                other => panic!("key-value operations only, not {other:?}"),
+            }
+            o
+        })
+        .collect()
+}
+
+/// A stale read on key `key`, at times from `t`.
+fn stale(key: &str, t: u64) -> Vec<Operation> {
+    let ops = [
+        write(0, t, t + 1, Done, "a"),
+        write(0, t + 2, t + 3, Done, "b"),
+        read(1, t + 4, t + 5, Some("a")),
+    ];
+    on_key(key, &ops)
+}
+
+#[test]
+fn a_refuted_key_answers_even_when_another_key_runs_out_of_budget() {
+    // "a" takes the search thousands of steps; "b" and "d" are refuted at
+    // once (the unique-values path), "c" is linearizable.
+    let hard = on_key("a", &repeated_values(3_000, 1).operations());
+    let easy = on_key("c", &Spec::new(50, 1, 3, 9).generate().operations());
+    let mut ops = [hard.clone(), stale("b", 10), easy, stale("d", 20)].concat();
+    ops.sort_by_key(|o| o.invoke_time);
+    let own = Conventions::default();
+    let budget = steps_only(1_000);
+    assert!(matches!(
+        check_operations(&hard, &own, &budget),
+        Verdict::Unknown(_)
+    ));
+    let first = check_operations(&ops, &own, &budget);
+    let Verdict::Violation(evidence) = &first else {
+        panic!("{first:?}");
+    };
+    assert_eq!(evidence.key.as_deref(), Some("b"));
+    // Deterministic, evidence and all, and the same with a time limit and
+    // no step budget (the hard key would then run long, but is cancelled).
+    for _ in 0..5 {
+        assert_eq!(check_operations(&ops, &own, &budget), first);
+    }
+    let timed = check_operations(&ops, &own, &SearchLimits::default());
+    assert!(timed.is_violation(), "{timed:?}");
+    // Without "b", "d" is reported; without both, the hard key's unknown.
+    let without = |keys: &[&str]| -> Vec<Operation> {
+        ops.iter()
+            .filter(|o| !keys.contains(&o.op.key()))
+            .cloned()
+            .collect()
+    };
+    let Verdict::Violation(evidence) = check_operations(&without(&["b"]), &own, &budget) else {
+        panic!("the stale read on d is not found");
+    };
+    assert_eq!(evidence.key.as_deref(), Some("d"));
     assert_eq!(
-        check_operations(&ops, &own, &steps_only(steps[0] - 1)),
-        stopped(steps[0] - 1, "k0")
+        check_operations(&without(&["b", "d"]), &own, &budget),
+        Verdict::Unknown(r#"step budget of 1000 steps reached on key "a""#.into())
     );
 }
 
@@ -522,4 +610,57 @@ fn search_agrees_with_brute_force_on_random_histories() {
         if expected { ok += 1 } else { bad += 1 }
     }
     assert!(ok > 300 && bad > 300, "{ok} linearizable, {bad} not");
+}
+
+#[test]
+fn explains_a_stale_read_of_unique_values_by_the_conflicting_operations() {
+    let ops = [stale("k", 0), stale("other", 0)].concat();
+    let Verdict::Violation(evidence) =
+        check_operations(&ops, &Conventions::default(), &SearchLimits::default())
+    else {
+        panic!("stale read not found");
+    };
+    assert!(evidence.prefix.is_empty() && evidence.blocked.is_empty());
+    assert_eq!(evidence.blamed(), [0, 1, 2]);
+    let text = evidence.to_string();
+    assert!(
+        text.starts_with(
+            "key \"k\": 3 of 3 operations cannot all linearize: \"a\" must stay current from op 0 completing to op 2 being invoked; but op 1 (\"b\") ran entirely inside that stretch"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("\n  op 2 by client 1, invoked 4 completed 5: read -> \"a\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_unique_values_path_agrees_with_the_search_on_generated_histories() {
+    let (mut ok, mut bad) = (0, 0);
+    for seed in 0..30 {
+        let spec = Spec {
+            stale_read: seed % 2 == 1,
+            ..Spec::new(400, 1, 6, seed)
+        };
+        let ops = spec.generate().operations();
+        let indexes: Vec<usize> = (0..ops.len()).collect();
+        let KeyOps {
+            values,
+            timed,
+            appends,
+            ..
+        } = KeyOps::new(&ops, &indexes, &Conventions::default());
+        assert!(!appends);
+        let model = Register {
+            values,
+            initial: None,
+        };
+        let fast = unique::decide(&model, &timed, |i| i).expect("unique values");
+        let search = check_model(&model, &timed, &SearchLimits::default());
+        assert_eq!(fast.is_ok(), search.is_ok(), "seed {seed}: {fast}");
+        assert_eq!(fast.is_ok(), !spec.stale_read, "seed {seed}: {fast}");
+        if fast.is_ok() { ok += 1 } else { bad += 1 }
+    }
+    assert_eq!((ok, bad), (15, 15));
 }

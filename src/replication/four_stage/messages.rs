@@ -4,14 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::history::{Completion, Op};
-
-/// Names a client request across retries and duplicates: replicas apply
-/// each client's requests at most once, in `seq` order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequestId {
-    pub client: u64,
-    pub seq: u64,
-}
+pub use crate::replication::kv::RequestId;
 
 /// One entry of the replicated log. Indexes start at 1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

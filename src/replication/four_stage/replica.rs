@@ -18,9 +18,10 @@ use std::{
     time::Duration,
 };
 
+use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::{
-    sync::{Mutex, MutexGuard, Notify, watch},
+    sync::{Mutex, MutexGuard, watch},
     time::Instant,
 };
 
@@ -34,8 +35,8 @@ use crate::{
     history::{Completion, Op},
     net::{Handler, Network, serve},
     node::{Clock, NodeContext, NodeResult, Roles},
-    replication::kv::KvStore,
-    storage::{MetaFile, StorageError, Wal},
+    replication::kv::KvMachine,
+    storage::{FailStop, MetaFile, StorageError, Wal},
 };
 
 const WAL_PATH: &str = "wal";
@@ -54,7 +55,7 @@ pub(super) struct Meta {
 pub(super) struct State {
     pub meta: Meta,
     pub log: Vec<Entry>,
-    store: KvStore,
+    machine: KvMachine,
     applied: u64,
     pub commit: u64,
     /// Per backup, the highest index known to match the primary's log.
@@ -62,8 +63,6 @@ pub(super) struct State {
     /// Indexes whose client waits for the result, and the results ready.
     waiting: BTreeSet<u64>,
     results: BTreeMap<u64, Completion>,
-    /// Per client, the last request applied and its result (for dedup).
-    sessions: BTreeMap<u64, (u64, Completion)>,
     /// A primary serves reads only once its commit point reached this: the
     /// length of its log when it recovered or was promoted.
     serving_from: u64,
@@ -82,13 +81,12 @@ impl State {
         State {
             meta,
             log,
-            store: KvStore::default(),
+            machine: KvMachine::default(),
             applied: 0,
             commit: 0,
             matched: BTreeMap::new(),
             waiting: BTreeSet::new(),
             results: BTreeMap::new(),
-            sessions: BTreeMap::new(),
             serving_from: 0,
             lease_acks: BTreeMap::new(),
             unresponsive: BTreeSet::new(),
@@ -128,29 +126,11 @@ impl State {
     fn apply_to(&mut self, target: u64) {
         while self.applied < target.min(self.last_index()) {
             let entry = &self.log[self.applied as usize];
-            let id = entry.request;
-            let result = match self.duplicate_result(id) {
-                Some(result) => result,
-                None => {
-                    let result = self.store.apply(&entry.op);
-                    self.sessions.insert(id.client, (id.seq, result.clone()));
-                    result
-                }
-            };
+            let result = self.machine.apply(entry.request, &entry.op);
             if self.waiting.remove(&entry.index) {
                 self.results.insert(entry.index, result);
             }
             self.applied += 1;
-        }
-    }
-
-    /// The result of a request already applied (a duplicate), if it was.
-    fn duplicate_result(&self, id: RequestId) -> Option<Completion> {
-        let (seq, result) = self.sessions.get(&id.client)?;
-        match id.seq.cmp(seq) {
-            std::cmp::Ordering::Greater => None,
-            std::cmp::Ordering::Equal => Some(result.clone()),
-            std::cmp::Ordering::Less => Some(Completion::Fail("stale duplicate request".into())),
         }
     }
 
@@ -166,8 +146,7 @@ impl State {
         self.waiting.retain(|&index| index <= len);
         self.commit = self.commit.min(len);
         if self.applied > len {
-            self.store = KvStore::default();
-            self.sessions.clear();
+            self.machine = KvMachine::default();
             self.applied = 0;
             self.apply_to(self.commit);
         }
@@ -196,10 +175,8 @@ pub(super) struct Replica {
     commit_tx: watch::Sender<u64>,
     /// The primary's last log index, watched by its shippers.
     pub last_tx: watch::Sender<u64>,
-    /// Set when the disk failed: the replica stops (fail-stop).
-    failed: Notify,
-    /// The disk's first failure, which the replica stops with.
-    failure: RefCell<Option<StorageError>>,
+    /// Tripped when the disk failed: the replica stops with that error.
+    fail_stop: FailStop,
     /// Where it publishes whether it is the primary, and in which epoch.
     roles: Roles,
 }
@@ -264,13 +241,12 @@ pub(super) async fn run(node: NodeContext, setup: Setup) -> NodeResult {
         meta_file,
         commit_tx: watch::Sender::new(commit),
         last_tx: watch::Sender::new(last),
-        failed: Notify::new(),
-        failure: RefCell::new(None),
+        fail_stop: FailStop::default(),
         roles: node.roles.clone(),
     });
     replica.publish_role();
     node.state
-        .publish_weak(&replica, |r| r.state.borrow().store.snapshot());
+        .publish_weak(&replica, |r| r.state.borrow().machine.store().snapshot());
     replica.advance_commit();
     replica.start_shippers_if_primary();
     if failover.is_automatic() {
@@ -278,26 +254,25 @@ pub(super) async fn run(node: NodeContext, setup: Setup) -> NodeResult {
     }
     let listener = node.net.bind(node.port()).await?;
     let handler_replica = replica.clone();
-    let handler: Handler<Request, Response> = Rc::new(move |request| {
-        let replica = handler_replica.clone();
-        Box::pin(async move { Some(replica.handle(request).await) })
-    });
+    // The handler's future is boxed for every request: no wrapper around
+    // `handle`'s own, which would hold the request and the replica twice
+    // and outgrow the allocator's per-thread cache of small blocks.
+    let handler: Handler<Request, Response> =
+        Rc::new(move |request| Box::pin(handler_replica.clone().handle(request).map(Some)));
     tokio::select! {
         served = serve(listener, handler) => served?,
-        () = replica.failed.notified() => {
+        error = replica.fail_stop.stopped() => {
             tracing::warn!(target: "replisim::engine", "stopping after a disk failure");
+            // The disk's error, kept whole: the harness tells a fail-stop on
+            // an injected I/O error from its chain.
+            return Err(error.into());
         }
     }
-    // The disk's error, kept whole: the harness tells a fail-stop on an
-    // injected I/O error from its chain.
-    match replica.failure.take() {
-        Some(error) => Err(error.into()),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 impl Replica {
-    async fn handle(self: &Rc<Self>, request: Request) -> Response {
+    async fn handle(self: Rc<Self>, request: Request) -> Response {
         match request {
             Request::Client { op, at_backup, id } => match self.redirect(&op, at_backup) {
                 Some(redirect) => redirect,
@@ -473,8 +448,7 @@ impl Replica {
     fn disk_failed(&self, error: StorageError) -> String {
         tracing::warn!(target: "replisim::engine", %error, "disk failure");
         let text = format!("disk failure: {error}");
-        self.failure.borrow_mut().get_or_insert(error);
-        self.failed.notify_one();
+        self.fail_stop.trip(error);
         text
     }
 
@@ -491,7 +465,7 @@ impl Replica {
                     "the primary is still confirming its log with its backups".into(),
                 );
             }
-            return Completion::Ok(state.store.get(key).cloned());
+            return Completion::Ok(state.machine.store().get(key).cloned());
         }
         // Request -> Sync: durable on the primary first.
         let index = {
@@ -501,7 +475,7 @@ impl Replica {
                 if state.meta.primary != self.id {
                     return Completion::Fail("no longer the primary".into());
                 }
-                if let Some(result) = state.duplicate_result(id) {
+                if let Some(result) = state.machine.duplicate_result(id) {
                     return result;
                 }
                 Entry {
@@ -775,7 +749,10 @@ mod tests {
         ]);
         state.waiting.extend([2, 4]);
         state.apply_to(4);
-        assert_eq!(state.store.get("k").map(String::as_str), Some("a;b;"));
+        assert_eq!(
+            state.machine.store().get("k").map(String::as_str),
+            Some("a;b;")
+        );
         assert_eq!(
             state.results[&2],
             Completion::Ok(None),
@@ -801,12 +778,15 @@ mod tests {
         state.truncate(1);
         assert_eq!(state.last_index(), 1);
         assert_eq!(state.commit, 1);
-        assert_eq!(state.store.get("k").map(String::as_str), Some("a;"));
+        assert_eq!(
+            state.machine.store().get("k").map(String::as_str),
+            Some("a;")
+        );
         state.log.push(entry(2, 3, "b;", 2));
         state.commit = 2;
         state.apply_to(2);
         assert_eq!(
-            state.store.get("k").map(String::as_str),
+            state.machine.store().get("k").map(String::as_str),
             Some("a;b;"),
             "the session was rebuilt too"
         );

@@ -250,6 +250,9 @@ impl Nemesis {
 
     /// Undoes the faults whose time is up.
     pub fn undo_due(&mut self, sim: &mut turmoil::Sim, now: Duration) {
+        if self.undo.iter().all(|(at, ..)| *at > now) {
+            return;
+        }
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.undo)
             .into_iter()
             .partition(|(at, ..)| *at <= now);

@@ -9,12 +9,14 @@
 //! (`src`, `dst`, `protocol`), and the message "Send" (a message put on a
 //! link), "Drop" (a cut link dropped it) or "Hold" (a held link queued it).
 //! Receipts and deliveries carry the same fields, one event per message:
-//! the first event of such a callsite that is none of those marks the
-//! callsite quiet, and after that step of the simulation it is never
-//! enabled again in the process (each callsite logs one fixed word). While
-//! the nemesis watches links ([`watch_links`]), each send, hold and drop is
-//! kept with its link's ends ([`take_link_messages`]), so effects are
-//! credited to the faults in force there. The test
+//! each callsite logs one fixed word, so its first event judges it. A
+//! callsite of another word is quiet: after that step of the simulation it
+//! is never enabled again in the process. While the nemesis watches links
+//! ([`watch_links`]), each send, hold and drop is kept with its link's ends
+//! ([`take_link_messages`]), so effects are credited to the faults in force
+//! there; a send counts nothing, so once judged its callsite is enabled only
+//! on a thread whose run watches links (one event per message otherwise
+//! paid for nothing). The test
 //! `partitions_count_dropped_messages` notices if turmoil stops logging
 //! drops and holds so.
 
@@ -24,7 +26,7 @@ use std::{
     time::Duration,
 };
 
-use tracing::{Event, Metadata, field::Field};
+use tracing::{Event, Metadata, field::Field, subscriber::Interest};
 
 use super::with_state;
 use crate::sim::links::{LinkEvent, LinkMessage};
@@ -35,10 +37,9 @@ pub(super) struct Effects {
     pub counters: BTreeMap<String, u64>,
     /// When each message was delivered (simulated ns).
     pub message_times: Vec<u64>,
-    /// Callsites this run marked quiet (see [`QUIET`]).
-    quiet: Vec<usize>,
-    /// Whether one was marked since the last `take_quieted`.
-    quieted: bool,
+    /// Whether this run judged a callsite (see [`JUDGED`]) since the last
+    /// `take_judged`.
+    judged: bool,
     /// turmoil's message events, while the nemesis watches links.
     link_messages: Option<Vec<LinkMessage>>,
 }
@@ -88,26 +89,65 @@ pub(crate) fn take_link_messages() -> Vec<LinkMessage> {
     taken
 }
 
-/// turmoil's callsites of messages in flight that are neither sends, drops
-/// nor holds, by the address of their metadata: never enabled once known.
-static QUIET: Mutex<Vec<usize>> = Mutex::new(Vec::new());
-
-fn address(meta: &'static Metadata<'static>) -> usize {
-    meta as *const Metadata<'static> as usize
+/// What the first event of one of turmoil's callsites of messages in
+/// flight showed it to be, when that is not a drop or a hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Judged {
+    /// Neither a send, a drop nor a hold: never enabled again.
+    Quiet,
+    /// A send: enabled only while links are watched.
+    Send,
 }
 
-/// Whether a callsite may be turmoil's "message sent", "dropped" or "held"
-/// event: a `turmoil` event about a message in flight, not known quiet.
-pub(super) fn maybe_turmoil(meta: &'static Metadata<'static>) -> bool {
-    in_flight(meta)
-        && !QUIET
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&address(meta))
+/// The callsites judged so far in the process, by the address of their
+/// metadata.
+static JUDGED: Mutex<Vec<(usize, Judged)>> = Mutex::new(Vec::new());
+
+fn address(meta: &Metadata<'_>) -> usize {
+    meta as *const Metadata<'_> as usize
+}
+
+fn judged(meta: &Metadata<'_>) -> Option<Judged> {
+    let judged = JUDGED.lock().unwrap_or_else(PoisonError::into_inner);
+    judged
+        .iter()
+        .find(|(callsite, _)| *callsite == address(meta))
+        .map(|&(_, judged)| judged)
+}
+
+/// What the effects need of a `turmoil` callsite: every event of one that
+/// may be a message sent, dropped or held; a send's only while links are
+/// watched, which the subscriber's `enabled` asks ([`enabled`]).
+pub(super) fn interest(meta: &Metadata<'_>) -> Interest {
+    if !in_flight(meta) {
+        return Interest::never();
+    }
+    match judged(meta) {
+        None => Interest::always(),
+        Some(Judged::Send) => Interest::sometimes(),
+        Some(Judged::Quiet) => Interest::never(),
+    }
+}
+
+/// Whether the effects need this event of a `turmoil` callsite now.
+pub(super) fn enabled(meta: &Metadata<'_>) -> bool {
+    let mut watching = false;
+    with_state(|state| watching = state.effects.link_messages.is_some());
+    wanted(meta, watching)
+}
+
+/// Whether the effects need an event of this `turmoil` callsite while
+/// links are `watching` or not.
+fn wanted(meta: &Metadata<'_>, watching: bool) -> bool {
+    match judged(meta) {
+        None => in_flight(meta),
+        Some(Judged::Send) => watching,
+        Some(Judged::Quiet) => false,
+    }
 }
 
 /// A `turmoil` event about a message in flight.
-pub(super) fn in_flight(meta: &Metadata<'_>) -> bool {
+fn in_flight(meta: &Metadata<'_>) -> bool {
     let fields = meta.fields();
     meta.target() == "turmoil"
         && ["message", "src", "dst", "protocol"]
@@ -117,26 +157,24 @@ pub(super) fn in_flight(meta: &Metadata<'_>) -> bool {
 
 impl Effects {
     /// Counts a turmoil event if it is a drop or a hold, and keeps it (and
-    /// a send) while links are watched; marks its callsite quiet if it is
+    /// a send) while links are watched; judges its callsite quiet if it is
     /// another message in flight.
     pub fn count_turmoil(&mut self, event: &Event<'_>) {
         let meta = event.metadata();
-        if !in_flight(meta) || self.quiet.contains(&address(meta)) {
+        if !wanted(meta, self.link_messages.is_some()) {
             return;
         }
         let mut message = Message::default();
         event.record(&mut message);
         let link_event = match message.text() {
-            Some("Send") => LinkEvent::Sent,
+            Some("Send") => {
+                self.judge(meta, Judged::Send);
+                LinkEvent::Sent
+            }
             Some("Drop") => LinkEvent::Dropped,
             Some("Hold") => LinkEvent::Held,
             _ => {
-                self.quiet.push(address(meta));
-                self.quieted = true;
-                let mut quiet = QUIET.lock().unwrap_or_else(PoisonError::into_inner);
-                if !quiet.contains(&address(meta)) {
-                    quiet.push(address(meta));
-                }
+                self.judge(meta, Judged::Quiet);
                 return;
             }
         };
@@ -148,10 +186,19 @@ impl Effects {
         }
     }
 
-    /// Whether callsites were marked quiet since the last call: their
-    /// interest must be recomputed once no event is being dispatched.
-    pub fn take_quieted(&mut self) -> bool {
-        std::mem::take(&mut self.quieted)
+    /// Records what a callsite's first event showed, unless known.
+    fn judge(&mut self, meta: &Metadata<'_>, judged: Judged) {
+        let mut all = JUDGED.lock().unwrap_or_else(PoisonError::into_inner);
+        if !all.iter().any(|(callsite, _)| *callsite == address(meta)) {
+            all.push((address(meta), judged));
+            self.judged = true;
+        }
+    }
+
+    /// Whether callsites were judged since the last call: their interest
+    /// must be recomputed once no event is being dispatched.
+    pub fn take_judged(&mut self) -> bool {
+        std::mem::take(&mut self.judged)
     }
 }
 

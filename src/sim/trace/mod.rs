@@ -13,8 +13,9 @@
 //!
 //! This file owns the wiring and the state. The subscriber is a plain
 //! [`Subscriber`], not a stack of filtered layers: each callsite is enabled
-//! or not once, spans are never enabled, and an event costs one lookup of
-//! its host and one pass over its fields. The state lives in a thread
+//! or not once (but turmoil's sends, asked per event: see `effects`), spans
+//! are never enabled, and an event costs one lookup of its host and one
+//! pass over its fields. The state lives in a thread
 //! local, because one simulation runs on one thread and simulations on
 //! other threads keep their own.
 
@@ -141,15 +142,16 @@ pub(crate) fn register_host(name: &str) {
     }
 }
 
-/// Call after every step of the simulation: turmoil callsites found quiet
-/// during the step are switched off. Not while an event is dispatched (the
+/// Call after every step of the simulation: turmoil callsites judged
+/// during the step get their interest (quiet ones are switched off, sends
+/// are asked about per event). Not while an event is dispatched (the
 /// rebuild would see no subscriber) nor after the run (this thread's
 /// subscriber must still be the current one, lest the rebuild switch off
 /// the callsites another thread's run needs).
 pub(crate) fn after_step() {
-    let mut quieted = false;
-    with_state(|state| quieted = state.effects.take_quieted());
-    if quieted {
+    let mut judged = false;
+    with_state(|state| judged = state.effects.take_judged());
+    if judged {
         tracing::callsite::rebuild_interest_cache();
     }
 }
@@ -161,12 +163,6 @@ pub(crate) fn set_harness_time(now: Duration) {
 
 struct TraceSubscriber {
     log: log::Filter,
-}
-
-/// Whether the digest, the effects or the triggers need a callsite's
-/// events: every event but turmoil's own, and turmoil's drops and holds.
-fn wanted(meta: &'static Metadata<'static>) -> bool {
-    meta.is_event() && (!is_turmoil(meta) || effects::maybe_turmoil(meta))
 }
 
 fn is_turmoil(meta: &Metadata<'_>) -> bool {
@@ -216,17 +212,22 @@ impl Stamps {
 }
 
 impl Subscriber for TraceSubscriber {
+    /// The digest, the effects and the triggers need every event but
+    /// turmoil's own, and the effects some of turmoil's (see `effects`).
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        match wanted(meta) || (meta.is_event() && self.log.enables(meta)) {
+        if !meta.is_event() {
+            return Interest::never();
+        }
+        match !is_turmoil(meta) || self.log.enables(meta) {
             true => Interest::always(),
-            false => Interest::never(),
+            false => effects::interest(meta),
         }
     }
 
     fn enabled(&self, meta: &Metadata<'_>) -> bool {
-        // Callsites are decided once, in `register_callsite`; this is only
-        // asked when another thread's subscriber left one undecided.
-        meta.is_event() && (!is_turmoil(meta) || effects::in_flight(meta) || self.log.enables(meta))
+        // Asked for the callsites `register_callsite` leaves undecided:
+        // turmoil's sends, and any that another thread's subscriber disagrees on.
+        meta.is_event() && (!is_turmoil(meta) || self.log.enables(meta) || effects::enabled(meta))
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {

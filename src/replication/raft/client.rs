@@ -1,0 +1,113 @@
+//! Raft's clients: they find the leader themselves (a follower's redirect,
+//! or the next replica in turn) and retry the same request, under the same
+//! id, until their deadline.
+
+use std::collections::BTreeMap;
+
+use tokio::time::{Instant, sleep};
+
+use super::{
+    RaftConfig,
+    messages::{Request, Response},
+};
+use crate::{
+    history::{Completion, Op},
+    net::RpcClient,
+    node::{ClientContext, KvClient},
+    replication::kv::RequestId,
+};
+
+pub(super) struct Client {
+    ctx: ClientContext,
+    config: RaftConfig,
+    connections: BTreeMap<usize, RpcClient<Request, Response>>,
+    /// The replica believed to lead.
+    leader: usize,
+    /// Sequence number of the last request.
+    seq: u64,
+}
+
+impl Client {
+    pub fn new(ctx: ClientContext, config: RaftConfig) -> Self {
+        // Clients start at different replicas, so a lost guess costs one hop.
+        let leader = ctx.process as usize % ctx.replicas.len();
+        Client {
+            ctx,
+            config,
+            connections: BTreeMap::new(),
+            leader,
+            seq: 0,
+        }
+    }
+
+    fn next_guess(&mut self) {
+        self.leader = (self.leader + 1) % self.ctx.replicas.len();
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl KvClient for Client {
+    async fn call(&mut self, op: &Op) -> Completion {
+        self.seq += 1;
+        let request = Request::Client {
+            op: op.clone(),
+            id: RequestId {
+                client: self.ctx.process,
+                seq: self.seq,
+            },
+        };
+        let deadline = Instant::now() + self.config.client_timeout; // determinism-ok: simulated time
+        // Whether some attempt may have reached a leader (then the
+        // operation may take effect: `info`, not `fail`).
+        let mut maybe_applied = false;
+        let mut last_error = String::from("no replica answered");
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if left.is_zero() {
+                break;
+            }
+            let target = self.leader;
+            let connection = self.connections.entry(target).or_insert_with(|| {
+                RpcClient::new(
+                    self.ctx.net.clone(),
+                    self.ctx.replicas[target].clone(),
+                    self.config.rpc,
+                )
+            });
+            // One attempt at a time, so a dead replica costs one timeout.
+            let attempt = left.min(self.config.rpc.request_timeout);
+            match connection.call_within(&request, attempt).await {
+                Ok(Response::Client(Completion::Info(reason))) => {
+                    maybe_applied = true;
+                    last_error = reason;
+                    self.next_guess();
+                }
+                Ok(Response::Client(completion)) => return completion,
+                Ok(Response::Redirect {
+                    leader: Some(leader),
+                }) if leader != target => self.leader = leader,
+                Ok(Response::Redirect { .. }) => {
+                    last_error = format!("replica {target} knows no leader");
+                    self.next_guess();
+                    sleep(self.config.heartbeat).await;
+                }
+                Ok(Response::Refused(reason)) => {
+                    last_error = reason;
+                    self.next_guess();
+                }
+                Ok(other) => {
+                    maybe_applied = true;
+                    last_error = format!("unexpected answer {other:?}");
+                }
+                Err(error) => {
+                    maybe_applied |= !error.never_sent();
+                    last_error = error.to_string();
+                    self.next_guess();
+                }
+            }
+        }
+        match maybe_applied {
+            true => Completion::Info(last_error),
+            false => Completion::Fail(last_error),
+        }
+    }
+}
