@@ -22,18 +22,17 @@
 //! - Gossip: every `gossip_interval` the replica sends its whole state to
 //!   one peer, which joins it and answers with its own joined state, which
 //!   the sender joins in turn (push-pull). Peers are taken in rounds, each
-//!   round a fresh permutation of the other replicas drawn from an RNG
-//!   seeded from the replica's id: the order varies from replica to
-//!   replica, and every peer is reached once per round, so after a heal
-//!   every pair of replicas exchanges state within two rounds of the
-//!   slowest gossip. (Node contexts carry no seeded RNG yet; the id is
-//!   deterministic, which is all determinism needs.)
+//!   round a fresh random permutation of the other replicas (from
+//!   [`NodeContext::rng`], seeded by the harness, so runs repeat): the
+//!   order is random, yet every peer is reached once per round, so after a
+//!   heal every pair of replicas exchanges state within two rounds of the
+//!   slowest gossip.
 //! - A failed store is a fail-stop: the replica's software returns the
 //!   disk's error and the harness restarts it, which recovers from the file.
 
 use std::{cell::RefCell, collections::BTreeMap, rc::Rc};
 
-use rand::{SeedableRng, seq::SliceRandom};
+use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify};
 
@@ -235,7 +234,7 @@ impl<C: Crdt> Replica<C> {
         if peers.is_empty() {
             return std::future::pending().await;
         }
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.id as u64);
+        let mut rng = node.rng();
         loop {
             peers.shuffle(&mut rng);
             for peer in &peers {
