@@ -211,6 +211,7 @@ fn measure_generated(
             format: Format::Json,
             conventions: Format::Json.conventions(),
             history,
+            others: 0,
         },
     };
     reset_peak_rss();
