@@ -51,10 +51,24 @@ use crate::{
     net::RpcConfig,
     node::{ClientContext, Declaration, KvClient, NodeContext, NodeResult, System},
     registry::{Registry, SystemError, SystemSpec},
+    sim::Trigger,
 };
 
 /// The role a Raft replica publishes while it leads, with its term.
 pub const LEADER: &str = "leader";
+
+/// The trace events (on target `replisim::raft`) the declaration names
+/// for faults to strike at: the moments the planted bugs' windows open
+/// (a vote answered, a log cut, an entry committed, a leader elected, an
+/// election started, entries appended by a follower).
+const EVENTS: [&str; 6] = [
+    "became leader",
+    "committed index",
+    "granted vote",
+    "truncating the log",
+    "starting an election",
+    "appended entries",
+];
 
 /// Timing knobs: a scenario's `config` (every field optional; durations as
 /// `{"secs": .., "nanos": ..}`).
@@ -142,6 +156,10 @@ impl System for Raft {
             needs_quorum: true,
             claims: Guarantee::ALL.to_vec(),
             operator_failover: false,
+            events: EVENTS
+                .iter()
+                .map(|message| Trigger::message(message).with_target("replisim::raft"))
+                .collect(),
         }
     }
 
