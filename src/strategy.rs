@@ -335,7 +335,10 @@ fn trigger(cluster: Cluster, percent: u8) -> BoxedStrategy<Option<(Trigger, Opti
         select(cluster.events.to_vec()),
         option::of(0..cluster.replicas),
     );
-    option::weighted(f64::from(percent) / 100.0, event).boxed()
+    match percent {
+        100.. => event.prop_map(Some).boxed(),
+        _ => option::weighted(f64::from(percent) / 100.0, event).boxed(),
+    }
 }
 
 /// A fault of `kind` in `cluster`. Disk classes have no scheduled fault;
@@ -432,7 +435,11 @@ fn timed_fault(
         return Just(ScheduledFault::at(0, Fault::Heal)).boxed();
     }
     let faults = Union::new(scheduled.into_iter().map(|k| fault_of(k, cluster)));
-    let longest = kinds.longest_ms.unwrap_or(horizon_ms).min(horizon_ms).max(1);
+    let longest = kinds
+        .longest_ms
+        .unwrap_or(horizon_ms)
+        .min(horizon_ms)
+        .max(1);
     (faults, 1..=longest, trigger(cluster, kinds.triggered))
         .prop_map(|(mut fault, for_ms, trigger)| {
             let permanent = matches!(fault, Fault::Lose { .. });
@@ -818,6 +825,35 @@ mod tests {
         ) {
             let losses = scenario.faults.iter().filter(|f| matches!(f.fault, Fault::Lose { .. })).count();
             prop_assert!(losses <= (scenario.replicas - 1) / 2, "{} of {}", losses, scenario.replicas);
+        }
+
+        #[test]
+        fn swarm_cases_are_valid_and_keep_to_their_knobs(
+            scenario in ScenarioSpace {
+                events: vec![Trigger::message("granted vote")],
+                ..ScenarioSpace::new("sync", FaultKinds::everything().simultaneous(3))
+            }
+            .search(Search::Swarm)
+            .strategy()
+        ) {
+            prop_assert!(scenario.validate().is_ok(), "{:?}", scenario.validate());
+            prop_assert!(scenario.faults.len() <= 4);
+            prop_assert!(scenario.faults.iter().all(|f| f.at_ms < 300 && f.for_ms.is_none_or(|d| d <= 300)));
+        }
+
+        /// A node fault triggered by one replica's event strikes that
+        /// replica (without bursts, which name their own replicas).
+        #[test]
+        fn triggered_node_faults_strike_the_emitter(
+            faults in schedule(&FaultKinds::crashes().triggered(100), Cluster { events: &[Trigger::message("granted vote")][..], ..cluster(3) }, 100, 4)
+        ) {
+            for f in faults {
+                let trigger = f.trigger.as_ref().expect("every fault triggered");
+                prop_assert_eq!(trigger.message.as_deref(), Some("granted vote"));
+                if let (Some(host), Fault::Crash { node }) = (&trigger.host, &f.fault) {
+                    prop_assert_eq!(host, node);
+                }
+            }
         }
 
         #[test]
