@@ -15,7 +15,16 @@
 //!
 //! A space respects what its system declares ([`ScenarioSpace::declared_by`]):
 //! cluster sizes, the roles faults may target, the workload's operation
-//! kinds, and whether a majority must survive.
+//! kinds, whether a majority must survive, and the trace events worth
+//! striking at: a share of the faults ([`FaultKinds::triggered`], one in
+//! five by default) waits for one of those events instead of a time,
+//! struck at the replica that emitted it or elsewhere.
+//!
+//! Cases are drawn by a [`Search`] mode: `random` draws every case from the
+//! whole space; `swarm` first draws a narrower configuration per case
+//! (a subset of the kinds, how many faults, how long, how many triggered,
+//! the think time). Both are non-adaptive and every swarm case is a plain
+//! [`Scenario`], so replay, shrinking and sweep shards work the same.
 //!
 //! ```
 //! use proptest::strategy::{Strategy, ValueTree};

@@ -11,6 +11,9 @@
 //!   least as up-to-date (last term, then length). A majority makes it
 //!   leader: it publishes the role [`LEADER`] with its term and logs
 //!   `became leader` (with `term`), so faults and triggers can aim at it.
+//!   The declaration names the events random strategies may trigger faults
+//!   on (`EVENTS`: a leader elected, an index committed, a vote granted,
+//!   a log cut, an election started, entries appended).
 //! - **Replication**: one replicator per follower sends `AppendEntries`
 //!   with the consistency check on `(prev_index, prev_term)`; a follower
 //!   truncates only on a real conflict (same index, other term), never an
