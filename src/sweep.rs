@@ -505,9 +505,18 @@ impl fmt::Display for SweepSummary {
             write!(f, " | shard {}", o.shard)?;
         }
         writeln!(f)?;
+        let names: Vec<String> = self
+            .systems
+            .iter()
+            .map(|s| match &s.bug {
+                Some(bug) => format!("{} [{bug}]", s.system),
+                None => s.system.clone(),
+            })
+            .collect();
+        let width = names.iter().map(String::len).max().unwrap_or(0).max(6);
         writeln!(
             f,
-            "{:<22} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>8} {:>8} {:>15}",
+            "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>8} {:>8} {:>15}",
             "system",
             "runs",
             "linearizable",
@@ -520,7 +529,7 @@ impl fmt::Display for SweepSummary {
             "ok",
             "ok under fault"
         )?;
-        for s in &self.systems {
+        for (s, name) in self.systems.iter().zip(&names) {
             // Held out of runs; in parentheses when not claimed; `-` when
             // never decided (a check with nothing to judge: no published log).
             let held = |g: Guarantee| {
@@ -542,13 +551,9 @@ impl fmt::Display for SweepSummary {
                 .filter_map(|g| s.checks.get(g.name()))
                 .map(|c| c.unknown)
                 .sum();
-            let name = match &s.bug {
-                Some(bug) => format!("{} [{bug}]", s.system),
-                None => s.system.clone(),
-            };
             writeln!(
                 f,
-                "{:<22} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>8} {:>7.1}% {:>14.1}%",
+                "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>8} {:>7.1}% {:>14.1}%",
                 name,
                 s.runs,
                 held(Guarantee::Linearizable),
