@@ -49,6 +49,7 @@ use crate::{
     check::Guarantee,
     history::{Completion, Op},
     net::{NetError, Network},
+    sim::Trigger,
     storage::Disk,
     workload::{KeyValue, Workload},
 };
@@ -295,12 +296,17 @@ pub struct Declaration {
     /// good the harness calls [`System::fail_over`] and points clients'
     /// [`Directory`] at the primary it returns.
     pub operator_failover: bool,
+    /// Trace events worth striking at (a leader elected, an entry
+    /// committed, a vote granted): random strategies draw faults triggered
+    /// on them ([`crate::strategy`]), at the emitter or elsewhere.
+    pub events: Vec<Trigger>,
 }
 
 impl Default for Declaration {
     /// Any cluster of 1 to 64 replicas, no roles, no quorum, claiming the
     /// safety guarantees (linearizable, durable, convergent, no unexpected
-    /// exit; add [`Guarantee::Live`] to claim liveness too), no operator.
+    /// exit; add [`Guarantee::Live`] to claim liveness too), no operator,
+    /// no events to strike at.
     fn default() -> Self {
         Declaration {
             replicas: 1..=64,
@@ -308,6 +314,7 @@ impl Default for Declaration {
             needs_quorum: false,
             claims: Guarantee::SAFETY.to_vec(),
             operator_failover: false,
+            events: Vec::new(),
         }
     }
 }

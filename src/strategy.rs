@@ -15,7 +15,16 @@
 //!
 //! A space respects what its system declares ([`ScenarioSpace::declared_by`]):
 //! cluster sizes, the roles faults may target, the workload's operation
-//! kinds, and whether a majority must survive.
+//! kinds, whether a majority must survive, and the trace events worth
+//! striking at: a share of the faults ([`FaultKinds::triggered`], one in
+//! five by default) waits for one of those events instead of a time,
+//! struck at the replica that emitted it or elsewhere.
+//!
+//! Cases are drawn by a [`Search`] mode: `random` draws every case from the
+//! whole space; `swarm` first draws a narrower configuration per case
+//! (a subset of the kinds, how many faults, how long, how many triggered,
+//! the think time). Both are non-adaptive and every swarm case is a plain
+//! [`Scenario`], so replay, shrinking and sweep shards work the same.
 //!
 //! ```
 //! use proptest::strategy::{Strategy, ValueTree};
@@ -32,17 +41,69 @@ use std::{collections::BTreeSet, ops::RangeInclusive};
 
 use proptest::{
     collection::vec,
+    option,
     prelude::*,
-    sample::subsequence,
+    sample::{select, subsequence},
     strategy::{BoxedStrategy, Union},
 };
+use serde::{Deserialize, Serialize};
 
 use crate::{
     node::System,
     registry::{Registry, SystemError},
-    sim::{DiskSpec, Fault, Scenario, ScheduledFault, Target},
+    sim::{DiskSpec, Fault, Scenario, ScheduledFault, Target, Trigger},
     workload::{KeyValue, Mix, Workload},
 };
+
+/// How cases are drawn from a [`ScenarioSpace`]. Both are non-adaptive:
+/// every case is a function of the runner's seed and its index, so the
+/// shards of a sweep add up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Search {
+    /// Every case draws its faults from every allowed kind, with the
+    /// space's knobs as they are.
+    #[default]
+    Random,
+    /// Swarm testing (Groce et al., 2012; TigerBeetle's simulator): each
+    /// case first draws a configuration (a non-empty subset of the allowed
+    /// kinds, at most how many faults, how many at once, how long they
+    /// last, how many wait for a declared event, the clients' think time),
+    /// then a random case within it. Leaving kinds out makes the others
+    /// dense: a case of only crashes triggered on votes is drawn often.
+    Swarm,
+}
+
+impl Search {
+    /// The modes' names, as [`Search::from_str`](std::str::FromStr) knows them.
+    pub const NAMES: [&str; 2] = ["random", "swarm"];
+}
+
+/// A search mode's name that is not one of [`Search::NAMES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown search mode {0:?}: expected random or swarm")]
+pub struct UnknownSearch(pub String);
+
+impl std::str::FromStr for Search {
+    type Err = UnknownSearch;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "random" => Ok(Search::Random),
+            "swarm" => Ok(Search::Swarm),
+            _ => Err(UnknownSearch(name.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for Search {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Search::Random => "random",
+            Search::Swarm => "swarm",
+        })
+    }
+}
 
 /// One kind of fault a strategy may draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,19 +170,27 @@ impl FaultKind {
     }
 }
 
-/// Which faults to draw, and how many may strike at the same moment.
+/// Which faults to draw, how many may strike at the same moment, how long
+/// they may last, and how many wait for a declared event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaultKinds {
     kinds: BTreeSet<FaultKind>,
     simultaneous: usize,
+    /// Longest duration of a fault (ms); the horizon when `None`.
+    longest_ms: Option<u64>,
+    /// Percent of faults triggered by an event the system declares.
+    triggered: u8,
 }
 
 impl FaultKinds {
-    /// The given kinds, one fault at a time.
+    /// The given kinds, one fault at a time, one in five triggered by a
+    /// declared event (when the system declares some).
     pub fn only(kinds: &[FaultKind]) -> Self {
         FaultKinds {
             kinds: kinds.iter().copied().collect(),
             simultaneous: 1,
+            longest_ms: None,
+            triggered: 20,
         }
     }
 
@@ -206,6 +275,20 @@ impl FaultKinds {
         self
     }
 
+    /// Faults last at most `ms` (at least 1).
+    pub fn lasting_at_most(mut self, ms: u64) -> Self {
+        self.longest_ms = Some(ms.max(1));
+        self
+    }
+
+    /// `percent` of the faults (at most 100) wait for one of the events
+    /// the system declares ([`crate::node::Declaration::events`]) instead
+    /// of a time: "crash the replica that just granted a vote".
+    pub fn triggered(mut self, percent: u8) -> Self {
+        self.triggered = percent.min(100);
+        self
+    }
+
     pub fn contains(&self, kind: FaultKind) -> bool {
         self.kinds.contains(&kind)
     }
@@ -242,11 +325,29 @@ fn split(replicas: usize) -> BoxedStrategy<(Vec<usize>, Vec<usize>)> {
         .boxed()
 }
 
-/// Where faults may strike: how many replicas, and which roles they publish.
+/// Where faults may strike: how many replicas, which roles they publish,
+/// and which trace events they declare worth striking at.
 #[derive(Debug, Clone, Copy)]
 pub struct Cluster<'a> {
     pub replicas: usize,
     pub roles: &'a [String],
+    pub events: &'a [Trigger],
+}
+
+/// With probability `percent`, one of `cluster`'s events, emitted by any
+/// replica or by one (shrinks toward no trigger, then any replica).
+fn trigger(cluster: Cluster, percent: u8) -> BoxedStrategy<Option<(Trigger, Option<usize>)>> {
+    if cluster.events.is_empty() || percent == 0 || cluster.replicas == 0 {
+        return Just(None).boxed();
+    }
+    let event = (
+        select(cluster.events.to_vec()),
+        option::of(0..cluster.replicas),
+    );
+    match percent {
+        100.. => event.prop_map(Some).boxed(),
+        _ => option::weighted(f64::from(percent) / 100.0, event).boxed(),
+    }
 }
 
 /// A fault of `kind` in `cluster`. Disk classes have no scheduled fault;
@@ -329,7 +430,10 @@ pub fn fault(
         .boxed()
 }
 
-/// A fault at time 0 with its duration; the caller sets the time.
+/// A fault at time 0 with its duration, and maybe its trigger; the caller
+/// sets the time (with a trigger, when it is armed). A fault triggered by
+/// an event one replica emits strikes that replica when it is a node fault
+/// ("crash the replica that just granted a vote").
 fn timed_fault(
     kinds: &FaultKinds,
     cluster: Cluster,
@@ -340,10 +444,23 @@ fn timed_fault(
         return Just(ScheduledFault::at(0, Fault::Heal)).boxed();
     }
     let faults = Union::new(scheduled.into_iter().map(|k| fault_of(k, cluster)));
-    (faults, 1..=horizon_ms.max(1))
-        .prop_map(|(fault, for_ms)| {
+    let longest = kinds
+        .longest_ms
+        .unwrap_or(horizon_ms)
+        .min(horizon_ms)
+        .max(1);
+    (faults, 1..=longest, trigger(cluster, kinds.triggered))
+        .prop_map(|(mut fault, for_ms, trigger)| {
             let permanent = matches!(fault, Fault::Lose { .. });
-            let scheduled = ScheduledFault::at(0, fault);
+            let trigger = trigger.map(|(mut trigger, emitter)| {
+                if let Some(id) = emitter {
+                    trigger.host = Some(Target::Replica(id));
+                    retarget(&mut fault, id);
+                }
+                trigger
+            });
+            let mut scheduled = ScheduledFault::at(0, fault);
+            scheduled.trigger = trigger;
             if permanent {
                 scheduled
             } else {
@@ -457,6 +574,11 @@ pub struct ScenarioSpace {
     pub operations: Vec<&'static str>,
     /// Keep a majority of replicas: never lose more than a minority for good.
     pub needs_quorum: bool,
+    /// The trace events faults may be triggered on (the system's declared
+    /// events).
+    pub events: Vec<Trigger>,
+    /// How cases are drawn.
+    pub search: Search,
 }
 
 impl ScenarioSpace {
@@ -479,6 +601,8 @@ impl ScenarioSpace {
             roles: Vec::new(),
             operations: KeyValue.kinds().to_vec(),
             needs_quorum: false,
+            events: Vec::new(),
+            search: Search::Random,
         }
     }
 
@@ -494,7 +618,8 @@ impl ScenarioSpace {
 
     /// Fits the space to what `system` declares: cluster sizes (within the
     /// current range where they overlap), the roles faults may target, its
-    /// workload's operations, and whether a majority must survive.
+    /// workload's operations, whether a majority must survive, and the
+    /// events faults may be triggered on.
     pub fn declared_by(mut self, system: &dyn System) -> Self {
         let declared = system.declaration();
         let low = (*self.replicas.start()).max(*declared.replicas.start());
@@ -507,6 +632,13 @@ impl ScenarioSpace {
         self.roles = declared.roles;
         self.operations = system.workload().kinds().to_vec();
         self.needs_quorum = declared.needs_quorum;
+        self.events = declared.events;
+        self
+    }
+
+    /// Cases drawn by `search`.
+    pub fn search(mut self, search: Search) -> Self {
+        self.search = search;
         self
     }
 
@@ -541,8 +673,53 @@ impl ScenarioSpace {
         self
     }
 
-    /// The strategy.
+    /// The strategy, drawing cases as [`ScenarioSpace::search`] says.
     pub fn strategy(&self) -> BoxedStrategy<Scenario> {
+        match self.search {
+            Search::Random => self.random(),
+            Search::Swarm => self.swarm(),
+        }
+    }
+
+    /// Swarm testing: a narrower space per case (see [`Search::Swarm`]),
+    /// then a random case of it. Shrinks toward the first kinds, fewer and
+    /// shorter faults, untriggered ones.
+    fn swarm(&self) -> BoxedStrategy<Scenario> {
+        let space = self.clone();
+        let kinds: Vec<FaultKind> = self.kinds.kinds.iter().copied().collect();
+        let subset = match kinds.len() {
+            0 => Just(Vec::new()).boxed(),
+            n => subsequence(kinds, 1..=n).boxed(),
+        };
+        let horizon = self.horizon_ms.max(1);
+        let longest = select(vec![horizon / 30, horizon / 6, horizon / 2, horizon]);
+        (
+            subset,
+            0..=self.max_faults,
+            1..=self.kinds.simultaneous,
+            longest,
+            select(vec![0u8, 25, 50, 100]),
+            select(vec![5u64, 1, 20]),
+        )
+            .prop_flat_map(
+                move |(subset, max_faults, simultaneous, longest, triggered, think_ms)| {
+                    let mut narrow = space.clone();
+                    narrow.kinds = FaultKinds::only(&subset)
+                        .simultaneous(simultaneous)
+                        .lasting_at_most(longest)
+                        .triggered(triggered);
+                    narrow.max_faults = max_faults;
+                    narrow.random().prop_map(move |mut scenario| {
+                        scenario.workload.think_time = std::time::Duration::from_millis(think_ms);
+                        scenario
+                    })
+                },
+            )
+            .boxed()
+    }
+
+    /// Every case drawn from the whole space.
+    fn random(&self) -> BoxedStrategy<Scenario> {
         let space = self.clone();
         self.replicas
             .clone()
@@ -551,6 +728,7 @@ impl ScenarioSpace {
                 let cluster = Cluster {
                     replicas,
                     roles: &space.roles,
+                    events: &space.events,
                 };
                 (
                     any::<u64>().no_shrink(),
@@ -659,6 +837,35 @@ mod tests {
         }
 
         #[test]
+        fn swarm_cases_are_valid_and_keep_to_their_knobs(
+            scenario in ScenarioSpace {
+                events: vec![Trigger::message("granted vote")],
+                ..ScenarioSpace::new("sync", FaultKinds::everything().simultaneous(3))
+            }
+            .search(Search::Swarm)
+            .strategy()
+        ) {
+            prop_assert!(scenario.validate().is_ok(), "{:?}", scenario.validate());
+            prop_assert!(scenario.faults.len() <= 4);
+            prop_assert!(scenario.faults.iter().all(|f| f.at_ms < 300 && f.for_ms.is_none_or(|d| d <= 300)));
+        }
+
+        /// A node fault triggered by one replica's event strikes that
+        /// replica (without bursts, which name their own replicas).
+        #[test]
+        fn triggered_node_faults_strike_the_emitter(
+            faults in schedule(&FaultKinds::crashes().triggered(100), Cluster { events: &[Trigger::message("granted vote")][..], ..cluster(3) }, 100, 4)
+        ) {
+            for f in faults {
+                let trigger = f.trigger.as_ref().expect("every fault triggered");
+                prop_assert_eq!(trigger.message.as_deref(), Some("granted vote"));
+                if let (Some(host), Fault::Crash { node }) = (&trigger.host, &f.fault) {
+                    prop_assert_eq!(host, node);
+                }
+            }
+        }
+
+        #[test]
         fn roles_are_targeted_only_when_declared(
             scenario in ScenarioSpace::new("plain", FaultKinds::crashes()).strategy()
         ) {
@@ -685,6 +892,7 @@ mod tests {
         Cluster {
             replicas,
             roles: &ROLES,
+            events: &[],
         }
     }
 

@@ -2,8 +2,9 @@
 //! summarised as a measured map of what each system keeps and loses.
 //!
 //! Scenarios come from [`crate::strategy::ScenarioSpace`], fitted to each
-//! system's declaration, with one runner seed: a sweep is reproducible from
-//! its seed, and every system sees the same seeds. Runs are spread over the
+//! system's declaration and drawn by the sweep's [`Search`] mode (random or
+//! swarm, both non-adaptive), with one runner seed: a sweep is reproducible
+//! from its seed, and every system sees the same seeds. Runs are spread over the
 //! machine's cores (each simulation stays on one thread); the summary does
 //! not depend on how many. The first violation of each system is saved
 //! with its trace, ready for `replisim replay`.
@@ -50,7 +51,7 @@ use crate::{
     },
     registry::{Registry, SystemError},
     sim::{self, FaultCount, RunError, Scenario, Status, inert_faults, repro},
-    strategy::{FaultKinds, ScenarioSpace},
+    strategy::{FaultKinds, ScenarioSpace, Search},
 };
 
 /// One of `count` disjoint slices of a sweep (1-based `index`), written
@@ -118,6 +119,10 @@ pub struct SweepOptions {
     pub faults: String,
     /// Up to this many faults strike at the same moment.
     pub simultaneous: usize,
+    /// How the scenarios are drawn (summaries written before the modes
+    /// existed were random).
+    #[serde(default)]
+    pub search: Search,
     /// The slice of the sweep a summary covers.
     pub shard: Shard,
 }
@@ -358,7 +363,9 @@ pub fn sweep(
     for name in &config.systems {
         let bug = config.bug.as_deref();
         let system = config.registry.build(name, &serde_json::Value::Null, bug)?;
-        let mut space = ScenarioSpace::new(name, kinds.clone()).declared_by(&*system);
+        let mut space = ScenarioSpace::new(name, kinds.clone())
+            .declared_by(&*system)
+            .search(options.search);
         space.bug = config.bug.clone();
         let scenarios: Vec<(usize, Scenario)> = draw(&space, options.runs, config.seed)?
             .into_iter()
@@ -532,16 +539,25 @@ impl fmt::Display for SweepSummary {
         let o = &self.options;
         write!(
             f,
-            "seed {} | faults {} (up to {} at once)",
-            self.seed, o.faults, o.simultaneous
+            "seed {} | {} search | faults {} (up to {} at once)",
+            self.seed, o.search, o.faults, o.simultaneous
         )?;
         if o.shard != Shard::ALL {
             write!(f, " | shard {}", o.shard)?;
         }
         writeln!(f)?;
+        let names: Vec<String> = self
+            .systems
+            .iter()
+            .map(|s| match &s.bug {
+                Some(bug) => format!("{} [{bug}]", s.system),
+                None => s.system.clone(),
+            })
+            .collect();
+        let width = names.iter().map(String::len).max().unwrap_or(0).max(6);
         writeln!(
             f,
-            "{:<22} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>8} {:>8} {:>15}",
+            "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>8} {:>8} {:>15}",
             "system",
             "runs",
             "linearizable",
@@ -554,7 +570,7 @@ impl fmt::Display for SweepSummary {
             "ok",
             "ok under fault"
         )?;
-        for s in &self.systems {
+        for (s, name) in self.systems.iter().zip(&names) {
             // Held out of runs; in parentheses when not claimed; `-` when
             // never decided (a check with nothing to judge: no published log).
             let held = |g: Guarantee| {
@@ -576,13 +592,9 @@ impl fmt::Display for SweepSummary {
                 .filter_map(|g| s.checks.get(g.name()))
                 .map(|c| c.unknown)
                 .sum();
-            let name = match &s.bug {
-                Some(bug) => format!("{} [{bug}]", s.system),
-                None => s.system.clone(),
-            };
             writeln!(
                 f,
-                "{:<22} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>8} {:>7.1}% {:>14.1}%",
+                "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>8} {:>7.1}% {:>14.1}%",
                 name,
                 s.runs,
                 held(Guarantee::Linearizable),

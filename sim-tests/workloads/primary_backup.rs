@@ -114,7 +114,7 @@ impl<M: StateMachine> System for PrimaryBackup<M> {
             roles: vec![PRIMARY_ROLE.to_string()],
             needs_quorum: false,
             claims: vec![Guarantee::Linearizable, Guarantee::Durable],
-            operator_failover: false,
+            ..Declaration::default()
         }
     }
 

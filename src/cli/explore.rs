@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
     registry::Registry,
-    strategy::FaultKinds,
+    strategy::{FaultKinds, Search},
     sweep::{Shard, SweepConfig, SweepOptions, SweepSummary, sweep},
 };
 
@@ -36,6 +36,11 @@ pub struct ExploreArgs {
     /// Up to this many faults strike at the same moment.
     #[arg(long, default_value_t = 2)]
     simultaneous: usize,
+    /// How scenarios are drawn: random (every case from every allowed
+    /// fault kind) or swarm (each case from a random subset of the kinds
+    /// and knobs).
+    #[arg(long, default_value_t = Search::Random, value_name = "random|swarm")]
+    search: Search,
     /// The sweep's seed (default: a fresh one, printed).
     #[arg(long)]
     seed: Option<u64>,
@@ -91,6 +96,7 @@ impl ExploreArgs {
                 runs: self.runs,
                 faults: self.faults.clone(),
                 simultaneous: self.simultaneous,
+                search: self.search,
                 shard: self.shard.unwrap_or(Shard::ALL),
             },
             seed: self.seed.unwrap_or_else(rand::random), // determinism-ok: picks the sweep's seed, printed
@@ -99,8 +105,8 @@ impl ExploreArgs {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         };
         println!(
-            "sweeping {} random scenarios per system; reproduce this sweep with --seed {}",
-            config.options.runs, config.seed
+            "sweeping {} scenarios per system ({} search); reproduce this sweep with --seed {}",
+            config.options.runs, config.options.search, config.seed
         );
         let bar = ProgressBar::new(0);
         bar.set_style(

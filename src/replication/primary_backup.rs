@@ -38,7 +38,7 @@ use crate::{
     node::{ClientContext, Declaration, KvClient, NodeContext, NodeResult, System},
     registry::{Registry, SystemError, SystemSpec},
     replication::four_stage::{
-        EngineConfig, Failover, Mode, PRIMARY, engine_client, replica_software,
+        self, EngineConfig, Failover, Mode, PRIMARY, engine_client, replica_software,
     },
 };
 
@@ -112,6 +112,7 @@ impl System for PrimaryBackup {
             roles: vec![PRIMARY.to_string()],
             claims: Guarantee::SAFETY.to_vec(),
             needs_quorum: self.variant == Variant::Fenced,
+            events: four_stage::events(),
             ..Declaration::default()
         }
     }

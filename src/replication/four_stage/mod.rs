@@ -64,6 +64,7 @@ use crate::{
     net::RpcConfig,
     node::{ClientContext, Declaration, KvClient, NodeContext, NodeResult, System},
     registry::{Registry, SystemError, SystemSpec},
+    sim::Trigger,
 };
 
 /// How many backups the Sync stage waits for.
@@ -275,6 +276,21 @@ impl FourStage {
 /// The role a four-stage replica publishes while it is the primary.
 pub const PRIMARY: &str = "primary";
 
+/// The engine's trace events worth striking at (each system on the engine
+/// declares them): a promotion, a view change acknowledged, a suspected
+/// primary, entries a backup applied.
+pub fn events() -> Vec<Trigger> {
+    [
+        "promoted to primary",
+        "view change acknowledged",
+        "primary suspected",
+        "applied replicated entries",
+    ]
+    .into_iter()
+    .map(|message| Trigger::message(message).with_target("replisim::engine"))
+    .collect()
+}
+
 /// Registers `sync`, `semi-sync:K` and `async`.
 pub fn register(registry: &mut Registry) {
     for (family, usage) in [
@@ -311,6 +327,7 @@ impl System for FourStage {
                 Guarantee::NoUnexpectedExit,
             ],
             operator_failover: true,
+            events: events(),
             ..Declaration::default()
         }
     }

@@ -11,6 +11,9 @@
 //!   least as up-to-date (last term, then length). A majority makes it
 //!   leader: it publishes the role [`LEADER`] with its term and logs
 //!   `became leader` (with `term`), so faults and triggers can aim at it.
+//!   The declaration names the events random strategies may trigger faults
+//!   on (`EVENTS`: a leader elected, an index committed, a vote granted,
+//!   a log cut, an election started, entries appended).
 //! - **Replication**: one replicator per follower sends `AppendEntries`
 //!   with the consistency check on `(prev_index, prev_term)`; a follower
 //!   truncates only on a real conflict (same index, other term), never an
@@ -51,10 +54,24 @@ use crate::{
     net::RpcConfig,
     node::{ClientContext, Declaration, KvClient, NodeContext, NodeResult, System},
     registry::{Registry, SystemError, SystemSpec},
+    sim::Trigger,
 };
 
 /// The role a Raft replica publishes while it leads, with its term.
 pub const LEADER: &str = "leader";
+
+/// The trace events (on target `replisim::raft`) the declaration names
+/// for faults to strike at: the moments the planted bugs' windows open
+/// (a vote answered, a log cut, an entry committed, a leader elected, an
+/// election started, entries appended by a follower).
+const EVENTS: [&str; 6] = [
+    "became leader",
+    "committed index",
+    "granted vote",
+    "truncating the log",
+    "starting an election",
+    "appended entries",
+];
 
 /// Timing knobs: a scenario's `config` (every field optional; durations as
 /// `{"secs": .., "nanos": ..}`).
@@ -142,6 +159,10 @@ impl System for Raft {
             needs_quorum: true,
             claims: Guarantee::ALL.to_vec(),
             operator_failover: false,
+            events: EVENTS
+                .iter()
+                .map(|message| Trigger::message(message).with_target("replisim::raft"))
+                .collect(),
         }
     }
 
