@@ -24,5 +24,13 @@ pub fn registry() -> Registry {
     four_stage::register(&mut registry);
     primary_backup::register(&mut registry);
     raft::register(&mut registry);
+    registry.sweep_by_default([
+        "sync",
+        "semi-sync:1",
+        "async",
+        "primary-backup",
+        "primary-backup:fenced",
+        "raft",
+    ]);
     registry
 }
