@@ -166,6 +166,8 @@ type Factory = Arc<dyn Fn(&SystemSpec) -> Result<Rc<dyn System>, SystemError> + 
 #[derive(Clone, Default)]
 pub struct Registry {
     families: BTreeMap<String, (String, Factory)>,
+    /// What a sweep covers when it names no system (see [`Registry::sweeps`]).
+    sweeps: Vec<String>,
 }
 
 impl fmt::Debug for Registry {
@@ -191,6 +193,35 @@ impl Registry {
         self.families
             .insert(family.to_string(), (usage.to_string(), Arc::new(factory)));
         self
+    }
+
+    /// Names the systems a sweep covers when it is given none
+    /// (`replisim explore` without `--protocols`), in table order.
+    pub fn sweep_by_default<S: Into<String>>(
+        &mut self,
+        names: impl IntoIterator<Item = S>,
+    ) -> &mut Self {
+        self.sweeps = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The systems a sweep covers when it names none: those set with
+    /// [`Registry::sweep_by_default`], or else every family by its bare name.
+    ///
+    /// ```
+    /// use replisim::registry::Registry;
+    ///
+    /// let mut registry = replisim::replication::registry();
+    /// assert!(registry.sweeps().contains(&"semi-sync:1".to_string()));
+    /// registry.sweep_by_default(["sync", "raft"]);
+    /// assert_eq!(registry.sweeps(), ["sync", "raft"]);
+    /// assert!(Registry::new().sweeps().is_empty());
+    /// ```
+    pub fn sweeps(&self) -> Vec<String> {
+        match self.sweeps.is_empty() {
+            true => self.families.keys().cloned().collect(),
+            false => self.sweeps.clone(),
+        }
     }
 
     /// Every family's usage line.

@@ -15,13 +15,9 @@ use super::bad_input;
 
 #[derive(clap::Args)]
 pub struct ExploreArgs {
-    /// Systems to compare, comma-separated (names never contain commas).
-    #[arg(
-        long,
-        visible_alias = "systems",
-        value_delimiter = ',',
-        default_value = "sync,semi-sync:1,async"
-    )]
+    /// Systems to compare, comma-separated (names never contain commas);
+    /// by default the registry's own list (every built-in protocol).
+    #[arg(long, visible_alias = "systems", value_delimiter = ',')]
     protocols: Vec<String>,
     /// Build this planted bug into every system swept.
     #[arg(long)]
@@ -90,7 +86,10 @@ impl ExploreArgs {
         })?;
         let config = SweepConfig {
             registry: registry.clone(),
-            systems: self.protocols.clone(),
+            systems: match self.protocols.is_empty() {
+                true => registry.sweeps(),
+                false => self.protocols.clone(),
+            },
             bug: self.bug.clone(),
             options: SweepOptions {
                 runs: self.runs,

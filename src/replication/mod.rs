@@ -29,5 +29,16 @@ pub fn registry() -> Registry {
     primary_backup::register(&mut registry);
     raft::register(&mut registry);
     crdt::register(&mut registry);
+    registry.sweep_by_default([
+        "sync",
+        "semi-sync:1",
+        "async",
+        "primary-backup",
+        "primary-backup:fenced",
+        "raft",
+        "crdt-counter",
+        "crdt-set",
+        "lww",
+    ]);
     registry
 }
