@@ -2,7 +2,9 @@
 //! `replisim serve` processes on loopback, a replica killed with SIGKILL in
 //! the middle of the run, and nothing acknowledged lost (the four-stage
 //! engine's `sync`, and Raft); with `primary-backup:fenced`, the primary
-//! killed for good and a backup taking over by itself.
+//! killed for good and a backup taking over by itself; with `crdt-counter`,
+//! a replica's acknowledged adds surviving its SIGKILL and reaching the
+//! others by gossip.
 
 use std::{
     net::TcpListener,
@@ -216,4 +218,35 @@ fn real_raft_cluster_keeps_acknowledged_writes_across_sigkill() {
     cluster.call_until_ok(write("after", "y"));
 
     cluster.assert_readable(acknowledged);
+}
+
+/// CRDT replication for real: adds acknowledged by replica 0 (fsync'd
+/// before the answer) survive its SIGKILL and restart, and reach the other
+/// replicas by gossip: once replica 0 is gone for good, replica 1 reads
+/// their sum.
+#[test]
+fn real_crdt_counter_recovers_and_gossips_across_sigkill() {
+    let mut cluster = Cluster::start("crdt-counter", 3);
+    let add = |amount| Op::Add {
+        key: "c".into(),
+        amount,
+    };
+    cluster.call_until_ok(add(1));
+    let mut sum = 1;
+    for amount in [5, -2, 7] {
+        assert_eq!(cluster.call(add(amount)), Completion::Ok(None));
+        sum += amount;
+    }
+    cluster.kill(0);
+    cluster.spawn(0);
+    cluster.call_until_ok(add(10));
+    sum += 10;
+    sleep(Duration::from_millis(500));
+    cluster.kill(0);
+    let expected = Completion::Ok(Some(sum.to_string()));
+    let read = (0..50).map(|_| cluster.call(read("c"))).find(|read| {
+        sleep(Duration::from_millis(100));
+        *read == expected
+    });
+    assert_eq!(read, Some(expected));
 }

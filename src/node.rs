@@ -172,6 +172,17 @@ impl StateProbe {
         self.0.borrow_mut().state = Some(Box::new(read));
     }
 
+    /// Publishes `read` of `replica` without keeping it alive: once the
+    /// replica is dropped, its state reads as empty.
+    pub fn publish_weak<T: 'static>(
+        &self,
+        replica: &Rc<T>,
+        read: impl Fn(&T) -> ReplicaState + 'static,
+    ) {
+        let replica = Rc::downgrade(replica);
+        self.publish(move || replica.upgrade().map(|r| read(&r)).unwrap_or_default());
+    }
+
     /// Reads the state, if a live replica published a reader.
     pub fn read(&self) -> Option<ReplicaState> {
         self.0.borrow().state.as_ref().map(|read| read())

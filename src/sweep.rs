@@ -21,9 +21,12 @@
 //! "bug":null, "runs":200, "claims":[…], "checks":{"linearizable":{"ok":…,
 //! "violated":…, "unknown":…}, …}, "faults":{"crash":{"fired":…,
 //! "effective":…}, …}, "exits":{"expected":…, "unexpected":…},
+//! "convergence":{"converged":…, "total_ms":…, "max_ms":…},
 //! "first_violation":"PATH or null", …}]}` (a fault count also has
 //! `"not_applicable"` when some firings could not apply; `exits` counts the
-//! replicas' exits over all runs, see [`crate::check::exits`]).
+//! replicas' exits over all runs, see [`crate::check::exits`];
+//! `convergence` how long after the last heal the replicas agreed, in the
+//! runs where they did).
 //! The printed summary ends with a warning per system whose sweep had
 //! inert fault kinds: fired, and never effective in any run.
 
@@ -184,6 +187,36 @@ impl AvailabilityCounts {
     }
 }
 
+/// The time from the last heal to the replicas' agreement
+/// ([`crate::sim::RunStats::converged_after_ms`]) over a sweep's runs, in
+/// a form that adds up across shards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvergenceTimes {
+    /// Runs whose replicas agreed by the end of the quiet period.
+    pub converged: usize,
+    /// The sum and the largest of their times, ms.
+    pub total_ms: u64,
+    pub max_ms: u64,
+}
+
+impl ConvergenceTimes {
+    fn count(&mut self, converged_after_ms: Option<u64>) {
+        if let Some(ms) = converged_after_ms {
+            self.add(ConvergenceTimes {
+                converged: 1,
+                total_ms: ms,
+                max_ms: ms,
+            });
+        }
+    }
+
+    fn add(&mut self, other: ConvergenceTimes) {
+        self.converged += other.converged;
+        self.total_ms += other.total_ms;
+        self.max_ms = self.max_ms.max(other.max_ms);
+    }
+}
+
 /// One system's row of the map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SystemSummary {
@@ -202,6 +235,9 @@ pub struct SystemSummary {
     /// The replicas' exits over all runs, expected and not.
     #[serde(default)]
     pub exits: ExitCounts,
+    /// How long after the last heal the replicas came to agree.
+    #[serde(default)]
+    pub convergence: ConvergenceTimes,
     /// The first run (in scenario order) that violated a claimed guarantee,
     /// saved for `replisim replay` (its HTML report beside it, `.html`).
     pub first_violation: Option<PathBuf>,
@@ -224,6 +260,7 @@ impl SystemSummary {
             faults: BTreeMap::new(),
             availability: AvailabilityCounts::default(),
             exits: ExitCounts::default(),
+            convergence: ConvergenceTimes::default(),
             first_violation: None,
             first_violation_run: None,
             recovery_ms: Vec::new(),
@@ -246,6 +283,7 @@ impl SystemSummary {
         }
         self.availability.add(other.availability);
         self.exits.add(other.exits);
+        self.convergence.add(other.convergence);
         self.recovery_ms.extend(&other.recovery_ms);
         self.recovery_ms.sort_unstable();
         let earlier = match (other.first_violation_run, self.first_violation_run) {
@@ -273,6 +311,7 @@ struct RunResult {
     faults: BTreeMap<String, FaultCount>,
     availability: AvailabilityCounts,
     exits: ExitCounts,
+    converged_after_ms: Option<u64>,
     recovery_ms: Vec<u64>,
     violated: bool,
 }
@@ -352,6 +391,7 @@ pub fn sweep(
             }
             summary.availability.add(r.availability);
             summary.exits.add(r.exits);
+            summary.convergence.count(r.converged_after_ms);
             summary.recovery_ms.extend(r.recovery_ms);
             if r.violated && summary.first_violation_run.is_none() {
                 summary.first_violation_run = Some(i);
@@ -421,6 +461,7 @@ fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepE
             .collect(),
         faults: outcome.stats.faults,
         exits: outcome.stats.exits,
+        converged_after_ms: outcome.stats.converged_after_ms,
         availability: AvailabilityCounts {
             overall: verdicts.availability.overall,
             during_faults: verdicts.availability.during_faults,
@@ -588,6 +629,20 @@ impl fmt::Display for SweepSummary {
                     file.display(),
                     s.system,
                     file.with_extension("html").display()
+                )?;
+            }
+        }
+        for s in &self.systems {
+            let c = s.convergence;
+            if c.converged > 0 {
+                writeln!(
+                    f,
+                    "{}: replicas agreed after the last heal in {}/{} runs, within {:.1} ms on average, {} ms at most",
+                    s.system,
+                    c.converged,
+                    s.runs,
+                    c.total_ms as f64 / c.converged as f64,
+                    c.max_ms
                 )?;
             }
         }

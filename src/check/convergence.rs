@@ -1,5 +1,7 @@
-//! Convergence: after heal and quiesce, every surviving replica holds the
-//! same state. A replica that never reported its state makes the verdict
+//! Convergence (strong eventual consistency): after heal and quiesce, every
+//! surviving replica holds the same state. The harness snapshots the states
+//! before the final reads, and measures with [`agree`] how long after the
+//! last heal they came to agree. A replica that never reported its state makes the verdict
 //! `unknown`.
 
 use std::{collections::BTreeMap, fmt};
@@ -30,6 +32,18 @@ impl fmt::Display for Disagreement {
     }
 }
 
+/// Whether every replica reported a state and all of them are equal.
+pub fn agree(states: &BTreeMap<usize, Option<ReplicaState>>) -> bool {
+    let mut reported = states.values();
+    match reported.next() {
+        Some(Some(first)) => reported.all(|s| s.as_ref() == Some(first)),
+        Some(None) => false,
+        None => true,
+    }
+}
+
+/// Whether the surviving replicas hold equal states (`unknown` when one
+/// did not report).
 pub fn check(states: &BTreeMap<usize, Option<ReplicaState>>) -> Verdict<Disagreement> {
     let mut reported = BTreeMap::new();
     for (&id, state) in states {
@@ -75,5 +89,6 @@ mod tests {
         assert!(check(&diverged).is_violation());
         let silent = BTreeMap::from([(0, None)]);
         assert!(matches!(check(&silent), Verdict::Unknown(_)));
+        assert!(agree(&same) && !agree(&diverged) && !agree(&silent));
     }
 }

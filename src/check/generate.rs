@@ -300,7 +300,7 @@ mod tests {
             ..spec
         }
         .generate();
-        let imported = parse(&porcupine_kv(&fine).unwrap(), Some(Format::PorcupineKv)).unwrap();
+        let imported = parse(porcupine_kv(&fine).unwrap(), Some(Format::PorcupineKv)).unwrap();
         let verdict = check_history(
             &imported.history,
             &imported.conventions,

@@ -11,7 +11,11 @@
 //!   must see exactly the set's elements, other reads are dropped. A read
 //!   listing an element twice matches no set.
 //! - [`durability()`]: every element inserted `ok` is in the final set,
-//!   unless a remove of it may have followed the insert.
+//!   unless a remove of it may have followed the insert. For an
+//!   eventually consistent set this is add-wins: an insert that every
+//!   remove of its element preceded, or overlapped without being able to
+//!   follow it, must survive them (an add-wins OR-Set keeps it; a
+//!   remove-wins set, or a join that drops concurrent inserts, does not).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -254,6 +254,7 @@ fn print_report(outcome: &Outcome, verdicts: &sim::Verdicts) {
         println!("warning: fault kinds that fired and were never effective: {inert}");
     }
     print_exits(outcome);
+    println!("replicas agreed: {}", outcome.stats.convergence());
     println!("digest: {}", outcome.digest_hex());
 }
 

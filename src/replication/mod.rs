@@ -8,8 +8,11 @@
 //!   (every backup), semi-synchronous (k backups) and asynchronous (none).
 //! - [`primary_backup`]: the engine failing over by itself, naive and
 //!   fenced.
+//! - [`crdt`]: state-based CRDTs (PN-Counter, OR-Set, LWW-Register)
+//!   applied locally and gossiped.
 //! - [`raft`]: majority consensus with leader election.
 
+pub mod crdt;
 pub mod four_stage;
 pub mod kv;
 pub mod primary_backup;
@@ -18,12 +21,14 @@ pub mod raft;
 use crate::registry::Registry;
 
 /// A registry of every built-in protocol: `sync`, `semi-sync:K`, `async`,
-/// `primary-backup`, `primary-backup:fenced`, `raft`.
+/// `primary-backup`, `primary-backup:fenced`, `raft`, `crdt-counter`,
+/// `crdt-set`, `lww`.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
     four_stage::register(&mut registry);
     primary_backup::register(&mut registry);
     raft::register(&mut registry);
+    crdt::register(&mut registry);
     registry.sweep_by_default([
         "sync",
         "semi-sync:1",
@@ -31,6 +36,9 @@ pub fn registry() -> Registry {
         "primary-backup",
         "primary-backup:fenced",
         "raft",
+        "crdt-counter",
+        "crdt-set",
+        "lww",
     ]);
     registry
 }

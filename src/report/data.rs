@@ -106,6 +106,7 @@ impl Report {
                 format!("{} ms", outcome.stats.simulated_ms),
             ),
             ("exits".into(), outcome.stats.exits.to_string()),
+            ("replicas agreed".into(), outcome.stats.convergence()),
         ];
         let mut lines: Vec<VerdictLine> = Guarantee::ALL
             .into_iter()

@@ -13,12 +13,18 @@
 //! when the error's chain holds an I/O error the simulated disk injected
 //! ([`InjectedIoError`]), unexpected otherwise (see [`crate::check::exits`]).
 //!
+//! After the faults, the run loop heals everything, lets the cluster
+//! quiesce (watching when the replicas' published states last came to
+//! agree: [`RunStats::converged_after_ms`]), snapshots the replicas' states,
+//! and only then has the operator perform the final reads.
+//!
 //! Before anything runs, the scenario is checked against the system's
 //! [`Declaration`]: the cluster size, the workload's mix and the roles
 //! faults name.
 
 use std::{
     cell::{Cell, RefCell},
+    collections::BTreeMap,
     rc::Rc,
     time::{Duration, UNIX_EPOCH},
 };
@@ -33,6 +39,7 @@ use super::{
     trace,
 };
 use crate::{
+    check::convergence::{self, ReplicaState},
     check::exits::{Exit, ExitCounts},
     history::{History, Op},
     net::SimNetwork,
@@ -305,14 +312,39 @@ impl<'a> Harness<'a> {
         // A failover still in progress is not quiet: let it finish first.
         self.finish_commands(&mut sim, workload_end + limits.final_reads)?;
         let quiet_until = sim.elapsed() + limits.quiesce;
+        // Since when every surviving replica has reported the same state.
+        let mut converged_since = None;
         while sim.elapsed() < quiet_until {
             self.step(&mut sim)?;
+            let states = self.replica_states();
+            converged_since = match convergence::agree(&states) {
+                true => converged_since.or(Some(sim.elapsed())),
+                false => None,
+            };
         }
+        // The replicas' states are judged as the quiet period left them:
+        // before the final reads, so that a read cannot hide a replica the
+        // system failed to bring up to date (reading a probe logs nothing,
+        // so the trace and its digest are the same as before).
+        let replica_states = self.replica_states();
+        let converged_after =
+            converged_since.map(|since| since.saturating_sub(workload_end).as_millis() as u64);
         let reads = self.workload.final_reads(&scenario.workload);
         self.command(&mut sim, Command::FinalReads { reads });
         let final_reads_done = self.finish_commands(&mut sim, quiet_until + limits.final_reads)?;
         trace::set_harness_time(sim.elapsed());
-        Ok(self.outcome(sim.elapsed(), final_reads_done))
+        let mut outcome = self.outcome(sim.elapsed(), final_reads_done, replica_states);
+        outcome.stats.converged_after_ms = converged_after;
+        Ok(outcome)
+    }
+
+    /// Each surviving replica's published state now (`None`: it has not
+    /// published one, being down or still recovering).
+    fn replica_states(&self) -> BTreeMap<usize, Option<ReplicaState>> {
+        (0..self.scenario.replicas)
+            .filter(|id| !self.nemesis.lost.contains(id))
+            .map(|id| (id, self.probes[id].read()))
+            .collect()
     }
 
     /// Steps until the operator has finished every command or `deadline`
@@ -504,13 +536,14 @@ impl<'a> Harness<'a> {
         }
     }
 
-    fn outcome(self, elapsed: Duration, final_reads_done: bool) -> Outcome {
-        let survivors = (0..self.scenario.replicas).filter(|id| !self.nemesis.lost.contains(id));
-        let replica_states = survivors
-            .clone()
-            .map(|id| (id, self.probes[id].read()))
-            .collect();
-        let replica_logs = survivors
+    fn outcome(
+        self,
+        elapsed: Duration,
+        final_reads_done: bool,
+        replica_states: BTreeMap<usize, Option<ReplicaState>>,
+    ) -> Outcome {
+        let replica_logs = (0..self.scenario.replicas)
+            .filter(|id| !self.nemesis.lost.contains(id))
             .filter_map(|id| Some((id, self.probes[id].read_log()?)))
             .collect();
         let history = self.history.take();
@@ -534,6 +567,7 @@ impl<'a> Harness<'a> {
                 trace_events: 0,
                 effects: Default::default(),
                 exits: ExitCounts::of(&exits),
+                converged_after_ms: None,
             },
             exits,
             message_times: Vec::new(),

@@ -62,6 +62,23 @@ pub struct RunStats {
     /// Exits of the replicas' software, expected and not.
     #[serde(default)]
     pub exits: ExitCounts,
+    /// How long after the last heal (the end of the workload, when every
+    /// fault is healed) the surviving replicas' published states came to
+    /// agree and stayed equal until the snapshot at the end of the quiet
+    /// period; `None` when they did not agree then.
+    #[serde(default)]
+    pub converged_after_ms: Option<u64>,
+}
+
+impl RunStats {
+    /// When the replicas came to agree, for reports: `12 ms after the last
+    /// heal`, or that they did not.
+    pub fn convergence(&self) -> String {
+        match self.converged_after_ms {
+            Some(ms) => format!("{ms} ms after the last heal"),
+            None => "not by the end of the quiet period".into(),
+        }
+    }
 }
 
 /// A replica took a role in an epoch (`Some`), or gave it up (`None`), at
@@ -83,8 +100,8 @@ pub struct Outcome {
     /// The workload that generated the history and judges it.
     pub workload: Rc<dyn Workload>,
     pub history: History,
-    /// Each surviving replica's state after quiescence (`None`: it never
-    /// came back up to report).
+    /// Each surviving replica's state at the end of the quiet period,
+    /// before the final reads (`None`: it never came back up to report).
     pub replica_states: BTreeMap<usize, Option<ReplicaState>>,
     /// The logs the surviving replicas published after quiescence, by id
     /// (replicas that publish none are absent).

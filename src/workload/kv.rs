@@ -82,3 +82,38 @@ impl Workload for KeyValue {
         durability::check(ops, final_reads)
     }
 }
+
+/// Reads and writes only, judged like [`KeyValue`]: the operations a
+/// register replicated without coordination (last-writer-wins) can serve.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Registers;
+
+impl Workload for Registers {
+    fn name(&self) -> &str {
+        "registers"
+    }
+
+    fn kinds(&self) -> &[&'static str] {
+        &["read", "write"]
+    }
+
+    fn operations(&self, spec: &WorkloadSpec, seed: u64, process: u64) -> Vec<Op> {
+        KeyValue.operations(spec, seed, process)
+    }
+
+    fn linearizability(
+        &self,
+        ops: &[Operation],
+        limits: &SearchLimits,
+    ) -> Verdict<NonLinearizable> {
+        KeyValue.linearizability(ops, limits)
+    }
+
+    fn durability(
+        &self,
+        ops: &[Operation],
+        final_reads: &BTreeMap<String, Option<String>>,
+    ) -> Verdict<durability::LostWrites> {
+        KeyValue.durability(ops, final_reads)
+    }
+}

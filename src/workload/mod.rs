@@ -8,7 +8,8 @@
 //! the mix) are the scenario's [`WorkloadSpec`]; proptest shrinks them
 //! (see [`crate::strategy`]), so generation shrinks with them.
 //!
-//! Three ship: [`KeyValue`] (read, write, append, compare-and-set),
+//! Four ship: [`KeyValue`] (read, write, append, compare-and-set),
+//! [`Registers`] (its reads and writes only),
 //! [`Counter`] (add an amount, possibly negative; read) and [`Set`]
 //! (insert, remove, read). A system says which one it serves
 //! ([`crate::node::System::workload`]). A user's own workload implements
@@ -56,7 +57,7 @@ use std::{collections::BTreeMap, time::Duration};
 use serde::{Deserialize, Serialize};
 
 pub use counter::Counter;
-pub use kv::KeyValue;
+pub use kv::{KeyValue, Registers};
 pub use set::Set;
 
 use crate::{

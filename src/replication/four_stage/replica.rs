@@ -245,13 +245,8 @@ pub(super) async fn run(node: NodeContext, setup: Setup) -> NodeResult {
         roles: node.roles.clone(),
     });
     replica.publish_role();
-    let probe = Rc::downgrade(&replica);
-    node.state.publish(move || {
-        probe
-            .upgrade()
-            .map(|r| r.state.borrow().machine.store().snapshot())
-            .unwrap_or_default()
-    });
+    node.state
+        .publish_weak(&replica, |r| r.state.borrow().machine.store().snapshot());
     replica.advance_commit();
     replica.start_shippers_if_primary();
     if failover.is_automatic() {
