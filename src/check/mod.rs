@@ -47,6 +47,8 @@ pub mod explain;
 mod file;
 #[doc(hidden)]
 pub mod generate;
+#[cfg(test)]
+mod import_fuzz;
 mod keys;
 pub mod linearizable;
 pub mod liveness;

@@ -34,12 +34,10 @@
 //! (formats, detection, the reading [`Conventions`] of each tool, [`parse`]
 //! and its errors, [`Format::write`]), `porcupine` (Porcupine's etcd logs),
 //! `jepsen` (EDN operation maps: Jepsen register histories and Porcupine's
-//! key-value logs), `edn` (the EDN reader) and, in tests, `fuzz` (the
-//! importers under arbitrary and mutated input).
+//! key-value logs), `edn` (the EDN reader). The importers are fuzzed in
+//! `check`'s tests, which read and check what they accept.
 
 mod edn;
-#[cfg(test)]
-mod fuzz;
 mod import;
 mod jepsen;
 mod porcupine;

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use super::{Completion, ETCD_KEY, Event, Format, History, Imported, Op, parse};
-use crate::check::linearizable::SearchLimits;
-use crate::check::{CheckOptions, check_imported};
+use super::linearizable::SearchLimits;
+use super::{CheckOptions, check_imported};
+use crate::history::{Completion, ETCD_KEY, Event, Format, History, Imported, Op, parse};
 
 /// A valid history per format, to mutate.
 fn seeds() -> Vec<(Format, Vec<u8>)> {
@@ -33,7 +33,7 @@ fn seeds() -> Vec<(Format, Vec<u8>)> {
          {:index 7, :time 17, :process 0, :type :invoke, :f :write, :value \"a\\\"b\"}\n\
          {:index 8, :time 18, :process 0, :type :info, :f :write, :value \"a\\\"b\"}]\n";
     let json =
-        serde_json::to_string(&crate::check::generate::Spec::new(40, 2, 3, 7).generate()).unwrap();
+        serde_json::to_string(&super::generate::Spec::new(40, 2, 3, 7).generate()).unwrap();
     vec![
         (Format::PorcupineEtcd, fixture("etcd/etcd_002.log")),
         (Format::PorcupineKv, fixture("kv/c01-bad.txt")),
