@@ -551,6 +551,29 @@ fn primary_lost_after_backup_applied_leaves_an_info_write_that_survives() {
     assert!(verdicts.passed(), "{verdicts}");
 }
 
+/// A trigger with a delay fires its fault that long after the event: the
+/// same crash, on the same event of the same run, starts exactly 20 ms
+/// later than without the delay.
+#[test]
+fn a_delayed_trigger_fires_after_its_event() {
+    let crash_start = |delay_ms| {
+        let mut scenario = Scenario::new("sync", 21);
+        let applied = Trigger::message("applied replicated entries")
+            .on(r(1))
+            .with_field("first", 3)
+            .delayed(delay_ms);
+        scenario.faults = vec![
+            ScheduledFault::at(0, Fault::Crash { node: r(2) })
+                .lasting(10)
+                .when(applied),
+        ];
+        let outcome = run(&scenario);
+        assert_eq!(effect(&outcome, "faults_triggered"), 1);
+        outcome.fault_windows[0].start
+    };
+    assert_eq!(crash_start(20) - crash_start(0), 20_000_000);
+}
+
 /// An armed trigger whose event never comes never fires its fault: no
 /// replica logs that message, and replica 1 applies entries, but never a
 /// batch of 99.

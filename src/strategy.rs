@@ -18,7 +18,9 @@
 //! kinds, whether a majority must survive, and the trace events worth
 //! striking at: a share of the faults ([`FaultKinds::triggered`], one in
 //! five by default) waits for one of those events instead of a time,
-//! struck at the replica that emitted it or elsewhere.
+//! struck at the replica that emitted it or elsewhere, at once or a few ms
+//! later (a window that opens with the event is hit inside, not only at its
+//! edge).
 //!
 //! Cases are drawn by a [`Search`] mode: `random` draws every case from the
 //! whole space; `swarm` first draws a narrower configuration per case
@@ -334,16 +336,26 @@ pub struct Cluster<'a> {
     pub events: &'a [Trigger],
 }
 
+/// Delays (ms) a triggered fault may wait after its event, when it does
+/// not fire at once: one per scale, from the next tick to a few round
+/// trips, so a window that opens with the event is hit inside.
+const TRIGGER_DELAYS_MS: [u64; 6] = [1, 2, 4, 8, 16, 32];
+
 /// With probability `percent`, one of `cluster`'s events, emitted by any
-/// replica or by one (shrinks toward no trigger, then any replica).
+/// replica or by one, its fault fired at once or after one of
+/// [`TRIGGER_DELAYS_MS`] (half of them at once; shrinks toward no trigger,
+/// then any replica, then no delay).
 fn trigger(cluster: Cluster, percent: u8) -> BoxedStrategy<Option<(Trigger, Option<usize>)>> {
     if cluster.events.is_empty() || percent == 0 || cluster.replicas == 0 {
         return Just(None).boxed();
     }
+    let delay = prop_oneof![Just(0), select(&TRIGGER_DELAYS_MS[..])];
     let event = (
         select(cluster.events.to_vec()),
         option::of(0..cluster.replicas),
-    );
+        delay,
+    )
+        .prop_map(|(trigger, emitter, delay)| (trigger.delayed(delay), emitter));
     match percent {
         100.. => event.prop_map(Some).boxed(),
         _ => option::weighted(f64::from(percent) / 100.0, event).boxed(),

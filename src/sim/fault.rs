@@ -2,7 +2,9 @@
 //!
 //! A [`ScheduledFault`] fires at a simulated time, or at the first trace
 //! event after that time that matches its [`Trigger`] ("crash the primary
-//! right after it sends the replicate message"). With `for_ms` it undoes
+//! right after it sends the replicate message"), or the trigger's
+//! `delay_ms` after that event ("crash the leader 4 ms after a follower
+//! cut its log"). With `for_ms` it undoes
 //! itself after that long (a crash is followed by a restart, a partition by
 //! its repair, and so on); without, it lasts until a later fault undoes it
 //! or the end of the workload, when every fault is healed.
@@ -374,10 +376,11 @@ impl fmt::Display for FaultCount {
 
 /// What an event-triggered fault waits for: the first trace event that
 /// matches every part given (at least one of `target`, `message` and
-/// `fields`), emitted by `host` if given.
+/// `fields`), emitted by `host` if given; the fault fires `delay_ms` after
+/// that event (at once by default).
 ///
 /// In JSON: `"trigger": {"host": 1, "target": "replisim::engine", "message":
-/// "applied replicated entries", "fields": {"count": "1"}}`.
+/// "applied replicated entries", "fields": {"count": "1"}, "delay_ms": 5}`.
 ///
 /// - `target`: the event's target, or a target under it (`replisim`
 ///   matches `replisim::engine`, not `replisim_x`);
@@ -410,6 +413,12 @@ pub struct Trigger {
         deserialize_with = "field_texts"
     )]
     pub fields: BTreeMap<String, String>,
+    /// The fault fires this long (simulated ms) after the event: a window
+    /// that opens with the event and stays open a while ("crash the leader
+    /// a few ms after a follower cut its log") is hit inside, not only at
+    /// its edge.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub delay_ms: u64,
 }
 
 impl Trigger {
@@ -444,6 +453,12 @@ impl Trigger {
     /// The same trigger, for events whose field `name` shows `value`.
     pub fn with_field(mut self, name: &str, value: impl fmt::Display) -> Self {
         self.fields.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    /// The same trigger, firing its fault `ms` after the event.
+    pub fn delayed(mut self, ms: u64) -> Self {
+        self.delay_ms = ms;
         self
     }
 
@@ -500,6 +515,9 @@ impl fmt::Display for Trigger {
         for (i, (name, value)) in self.fields.iter().enumerate() {
             let lead = if i == 0 { " with" } else { "," };
             write!(f, "{lead} {name}={value}")?;
+        }
+        if self.delay_ms > 0 {
+            write!(f, ", then {} ms", self.delay_ms)?;
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! The run loop: builds the turmoil simulation for a scenario, has the
-//! [`Nemesis`] apply its faults (at their times or when their trigger event
-//! is logged), and collects the outcome.
+//! [`Nemesis`] apply its faults (at their times, or when their trigger event
+//! is logged or its delay after that), and collects the outcome.
 //!
 //! Hosts: `replica-<i>` (the system's replica software), `client-<p>` (one
 //! per client process), and `operator`, which performs the final reads at
@@ -276,6 +276,8 @@ impl<'a> Harness<'a> {
             scenario.faults.iter().enumerate().collect();
         schedule.sort_by_key(|(i, f)| (f.at_ms, *i));
         let mut pending = schedule.into_iter().peekable();
+        // Triggered faults whose event came, waiting for their delay: (when, id).
+        let mut delayed: Vec<(Duration, usize)> = Vec::new();
         let workload_end = loop {
             let now = sim.elapsed();
             trace::set_harness_time(now);
@@ -296,6 +298,11 @@ impl<'a> Harness<'a> {
                     None => self.apply(&mut sim, id, now),
                 }
             }
+            delayed.sort();
+            let due = delayed.partition_point(|&(at, _)| at <= now);
+            for (_, id) in delayed.drain(..due) {
+                self.apply(&mut sim, id, now);
+            }
             self.nemesis.undo_due(&mut sim, now);
             if self.clients_done.get() == scenario.clients || now >= limits.workload {
                 break now;
@@ -304,7 +311,14 @@ impl<'a> Harness<'a> {
             for id in trace::take_fired() {
                 trace::add_effect("faults_triggered", 1);
                 let now = sim.elapsed();
-                self.apply(&mut sim, id, now);
+                match scenario.faults[id]
+                    .trigger
+                    .as_ref()
+                    .map_or(0, |t| t.delay_ms)
+                {
+                    0 => self.apply(&mut sim, id, now),
+                    ms => delayed.push((now + Duration::from_millis(ms), id)),
+                }
             }
         };
         self.stop_clients.set(true);

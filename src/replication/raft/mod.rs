@@ -15,7 +15,10 @@
 //!   on (`EVENTS`: a leader elected, an index committed, a vote granted,
 //!   a log cut, an election started, entries appended).
 //! - **Replication**: one replicator per follower sends `AppendEntries`
-//!   with the consistency check on `(prev_index, prev_term)`; a follower
+//!   with the consistency check on `(prev_index, prev_term)`, pipelined
+//!   ([`RaftConfig::pipeline`] in flight, each on its own connection, each
+//!   carrying everything from the follower's next index), so appends arrive
+//!   out of order and a late one repeats entries the follower has; a follower
 //!   truncates only on a real conflict (same index, other term), never an
 //!   entry it knows committed. The leader commits the highest index a
 //!   majority holds *if it is of its own term* (§5.4.2) and logs
@@ -89,6 +92,9 @@ pub struct RaftConfig {
     pub election_timeout: (u64, u64),
     /// Most log entries in one `AppendEntries`.
     pub batch: usize,
+    /// Most `AppendEntries` in flight to one follower, each on its own
+    /// connection (at least 1: one at a time).
+    pub pipeline: usize,
 }
 
 impl Default for RaftConfig {
@@ -99,6 +105,7 @@ impl Default for RaftConfig {
             heartbeat: Duration::from_millis(50),
             election_timeout: (150, 300),
             batch: 64,
+            pipeline: 2,
         }
     }
 }

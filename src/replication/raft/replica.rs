@@ -12,7 +12,7 @@ use futures_util::{StreamExt, stream::FuturesUnordered};
 use rand::Rng;
 use tokio::{
     sync::{Mutex, watch},
-    time::{Instant, sleep},
+    time::{Instant, sleep, sleep_until},
 };
 
 use super::{
@@ -60,6 +60,18 @@ pub(super) struct Replica {
     /// a leader tells it: before that its state is not reported at all).
     probe: StateProbe,
     published: Cell<bool>,
+}
+
+/// What a leader does after a follower's answer to an append.
+enum Answered {
+    /// A newer term, or no longer leading this term: stop replicating.
+    Stop,
+    /// The follower is behind: send again at once.
+    More,
+    /// Up to date: wait for news or the next beat.
+    Done,
+    /// No answer (or a refusal): retry after a while.
+    Failed,
 }
 
 /// The replica's software: recover, then serve until the host dies.
@@ -536,78 +548,119 @@ impl Replica {
 
     /// Keeps `peer`'s log in step with this leader's for as long as it
     /// leads in `term`: entries as they come, heartbeats otherwise.
+    ///
+    /// Appends are pipelined: up to [`RaftConfig::pipeline`] are in flight
+    /// at once, each on a connection of its own, and each carries every
+    /// entry from the follower's next index on (the leader advances that
+    /// index only on an answer). So appends may arrive out of order, and a
+    /// late one repeats entries the follower already has: Raft's follower
+    /// rules make that harmless.
     async fn replicate(self: Rc<Self>, peer: usize, term: u64) {
-        let mut client: RpcClient<Request, Response> =
-            RpcClient::new(self.net.clone(), self.peers[peer].clone(), self.config.rpc);
+        let mut idle: Vec<RpcClient<Request, Response>> = (0..self.config.pipeline.max(1))
+            .map(|_| RpcClient::new(self.net.clone(), self.peers[peer].clone(), self.config.rpc))
+            .collect();
+        let mut in_flight = FuturesUnordered::new();
         let mut changed = self.changed.subscribe();
+        // Something to send as soon as a connection is free; otherwise the
+        // next send (a heartbeat, or a retry after a failure) is at `wake`.
+        let mut due = true;
+        let mut wake = Instant::now(); // determinism-ok: simulated time
         while self.is_leader_of(term) {
-            let request = {
-                let state = self.state.borrow();
-                let next = state.next[&peer];
-                let prev_index = next - 1;
-                let upto = (prev_index as usize + self.config.batch).min(state.log.len());
-                Request::Append {
-                    term,
-                    leader: self.id,
-                    prev_index,
-                    prev_term: state.term_at(prev_index),
-                    entries: state.log[prev_index as usize..upto].to_vec(),
-                    commit: state.commit,
-                }
-            };
-            changed.mark_unchanged();
-            match client.call(&request).await {
-                Ok(Response::Append {
-                    term: theirs,
-                    ok,
-                    last_index,
-                }) => {
-                    if theirs > term {
-                        let mut disk = self.disk.lock().await;
-                        if theirs > self.term()
-                            && let Err(error) = self.adopt_term(&mut disk, theirs).await
-                        {
-                            self.disk_failed(error);
-                        }
-                        return;
-                    }
-                    if !self.is_leader_of(term) {
-                        return;
-                    }
-                    let more = {
-                        let mut state = self.state.borrow_mut();
-                        let next = state.next[&peer];
-                        if ok {
-                            let matched = state.matched[&peer].max(last_index);
-                            state.matched.insert(peer, matched);
-                            state.next.insert(peer, matched + 1);
-                            matched < state.last_index()
-                        } else {
-                            // Back off toward the follower's log; at index 1
-                            // already, wait for the next beat.
-                            let back = (last_index + 1).min(next.saturating_sub(1)).max(1);
-                            state.next.insert(peer, back);
-                            back < next
-                        }
-                    };
-                    if ok {
-                        self.advance_commit(term);
-                    }
-                    if more {
-                        continue;
-                    }
-                }
-                Ok(_) | Err(_) => {
-                    // Unreachable, refused or timed out: retry after a beat.
-                    sleep(self.config.heartbeat / 5).await;
-                    continue;
-                }
+            if due && let Some(mut client) = idle.pop() {
+                let request = self.append_request(peer, term);
+                changed.mark_unchanged();
+                due = false;
+                wake = Instant::now() + self.config.heartbeat; // determinism-ok: simulated time
+                in_flight.push(async move {
+                    let response = client.call(&request).await;
+                    (client, response)
+                });
+                continue;
             }
             tokio::select! {
-                _ = changed.changed() => {}
-                () = sleep(self.config.heartbeat) => {}
+                Some((client, response)) = in_flight.next() => {
+                    idle.push(client);
+                    match self.answered(peer, term, response).await {
+                        Answered::Stop => return,
+                        Answered::More => due = true,
+                        Answered::Done => {}
+                        Answered::Failed => {
+                            // Unreachable, refused or timed out: retry after a beat.
+                            let retry = Instant::now() + self.config.heartbeat / 5; // determinism-ok: simulated time
+                            wake = wake.min(retry);
+                        }
+                    }
+                }
+                Ok(()) = changed.changed(), if !due => due = true,
+                () = sleep_until(wake), if !due => due = true,
             }
         }
+    }
+
+    /// The `AppendEntries` for `peer`: a batch from its next index on.
+    fn append_request(&self, peer: usize, term: u64) -> Request {
+        let state = self.state.borrow();
+        let next = state.next[&peer];
+        let prev_index = next - 1;
+        let upto = (prev_index as usize + self.config.batch).min(state.log.len());
+        Request::Append {
+            term,
+            leader: self.id,
+            prev_index,
+            prev_term: state.term_at(prev_index),
+            entries: state.log[prev_index as usize..upto].to_vec(),
+            commit: state.commit,
+        }
+    }
+
+    /// Takes `peer`'s answer to an append: its match and next index, a
+    /// newer term (this leader steps down), or a failure.
+    async fn answered(
+        self: &Rc<Self>,
+        peer: usize,
+        term: u64,
+        response: Result<Response, crate::net::NetError>,
+    ) -> Answered {
+        let Ok(Response::Append {
+            term: theirs,
+            ok,
+            last_index,
+        }) = response
+        else {
+            return Answered::Failed;
+        };
+        if theirs > term {
+            let mut disk = self.disk.lock().await;
+            if theirs > self.term()
+                && let Err(error) = self.adopt_term(&mut disk, theirs).await
+            {
+                self.disk_failed(error);
+            }
+            return Answered::Stop;
+        }
+        if !self.is_leader_of(term) {
+            return Answered::Stop;
+        }
+        let more = {
+            let mut state = self.state.borrow_mut();
+            let next = state.next[&peer];
+            if ok {
+                let matched = state.matched[&peer].max(last_index);
+                state.matched.insert(peer, matched);
+                state.next.insert(peer, matched + 1);
+                matched < state.last_index()
+            } else {
+                // Back off toward the follower's log; at index 1
+                // already, wait for the next beat.
+                let back = (last_index + 1).min(next.saturating_sub(1)).max(1);
+                state.next.insert(peer, back);
+                back < next
+            }
+        };
+        if ok {
+            self.advance_commit(term);
+        }
+        if more { Answered::More } else { Answered::Done }
     }
 
     /// Moves the leader's commit index as far as the commit rule allows,
