@@ -32,8 +32,7 @@ fn seeds() -> Vec<(Format, Vec<u8>)> {
          {:index 6, :time 16, :process 2, :type :ok, :f :read, :value 3} ; a comment\n\
          {:index 7, :time 17, :process 0, :type :invoke, :f :write, :value \"a\\\"b\"}\n\
          {:index 8, :time 18, :process 0, :type :info, :f :write, :value \"a\\\"b\"}]\n";
-    let json =
-        serde_json::to_string(&super::generate::Spec::new(40, 2, 3, 7).generate()).unwrap();
+    let json = serde_json::to_string(&super::generate::Spec::new(40, 2, 3, 7).generate()).unwrap();
     vec![
         (Format::PorcupineEtcd, fixture("etcd/etcd_002.log")),
         (Format::PorcupineKv, fixture("kv/c01-bad.txt")),
