@@ -428,6 +428,14 @@ impl Explorer {
             tally.borrow_mut().ran(Some(&outcome), verdict.is_ok());
             verdict.map_err(TestCaseError::fail)
         });
+        // Proptest shrinks within its budget; whole faults it left behind
+        // that the failure does not need are dropped here.
+        let result = result.map_err(|error| match error {
+            TestError::Fail(reason, scenario) if divergence.borrow().is_none() => {
+                TestError::Fail(reason, self.drop_needless_faults(scenario, property, tally))
+            }
+            other => other,
+        });
         let tally = tally.borrow();
         if let Some(diverged) = divergence.into_inner() {
             panic!(
@@ -461,6 +469,32 @@ impl Explorer {
                 })
             }
         }
+    }
+
+    /// Drops each fault of a failing `scenario` in turn, keeping it out
+    /// while `property` still fails without it: a shrunk case names only
+    /// the faults its failure needs, whatever proptest's budget reached.
+    fn drop_needless_faults(
+        &self,
+        mut scenario: Scenario,
+        property: &dyn Fn(&Outcome) -> Result<(), String>,
+        tally: &RefCell<Tally>,
+    ) -> Scenario {
+        let mut i = 0;
+        while i < scenario.faults.len() {
+            let mut candidate = scenario.clone();
+            candidate.faults.remove(i);
+            let still_fails = self.run(&candidate).is_ok_and(|outcome| {
+                let failed = property(&outcome).is_err();
+                tally.borrow_mut().ran(Some(&outcome), !failed);
+                failed
+            });
+            match still_fails {
+                true => scenario = candidate,
+                false => i += 1,
+            }
+        }
+        scenario
     }
 
     /// Writes the failure's trace and report; lines saying where (or why not).
