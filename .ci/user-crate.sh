@@ -22,7 +22,7 @@ if cargo test --test store > test.log 2>&1; then
     echo "FAILED: the buggy store passed its property test"
     exit 1
 fi
-grep -q ": violation: " test.log || { cat test.log; echo "FAILED: no violation reported"; exit 1; }
+grep -Eq '^[a-z-]+: +violation: ' test.log || { cat test.log; echo "FAILED: no violation reported"; exit 1; }
 digest="$(grep -m1 '^digest: ' test.log | cut -d' ' -f2)"
 command="$(grep -m1 '^reproduce with: ' test.log | sed 's/^reproduce with: //')"
 echo "failure digest: $digest"
