@@ -49,7 +49,6 @@ use crate::{
     check::Guarantee,
     history::{Completion, Op},
     net::{NetError, Network},
-    sim::Trigger,
     storage::Disk,
     workload::{KeyValue, Workload},
 };
@@ -299,7 +298,34 @@ pub struct Declaration {
     /// Trace events worth striking at (a leader elected, an entry
     /// committed, a vote granted): random strategies draw faults triggered
     /// on them ([`crate::strategy`]), at the emitter or elsewhere.
-    pub events: Vec<Trigger>,
+    pub events: Vec<Moment>,
+}
+
+/// A moment worth striking at: the `tracing` event a replica emits there,
+/// named by its target and message. Strategies turn it into a fault's
+/// `sim::Trigger`.
+///
+/// ```
+/// use replisim::node::Moment;
+///
+/// let elected = Moment::new("replisim::raft", "became leader");
+/// assert_eq!(elected.message, "became leader");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moment {
+    /// The event's target (`tracing::info!(target: "...", ...)`).
+    pub target: String,
+    /// The event's whole message.
+    pub message: String,
+}
+
+impl Moment {
+    pub fn new(target: &str, message: &str) -> Self {
+        Moment {
+            target: target.to_string(),
+            message: message.to_string(),
+        }
+    }
 }
 
 impl Default for Declaration {

@@ -644,7 +644,11 @@ impl ScenarioSpace {
         self.roles = declared.roles;
         self.operations = system.workload().kinds().to_vec();
         self.needs_quorum = declared.needs_quorum;
-        self.events = declared.events;
+        self.events = declared
+            .events
+            .iter()
+            .map(|moment| Trigger::message(&moment.message).with_target(&moment.target))
+            .collect();
         self
     }
 

@@ -62,9 +62,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     check::Guarantee,
     net::RpcConfig,
-    node::{ClientContext, Declaration, KvClient, NodeContext, NodeResult, System},
+    node::{ClientContext, Declaration, KvClient, Moment, NodeContext, NodeResult, System},
     registry::{Registry, SystemError, SystemSpec},
-    sim::Trigger,
 };
 
 /// How many backups the Sync stage waits for.
@@ -279,7 +278,7 @@ pub const PRIMARY: &str = "primary";
 /// The engine's trace events worth striking at (each system on the engine
 /// declares them): a promotion, a view change acknowledged, a suspected
 /// primary, entries a backup applied.
-pub fn events() -> Vec<Trigger> {
+pub fn events() -> Vec<Moment> {
     [
         "promoted to primary",
         "view change acknowledged",
@@ -287,7 +286,7 @@ pub fn events() -> Vec<Trigger> {
         "applied replicated entries",
     ]
     .into_iter()
-    .map(|message| Trigger::message(message).with_target("replisim::engine"))
+    .map(|message| Moment::new("replisim::engine", message))
     .collect()
 }
 

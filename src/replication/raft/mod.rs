@@ -55,9 +55,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     check::Guarantee,
     net::RpcConfig,
-    node::{ClientContext, Declaration, KvClient, NodeContext, NodeResult, System},
+    node::{ClientContext, Declaration, KvClient, Moment, NodeContext, NodeResult, System},
     registry::{Registry, SystemError, SystemSpec},
-    sim::Trigger,
 };
 
 /// The role a Raft replica publishes while it leads, with its term.
@@ -168,7 +167,7 @@ impl System for Raft {
             operator_failover: false,
             events: EVENTS
                 .iter()
-                .map(|message| Trigger::message(message).with_target("replisim::raft"))
+                .map(|message| Moment::new("replisim::raft", message))
                 .collect(),
         }
     }
