@@ -707,3 +707,56 @@ fn the_explorer_reports_inert_fault_kinds_and_fails_on_them_when_asked() {
         "{message}"
     );
 }
+
+/// "Sometimes" properties: the explorer counts the runs that reached each
+/// one, and fails an exploration that passed without ever reaching one
+/// (here, a crash that struck a running replica: the only crash is aimed
+/// at a role nobody holds).
+#[test]
+fn an_exploration_that_never_reaches_a_sometimes_property_fails() {
+    let mut scenario = Scenario::new("elected", 3);
+    scenario.faults = vec![
+        ScheduledFault::at(
+            10,
+            Fault::Crash {
+                node: Target::role("coordinator"),
+            },
+        ),
+        ScheduledFault::at(
+            30,
+            Fault::Pause {
+                node: Target::role("leader"),
+            },
+        )
+        .lasting(20),
+    ];
+    let effective = |kind: &'static str| {
+        move |outcome: &replisim::sim::Outcome| {
+            outcome
+                .stats
+                .faults
+                .get(kind)
+                .is_some_and(|count| count.effective > 0)
+        }
+    };
+    let strategy = proptest::strategy::Just(scenario);
+    let reached = Explorer::new("sometimes_reached", 2)
+        .system(|_| elected())
+        .sometimes("the leader paused", effective("pause"))
+        .explore(strategy.clone(), |_| Ok(()));
+    assert_eq!(reached.sometimes["the leader paused"], 2);
+
+    let never = Explorer::new("sometimes_never_reached", 2)
+        .system(|_| elected())
+        .sometimes("the leader paused", effective("pause"))
+        .sometimes("a replica crashed", effective("crash"));
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        never.explore(strategy, |_| Ok(()))
+    }))
+    .expect_err("a property never reached fails the exploration");
+    let message = panic.downcast_ref::<String>().expect("a formatted message");
+    assert!(
+        message.contains("never reached in 2 runs: [\"a replica crashed\"]"),
+        "{message}"
+    );
+}

@@ -131,6 +131,9 @@ pub fn holds(outcome: &Outcome) -> Result<(), String> {
 /// [`SearchLimits::DETERMINISTIC`].
 pub const HOLDS_LIMITS: SearchLimits = SearchLimits::DETERMINISTIC;
 
+/// A "sometimes" property: its name and when a run reached it.
+type Sometimes = Rc<[(String, Rc<dyn Fn(&Outcome) -> bool>)]>;
+
 /// Builds the system a scenario names.
 type SystemFor = Rc<dyn Fn(&Scenario) -> Result<Rc<dyn System>, SystemError>>;
 
@@ -147,6 +150,7 @@ pub struct Explorer {
     shrink_iters: u32,
     corpus: Option<PathBuf>,
     fail_on_inert: bool,
+    sometimes: Sometimes,
 }
 
 impl Explorer {
@@ -167,6 +171,7 @@ impl Explorer {
             shrink_iters: SHRINK_ITERS,
             corpus: None,
             fail_on_inert: false,
+            sometimes: Rc::new([]),
         }
     }
 
@@ -212,6 +217,25 @@ impl Explorer {
         self
     }
 
+    /// Something the exploration must reach in at least one run ("a
+    /// failover happened", "a write completed while a backup was cut
+    /// off"), judged by `reached` on every run's outcome. The summary says
+    /// in how many runs each held; an exploration that passed but never
+    /// reached one fails, because its tests did not get where they claim to.
+    ///
+    /// ```no_run
+    /// # use replisim::testing::Explorer;
+    /// let explorer = Explorer::new("my_test", 64).sometimes("a crash struck a running node", |outcome| {
+    ///     outcome.stats.faults.get("crash").is_some_and(|count| count.effective > 0)
+    /// });
+    /// ```
+    pub fn sometimes(mut self, name: &str, reached: impl Fn(&Outcome) -> bool + 'static) -> Self {
+        let mut properties = self.sometimes.to_vec();
+        properties.push((name.to_string(), Rc::new(reached)));
+        self.sometimes = properties.into();
+        self
+    }
+
     /// Keeps the regression corpus in `dir` instead of
     /// `fixtures/regressions/<name>/`.
     pub fn corpus(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -237,6 +261,13 @@ impl Explorer {
         property: impl Fn(&Outcome) -> Result<(), String>,
     ) -> Exploration {
         let tally = Tally::new(self.cases());
+        for (name, _) in self.sometimes.iter() {
+            tally
+                .borrow_mut()
+                .exploration
+                .sometimes
+                .insert(name.clone(), 0);
+        }
         if let Some(file) = env::var_os("REPLISIM_REPLAY") {
             self.replay_file(&crate_root().join(file), &property, &tally);
             return tally.into_inner().exploration;
@@ -319,11 +350,40 @@ impl Explorer {
         outcome
     }
 
-    /// Prints the summary of an exploration that passed; names inert kinds
-    /// in a warning, or fails on them.
+    /// Adds `outcome` to the runs of each "sometimes" property it reached.
+    fn count_sometimes(&self, outcome: &Outcome, tally: &RefCell<Tally>) {
+        for (name, reached) in self.sometimes.iter() {
+            if reached(outcome) {
+                *tally
+                    .borrow_mut()
+                    .exploration
+                    .sometimes
+                    .entry(name.clone())
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// Prints the summary of an exploration that passed; fails on a
+    /// "sometimes" property it never reached; names inert kinds in a
+    /// warning, or fails on them.
     fn report(&self, tally: &Tally) {
         println!("replisim: {}: {tally}", self.name);
         let exploration = &tally.exploration;
+        let never: Vec<&str> = exploration
+            .sometimes
+            .iter()
+            .filter(|(_, held)| **held == 0)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !never.is_empty() {
+            panic!(
+                "{}: never reached in {} runs: {never:?}\nthe exploration did not get where \
+                 the test claims to test: widen its scenarios (faults, cluster, workload) or \
+                 its case count",
+                self.name, exploration.runs
+            );
+        }
         let Some(inert) = inert_faults(&exploration.faults) else {
             return;
         };
@@ -355,6 +415,7 @@ impl Explorer {
             .run(&scenario)
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         tally.borrow_mut().replayed(&outcome);
+        self.count_sometimes(&outcome, tally);
         if env::var_os("REPLISIM_RECORD").is_some() {
             record_digest(file, &scenario, &outcome);
         }
@@ -423,6 +484,9 @@ impl Explorer {
                     *divergence.borrow_mut() = Some(diverged);
                     return Err(TestCaseError::fail("nondeterministic"));
                 }
+            }
+            if !tally.borrow().shrinking() {
+                self.count_sometimes(&outcome, tally);
             }
             let verdict = property(&outcome);
             tally.borrow_mut().ran(Some(&outcome), verdict.is_ok());

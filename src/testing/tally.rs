@@ -21,6 +21,9 @@ pub struct Exploration {
     pub faults: BTreeMap<String, FaultCount>,
     /// The replicas' exits over every run, expected and unexpected.
     pub exits: ExitCounts,
+    /// Per "sometimes" property ([`super::Explorer::sometimes`]), the runs
+    /// in which it held.
+    pub sometimes: BTreeMap<String, u64>,
 }
 
 impl Exploration {
@@ -43,7 +46,8 @@ impl Exploration {
 }
 
 /// `N runs; faults fired/effective: crash=3/2 duplicate=not applicable (1
-/// fired); exits: 2 expected, 0 unexpected`.
+/// fired); exits: 2 expected, 0 unexpected; sometimes (runs held):
+/// "a failover"=4`.
 impl fmt::Display for Exploration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} runs; faults fired/effective:", self.runs)?;
@@ -53,7 +57,14 @@ impl fmt::Display for Exploration {
         for (kind, count) in &self.faults {
             write!(f, " {kind}={count}")?;
         }
-        write!(f, "; exits: {}", self.exits)
+        write!(f, "; exits: {}", self.exits)?;
+        if !self.sometimes.is_empty() {
+            write!(f, "; sometimes (runs held):")?;
+        }
+        for (name, held) in &self.sometimes {
+            write!(f, " {name:?}={held}")?;
+        }
+        Ok(())
     }
 }
 
