@@ -232,7 +232,7 @@ pub(super) async fn run(node: NodeContext, setup: Setup) -> NodeResult {
         bug,
         failover,
         clock: node.clock.clone(),
-        heard: Cell::new(Instant::now()),
+        heard: Cell::new(Instant::now()), // determinism-ok: tokio's clock, simulated under turmoil
         last_ack: Cell::new(None),
         peers: node.replicas.clone(),
         net: node.net.clone(),
@@ -358,9 +358,16 @@ impl Replica {
         }
     }
 
-    /// The failure detector's input: the primary was just heard from.
+    /// Restarts the failure detector's wait: a view change was granted or
+    /// started, or this primary stepped down.
+    pub fn restart_detector(&self) {
+        self.heard.set(Instant::now()); // determinism-ok: tokio's clock, simulated under turmoil
+    }
+
+    /// The failure detector's input: the primary was just heard from (and,
+    /// fenced, this replica acknowledged its lease).
     fn heard_from_primary(&self) {
-        self.heard.set(Instant::now());
+        self.restart_detector();
         if self.failover.is_fenced() {
             self.last_ack.set(Some(self.clock.now()));
         }
@@ -393,7 +400,7 @@ impl Replica {
             return Response::Refused(self.disk_failed(error));
         }
         tracing::info!(target: "replisim::engine", epoch, "view change acknowledged");
-        self.heard.set(Instant::now());
+        self.restart_detector();
         let mut state = self.state.borrow_mut();
         state.meta = meta;
         Response::Granted {
@@ -424,7 +431,7 @@ impl Replica {
             return;
         }
         tracing::info!(target: "replisim::engine", epoch, "deposed: stepping down");
-        self.heard.set(Instant::now());
+        self.restart_detector();
         self.state.borrow_mut().meta = meta;
         self.publish_role();
     }

@@ -67,7 +67,7 @@ pub(super) async fn watch(replica: Rc<Replica>) {
             continue;
         }
         tracing::info!(target: "replisim::engine", primary, epoch, "primary suspected");
-        replica.heard.set(tokio::time::Instant::now());
+        replica.restart_detector();
         let next = epoch.max(known) + 1;
         let all = (0..replicas).collect();
         match replica.failover {

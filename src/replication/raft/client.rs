@@ -61,7 +61,8 @@ impl KvClient for Client {
         // operation may take effect: `info`, not `fail`).
         let mut maybe_applied = false;
         let mut last_error = String::from("no replica answered");
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now()); // determinism-ok: simulated time
             if left.is_zero() {
                 break;
             }

@@ -131,8 +131,7 @@ pub(crate) fn register_host(name: &str) {
             runtime: handle.id(),
             name: name.into(),
             since: turmoil::sim_elapsed().unwrap_or_default(),
-            // determinism-ok: a host's tokio clock is paused and driven by turmoil's simulated time
-            at: tokio::time::Instant::now(),
+            at: tokio::time::Instant::now(), // determinism-ok: a host's tokio clock is driven by turmoil's simulated time
         };
         with_state(|state| {
             let hosts = &mut state.stamps.hosts;
