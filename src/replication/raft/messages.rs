@@ -37,16 +37,20 @@ pub enum Request {
         last_index: u64,
         last_term: u64,
     },
-    /// `AppendEntries`: `entries` follow `(prev_index, prev_term)` in the
-    /// leader's log; `commit` is the leader's commit index.
-    Append {
-        term: u64,
-        leader: usize,
-        prev_index: u64,
-        prev_term: u64,
-        entries: Vec<Entry>,
-        commit: u64,
-    },
+    /// `AppendEntries`.
+    Append(AppendEntries),
+}
+
+/// `AppendEntries`: `entries` follow `(prev_index, prev_term)` in the
+/// leader's log; `commit` is the leader's commit index.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppendEntries {
+    pub term: u64,
+    pub leader: usize,
+    pub prev_index: u64,
+    pub prev_term: u64,
+    pub entries: Vec<Entry>,
+    pub commit: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

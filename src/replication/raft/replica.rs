@@ -17,7 +17,7 @@ use tokio::{
 
 use super::{
     Bug, LEADER, RaftConfig,
-    messages::{Command, Entry, Request, Response},
+    messages::{AppendEntries, Command, Entry, Request, Response},
     state::{Hard, Role, State},
 };
 use crate::{
@@ -180,17 +180,7 @@ impl Replica {
                 last_index,
                 last_term,
             } => self.vote(term, candidate, last_index, last_term).await,
-            Request::Append {
-                term,
-                leader,
-                prev_index,
-                prev_term,
-                entries,
-                commit,
-            } => {
-                self.append(term, leader, prev_index, prev_term, entries, commit)
-                    .await
-            }
+            Request::Append(message) => self.append(message).await,
         };
         result.unwrap_or_else(|error| self.disk_failed(error))
     }
@@ -257,15 +247,15 @@ impl Replica {
     }
 
     /// `AppendEntries`.
-    async fn append(
-        self: &Rc<Self>,
-        term: u64,
-        leader: usize,
-        prev_index: u64,
-        prev_term: u64,
-        entries: Vec<Entry>,
-        commit: u64,
-    ) -> Result<Response, StorageError> {
+    async fn append(self: &Rc<Self>, message: AppendEntries) -> Result<Response, StorageError> {
+        let AppendEntries {
+            term,
+            leader,
+            prev_index,
+            prev_term,
+            entries,
+            commit,
+        } = message;
         let mut disk = self.disk.lock().await;
         let refuse = |state: &State, last_index| Response::Append {
             term: state.hard.term,
@@ -603,14 +593,14 @@ impl Replica {
         let next = state.next[&peer];
         let prev_index = next - 1;
         let upto = (prev_index as usize + self.config.batch).min(state.log.len());
-        Request::Append {
+        Request::Append(AppendEntries {
             term,
             leader: self.id,
             prev_index,
             prev_term: state.term_at(prev_index),
             entries: state.log[prev_index as usize..upto].to_vec(),
             commit: state.commit,
-        }
+        })
     }
 
     /// Takes `peer`'s answer to an append: its match and next index, a
