@@ -35,6 +35,7 @@ compile_error!(
 pub mod check;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod codec;
 pub mod effect;
 pub mod history;
 pub mod net;

@@ -40,6 +40,7 @@
 mod edn;
 mod import;
 mod jepsen;
+mod op_de;
 mod porcupine;
 
 pub use import::{
@@ -54,7 +55,10 @@ use serde::{Deserialize, Serialize};
 ///
 /// For a read, `value` is `None` in the invocation; in an `Ok` completion it
 /// is the value read (`None` when the key was unset).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Its `Deserialize` is written by hand (`op_de.rs`, for speed): a new
+/// variant or field must be added there too.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "f", rename_all = "kebab-case")]
 pub enum Op {
     /// Read a key.

@@ -1,5 +1,5 @@
 //! The wire format: every message is one frame, a 4-byte big-endian length
-//! followed by that many bytes of JSON encoding an [`Envelope`].
+//! followed by that many bytes encoding an [`Envelope`] ([`crate::codec`]).
 //!
 //! A frame longer than [`MAX_FRAME_BYTES`] or one that does not decode is a
 //! [`FrameError`]; the receiving side closes that connection and carries on.
@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use super::BoxStream;
+use crate::codec;
 
 /// The largest frame either side accepts (1 MiB).
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
@@ -26,8 +27,10 @@ pub struct Envelope<T> {
 pub enum FrameError {
     #[error("frame exceeds {MAX_FRAME_BYTES} bytes or the stream failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("frame does not encode: {0}")]
+    Encode(#[from] codec::EncodeError),
     #[error("frame does not decode: {0}")]
-    Decode(#[from] serde_json::Error),
+    Decode(#[from] codec::DecodeError),
 }
 
 impl FrameError {
@@ -49,7 +52,7 @@ const TYPICAL_PAYLOAD_BYTES: usize = 512;
 /// One envelope's frame payload.
 pub fn encode<T: Serialize>(envelope: &Envelope<T>) -> Result<Vec<u8>, FrameError> {
     let mut payload = Vec::with_capacity(TYPICAL_PAYLOAD_BYTES);
-    serde_json::to_writer(&mut payload, envelope)?;
+    codec::encode_into(&mut payload, envelope)?;
     Ok(payload)
 }
 
@@ -81,10 +84,6 @@ impl FramedConn {
 
     /// Receives the next envelope, with a checksum of its raw bytes for the
     /// trace digest; `None` when the peer closed the connection.
-    ///
-    /// The frame is checked to be UTF-8 once, whole, and parsed as text:
-    /// parsed as bytes, every string in it (field names included) would be
-    /// checked on its own, which costs more on small frames.
     pub async fn recv<T: DeserializeOwned>(
         &mut self,
     ) -> Option<Result<(Envelope<T>, u32), FrameError>> {
@@ -94,9 +93,7 @@ impl FramedConn {
         };
         let checksum = crc32fast::hash(&frame);
         Some(
-            std::str::from_utf8(&frame)
-                .map_err(<serde_json::Error as serde::de::Error>::custom)
-                .and_then(serde_json::from_str)
+            codec::decode(&frame)
                 .map(|envelope| (envelope, checksum))
                 .map_err(FrameError::from),
         )

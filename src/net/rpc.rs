@@ -216,9 +216,9 @@ fn broken(addr: &str, error: FrameError) -> NetError {
             addr: addr.to_string(),
             source,
         },
-        decode @ FrameError::Decode(_) => NetError::BadFrame {
+        bad @ (FrameError::Encode(_) | FrameError::Decode(_)) => NetError::BadFrame {
             addr: addr.to_string(),
-            source: decode,
+            source: bad,
         },
     }
 }

@@ -59,7 +59,7 @@ impl<T: Serialize + DeserializeOwned> MetaFile<T> {
         if HEADER_LEN + payload.len() != bytes.len() {
             return Err(corrupt("trailing bytes after the value"));
         }
-        let value = serde_json::from_slice(payload).map_err(|source| StorageError::Decode {
+        let value = crate::codec::decode(payload).map_err(|source| StorageError::Decode {
             path: path.to_owned(),
             offset: 0,
             source,

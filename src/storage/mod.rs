@@ -93,7 +93,7 @@ pub enum StorageError {
     Encode {
         path: String,
         #[source]
-        source: serde_json::Error,
+        source: crate::codec::EncodeError,
     },
     /// A record passed its checksum but is not a valid encoding of the
     /// expected type (a schema change or a bug, never a torn write).
@@ -102,7 +102,7 @@ pub enum StorageError {
         path: String,
         offset: u64,
         #[source]
-        source: serde_json::Error,
+        source: crate::codec::DecodeError,
     },
     /// An earlier write or sync of this log failed, so its state on disk is
     /// unknown: reopen it to recover.

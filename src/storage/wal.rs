@@ -2,7 +2,7 @@
 //!
 //! On disk a log is a sequence of frames, each
 //! `[u32 LE payload length][u32 LE crc32 of payload][payload]`, the payload
-//! being the `serde_json` encoding of one record. A payload is 1 to
+//! being the encoding of one record ([`crate::codec`]). A payload is 1 to
 //! [`MAX_RECORD_LEN`] bytes (never empty, so a zero-filled header is never
 //! taken for a record).
 //!
@@ -19,7 +19,7 @@
 //! [`StorageError::Poisoned`] until the log is reopened.
 
 use super::{Disk, StorageError};
-use crate::effect;
+use crate::{codec, effect};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::io;
@@ -31,25 +31,32 @@ pub const MAX_RECORD_LEN: usize = 16 << 20;
 
 pub(super) const HEADER_LEN: usize = 8;
 
-/// The frame holding the encoding of `value`.
+/// The frame holding the encoding of `value`: encoded in place after room
+/// for the header, which is filled in last.
 pub(super) fn encode_frame<T: Serialize>(path: &str, value: &T) -> Result<Vec<u8>, StorageError> {
-    let payload = serde_json::to_vec(value).map_err(|source| StorageError::Encode {
+    let mut frame = Vec::with_capacity(HEADER_LEN + TYPICAL_RECORD_LEN);
+    frame.resize(HEADER_LEN, 0);
+    codec::encode_into(&mut frame, value).map_err(|source| StorageError::Encode {
         path: path.to_owned(),
         source,
     })?;
-    if payload.len() > MAX_RECORD_LEN {
+    let len = frame.len() - HEADER_LEN;
+    if len > MAX_RECORD_LEN {
         return Err(StorageError::TooLarge {
             path: path.to_owned(),
-            len: payload.len(),
+            len,
             max: MAX_RECORD_LEN,
         });
     }
-    let mut frame = Vec::with_capacity(HEADER_LEN + payload.len());
-    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    frame.extend_from_slice(&payload);
+    let crc = crc32fast::hash(&frame[HEADER_LEN..]);
+    frame[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    frame[4..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
     Ok(frame)
 }
+
+/// Room reserved for a record: the built-in protocols' usual records fit,
+/// so encoding one allocates once.
+const TYPICAL_RECORD_LEN: usize = 256;
 
 /// The payload of the frame at the start of `bytes`, or why there is no
 /// intact frame there.
@@ -95,7 +102,7 @@ fn parse<T: DeserializeOwned>(bytes: &[u8], path: &str) -> Result<Parsed<T>, Sto
                 break;
             }
         };
-        let record = serde_json::from_slice(payload).map_err(|source| StorageError::Decode {
+        let record = codec::decode(payload).map_err(|source| StorageError::Decode {
             path: path.to_owned(),
             offset: offset as u64,
             source,
