@@ -16,7 +16,7 @@
 //! is on its restart path, which scenarios without crashes never take: an
 //! exploration reports it as never reached.
 
-use std::{cell::Cell, rc::Rc, time::Duration};
+use std::{cell::Cell, collections::BTreeMap, rc::Rc, time::Duration};
 
 use futures_util::future::LocalBoxFuture;
 use replisim::{
@@ -26,10 +26,11 @@ use replisim::{
     node::{
         ClientContext, Declaration, KvClient, NodeContext, NodeResult, System, completion_of_error,
     },
+    points::PointCount,
     replication::kv::KvStore,
     sim::{Buggify, Outcome, run_system},
     strategy::{FaultKinds, ScenarioSpace},
-    testing::{self, Explorer},
+    testing::{self, Exploration, Explorer},
 };
 
 /// Longer than the clients' request deadline (`RpcConfig`'s 200 ms).
@@ -111,6 +112,25 @@ fn space() -> ScenarioSpace {
         .ops_per_client(5..=20)
 }
 
+/// The counts of the point called `name` (labelled `name at FILE:LINE`).
+fn count_of(counts: &BTreeMap<String, PointCount>, name: &str) -> PointCount {
+    let prefix = format!("{name} at sim-tests/buggify.rs:");
+    let found = counts.iter().find(|(label, _)| label.starts_with(&prefix));
+    *found
+        .unwrap_or_else(|| panic!("no {prefix}… in {counts:?}"))
+        .1
+}
+
+/// The message of the panic by which `explore` failed.
+fn failure_of(explore: impl FnOnce() -> Exploration) -> String {
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(explore))
+        .expect_err("the exploration fails");
+    panic
+        .downcast_ref::<String>()
+        .expect("a formatted message")
+        .clone()
+}
+
 /// Buggify points on in half the runs, firing at one reply in ten.
 const BUGGIFY: Buggify = Buggify {
     enabled: 0.5,
@@ -126,13 +146,7 @@ fn buggify_finds_a_bug_no_schedule_reaches() {
         .find_violation(space().buggify(BUGGIFY).strategy(), testing::holds);
     let verdicts = outcome.verdicts();
     assert!(verdicts.linearizability.is_violation(), "{verdicts}");
-    let slow = outcome
-        .stats
-        .buggify
-        .iter()
-        .find(|(label, _)| label.starts_with("slow reply at sim-tests/buggify.rs:"))
-        .map(|(_, count)| *count)
-        .expect("the slow reply was reached");
+    let slow = count_of(&outcome.stats.buggify, "slow reply");
     assert!(slow.hits > 0, "{slow:?}");
     assert_eq!(outcome.stats.effects.get("buggify_fired"), Some(&slow.hits));
     let again = run_system(&outcome.scenario, store()).unwrap();
@@ -149,11 +163,7 @@ fn buggify_finds_a_bug_no_schedule_reaches() {
 #[test]
 fn an_exploration_that_never_retries_fails() {
     let explorer = Explorer::new("an_exploration_that_never_retries_fails", 16).system(|_| store());
-    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        explorer.explore(space().strategy(), testing::holds)
-    }))
-    .expect_err("a sometimes! that never held fails the exploration");
-    let message = panic.downcast_ref::<String>().expect("a formatted message");
+    let message = failure_of(|| explorer.explore(space().strategy(), testing::holds));
     assert!(
         message.contains("never reached in 16 runs: [\"a request was retried (sometimes! at sim-tests/buggify.rs:"),
         "{message}"
@@ -179,22 +189,13 @@ fn a_point_never_reached_is_reported() {
         unreached[0].starts_with("slow restart at sim-tests/buggify.rs:"),
         "{unreached:?}"
     );
-    let slow_reply = exploration
-        .buggify
-        .iter()
-        .find(|(label, _)| label.starts_with("slow reply"))
-        .map(|(_, count)| *count)
-        .expect("declared");
+    let slow_reply = count_of(&exploration.buggify, "slow reply");
     assert!(
         slow_reply.hits > 0 && slow_reply.reached > slow_reply.hits,
         "{slow_reply:?}"
     );
 
-    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        explorer.fail_on_inert(true).explore(strategy, any_outcome)
-    }))
-    .expect_err("fail_on_inert fails on a point never reached");
-    let message = panic.downcast_ref::<String>().expect("a formatted message");
+    let message = failure_of(|| explorer.fail_on_inert(true).explore(strategy, any_outcome));
     assert!(
         message.contains("buggify points never reached in 24 runs: slow restart at"),
         "{message}"

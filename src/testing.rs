@@ -260,7 +260,7 @@ impl Explorer {
     fn point_modules(&self) -> Vec<String> {
         self.points_in
             .clone()
-            .unwrap_or_else(|| vec![test_target().replace('-', "_")])
+            .unwrap_or_else(|| vec![crate::points::binary_crate()])
     }
 
     /// Keeps the regression corpus in `dir` instead of
@@ -770,15 +770,9 @@ fn test_command(name: &str) -> String {
     )
 }
 
-/// The `cargo test --test` target of the running test binary
-/// (`target/.../deps/<target>-<hash>`).
+/// The `cargo test --test` target of the running test binary.
 fn test_target() -> String {
-    let exe = env::current_exe().unwrap_or_default();
-    let stem = exe.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    match stem.rsplit_once('-') {
-        Some((target, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => target.to_string(),
-        _ => stem.to_string(),
-    }
+    crate::points::binary_name()
 }
 
 /// The running test's name as libtest knows it (the name of its thread),

@@ -36,6 +36,7 @@
 mod run;
 
 use std::{
+    collections::BTreeMap,
     fmt,
     sync::atomic::{AtomicUsize, Ordering},
 };
@@ -112,6 +113,48 @@ pub fn registered(kind: Kind, prefixes: &[String]) -> Vec<&'static Point> {
     points.sort_by_key(|point| point.label());
     points.dedup_by_key(|point| point.label());
     points
+}
+
+/// Every point of `kind` under `modules`, by label, reached in no run yet:
+/// where an exploration's counts start, so that a point that never runs
+/// stays in them.
+pub fn declared(kind: Kind, modules: &[String]) -> BTreeMap<String, PointCount> {
+    registered(kind, modules)
+        .into_iter()
+        .map(|point| (point.label(), PointCount::default()))
+        .collect()
+}
+
+/// Adds a run's (or a shard's) counts to `total`.
+pub fn add_counts(total: &mut BTreeMap<String, PointCount>, more: &BTreeMap<String, PointCount>) {
+    for (label, count) in more {
+        total.entry(label.clone()).or_default().add(*count);
+    }
+}
+
+/// The labels in `counts` that no run reached.
+pub fn never_reached(counts: &BTreeMap<String, PointCount>) -> Vec<String> {
+    counts
+        .iter()
+        .filter(|(_, count)| count.reached == 0)
+        .map(|(label, _)| label.clone())
+        .collect()
+}
+
+/// The running binary's name without the hash cargo gives a test binary
+/// (`target/.../deps/<target>-<hash>`).
+pub fn binary_name() -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let stem = exe.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    match stem.rsplit_once('-') {
+        Some((target, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => target.to_string(),
+        _ => stem.to_string(),
+    }
+}
+
+/// The crate of the running binary: the module prefix of its own points.
+pub fn binary_crate() -> String {
+    binary_name().replace('-', "_")
 }
 
 /// A point's counts over a run or an exploration: how often it was

@@ -455,4 +455,29 @@ mod tests {
             r#"heal partitions when replica-1 logs a replisim::engine event "applied replicated entries" with count=1 after 5 ms"#
         );
     }
+
+    #[test]
+    fn buggify_is_off_unless_a_scenario_says_how() {
+        let old = Scenario::from_json(&format!("{{{HEAD}}}")).unwrap();
+        assert_eq!(old.buggify, None);
+        assert!(!old.to_json().contains("buggify"), "{}", old.to_json());
+        let on =
+            Scenario::from_json(&format!(r#"{{{HEAD}, "buggify": {{"fires": 0.5}}}}"#)).unwrap();
+        let rates = Buggify {
+            enabled: 0.25,
+            fires: 0.5,
+        };
+        assert_eq!(on.buggify, Some(rates));
+        assert_eq!(Scenario::from_json(&on.to_json()).unwrap(), on);
+        let mut wrong = on;
+        wrong.buggify = Some(Buggify {
+            enabled: 1.5,
+            ..rates
+        });
+        let error = wrong.validate().unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "invalid scenario: buggify.enabled: is not a probability between 0 and 1"
+        );
+    }
 }

@@ -55,9 +55,7 @@ impl Exploration {
         {
             self.sometimes.insert(name, 0);
         }
-        for point in points::registered(Kind::Buggify, modules) {
-            self.buggify.insert(point.label(), PointCount::default());
-        }
+        self.buggify = points::declared(Kind::Buggify, modules);
     }
 
     /// The "sometimes" properties that held in no run, a `sometimes!`
@@ -79,18 +77,12 @@ impl Exploration {
     /// The `buggify!` points declared in the code explored that no run
     /// reached.
     pub fn unreached_points(&self) -> Vec<String> {
-        self.buggify
-            .iter()
-            .filter(|(_, count)| count.reached == 0)
-            .map(|(label, _)| label.clone())
-            .collect()
+        points::never_reached(&self.buggify)
     }
 
     pub(super) fn add(&mut self, outcome: &Outcome) {
         self.runs += 1;
-        for (label, count) in &outcome.stats.buggify {
-            self.buggify.entry(label.clone()).or_default().add(*count);
-        }
+        points::add_counts(&mut self.buggify, &outcome.stats.buggify);
         for (kind, count) in &outcome.stats.faults {
             self.faults.entry(kind.clone()).or_default().add(*count);
         }
