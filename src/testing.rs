@@ -23,6 +23,13 @@
 //! at the end names inert kinds in a warning;
 //! [`Explorer::fail_on_inert`] makes them fail the test instead.
 //!
+//! The code's own `buggify!` points and `sometimes!` assertions
+//! ([`crate::points`]) are accounted for in the same way, for the modules
+//! the explorer answers for ([`Explorer::points_in`], by default the test
+//! binary's crate): each point's firings are summed, points no run reached
+//! are reported like inert kinds, and an assertion that never held fails
+//! the exploration like an [`Explorer::sometimes`] property.
+//!
 //! [`Explorer::find_violation`] is the opposite, for tests of planted bugs:
 //! it explores until the property fails and returns the shrunk outcome.
 //!

@@ -4,7 +4,11 @@
 //! ([`finish`]); dropping the guard (a run that panicked) ends it too, so
 //! points on this thread go quiet again.
 
-use std::{cell::RefCell, collections::BTreeMap, sync::atomic::Ordering};
+use std::{
+    cell::{Cell, RefCell},
+    collections::BTreeMap,
+    sync::atomic::Ordering,
+};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -39,6 +43,16 @@ struct PointRun {
 
 thread_local! {
     static RUN: RefCell<Option<Run>> = const { RefCell::new(None) };
+    /// Whether `RUN` is set: read without a borrow or a destructor's
+    /// registration, by every point of every thread once some thread
+    /// simulates.
+    static LIVE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a run is live on this thread.
+#[inline(always)]
+pub(super) fn live() -> bool {
+    LIVE.get()
 }
 
 /// A run's points are live on this thread until [`finish`] or drop.
@@ -47,7 +61,8 @@ pub(crate) struct Guard(());
 impl Drop for Guard {
     fn drop(&mut self) {
         if RUN.take().is_some() {
-            SIMULATING.fetch_sub(1, Ordering::Relaxed);
+            LIVE.set(false);
+            SIMULATING.0.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -61,7 +76,8 @@ pub(crate) fn begin(seed: u64, buggify: Option<Buggify>) -> Guard {
         points: BTreeMap::new(),
     }));
     if previous.is_none() {
-        SIMULATING.fetch_add(1, Ordering::Relaxed);
+        LIVE.set(true);
+        SIMULATING.0.fetch_add(1, Ordering::Relaxed);
     }
     Guard(())
 }

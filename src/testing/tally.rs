@@ -1,7 +1,9 @@
 //! What one exploration did: [`Exploration`] (runs and their faults, which
-//! the explorer returns and judges for inert kinds), and the line it
+//! the explorer returns and judges for inert kinds; "sometimes" properties;
+//! `buggify!` points reached and fired), and the line it
 //! prints: cases run, unknown verdicts, faults fired and effective per kind,
-//! the replicas' exits (expected and unexpected), wall time and cases per
+//! the replicas' exits (expected and unexpected), "sometimes" properties,
+//! buggify points, wall time and cases per
 //! second; and, when it failed, at which case and
 //! how long shrinking took.
 
