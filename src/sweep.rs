@@ -27,7 +27,7 @@
 //! replicas' exits over all runs, see [`crate::check::exits`];
 //! `convergence` how long after the last heal the replicas agreed, in the
 //! runs where they did; `"buggify":{"LABEL":{"reached":…, "hits":…}, …}`
-//! counts each `buggify!` point of the binary's crate, hits being
+//! counts each `buggify!` point of the binary, hits being
 //! firings, see [`crate::points`]).
 //! The printed summary ends with a warning per system whose sweep had
 //! inert fault kinds: fired, and never effective in any run; with
@@ -256,7 +256,7 @@ pub struct SystemSummary {
     /// the simulated ms to the next acknowledged write, sorted.
     #[serde(default)]
     pub recovery_ms: Vec<u64>,
-    /// Each `buggify!` point of the binary's crate: times reached, and
+    /// Each `buggify!` point of the binary: times reached, and
     /// `hits`, times fired, over all runs (never-reached points at 0).
     #[serde(default)]
     pub buggify: BTreeMap<String, PointCount>,
@@ -277,7 +277,7 @@ impl SystemSummary {
             first_violation: None,
             first_violation_run: None,
             recovery_ms: Vec::new(),
-            buggify: points::declared(Kind::Buggify, &[points::binary_crate()]),
+            buggify: points::declared(Kind::Buggify, &points::crates(true)),
         }
     }
 

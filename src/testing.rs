@@ -25,8 +25,8 @@
 //!
 //! The code's own `buggify!` points and `sometimes!` assertions
 //! ([`crate::points`]) are accounted for in the same way, for the modules
-//! the explorer answers for ([`Explorer::points_in`], by default the test
-//! binary's crate): each point's firings are summed, points no run reached
+//! the explorer answers for ([`Explorer::points_in`], by default those of
+//! every crate of the test binary but replisim: the user's code): each point's firings are summed, points no run reached
 //! are reported like inert kinds, and an assertion that never held fails
 //! the exploration like an [`Explorer::sometimes`] property.
 //!
@@ -250,9 +250,10 @@ impl Explorer {
     /// Answers for the `buggify!` points and `sometimes!` assertions of the
     /// modules under `module` (a `module_path!()` prefix, such as
     /// `my_store` or `replisim::replication::four_stage`; call again for
-    /// more). Without it, the exploration answers for those of the crate
-    /// under test: the test binary's own, where a `sim-tests/` system
-    /// lives. Its points never reached are reported like inert faults
+    /// more). Without it, the exploration answers for those of every
+    /// crate of the test binary but replisim: the user's code (their
+    /// library, their `tests/` or `sim-tests/` binary), not the built-in
+    /// protocols. Its points never reached are reported like inert faults
     /// (a warning, or a failure with [`Explorer::fail_on_inert`]), and
     /// its assertions that never held fail the exploration, as
     /// [`Explorer::sometimes`] properties do.
@@ -267,7 +268,7 @@ impl Explorer {
     fn point_modules(&self) -> Vec<String> {
         self.points_in
             .clone()
-            .unwrap_or_else(|| vec![crate::points::binary_crate()])
+            .unwrap_or_else(|| crate::points::crates(false))
     }
 
     /// Keeps the regression corpus in `dir` instead of

@@ -153,9 +153,20 @@ pub fn binary_name() -> String {
     }
 }
 
-/// The crate of the running binary: the module prefix of its own points.
-pub fn binary_crate() -> String {
-    binary_name().replace('-', "_")
+/// The crates of the binary that have points, by name (the module prefix
+/// of their points), replisim itself only `with_replisim`: without it,
+/// the user's code (their library, their `tests/` or `sim-tests/`
+/// binary), not the built-in protocols.
+pub fn crates(with_replisim: bool) -> Vec<String> {
+    let mut crates: Vec<String> = POINTS
+        .iter()
+        .map(|point| point.module.split("::").next().unwrap_or_default())
+        .filter(|name| with_replisim || *name != env!("CARGO_CRATE_NAME"))
+        .map(str::to_string)
+        .collect();
+    crates.sort();
+    crates.dedup();
+    crates
 }
 
 /// A point's counts over a run or an exploration: how often it was
@@ -343,5 +354,7 @@ mod tests {
         assert_eq!(sometimes.len(), 1, "{sometimes:?}");
         assert_eq!(sometimes[0].label(), "never evaluated here");
         assert!(registered(Kind::Buggify, &["replisim::point".into()]).is_empty());
+        assert!(crates(true).contains(&"replisim".to_string()));
+        assert!(!crates(false).contains(&"replisim".to_string()));
     }
 }
