@@ -28,11 +28,13 @@
 //! `convergence` how long after the last heal the replicas agreed, in the
 //! runs where they did; `"buggify":{"LABEL":{"reached":…, "hits":…}, …}`
 //! counts each `buggify!` point of the binary, hits being
-//! firings, see [`crate::points`]).
+//! firings, see [`crate::points`]; `"sometimes"` each `sometimes!`
+//! assertion, hits being the times it held).
 //! The printed summary ends with a warning per system whose sweep had
 //! inert fault kinds: fired, and never effective in any run; with
 //! `--buggify` ([`SweepOptions::buggify`]) a line per system gives its
-//! points' firings, and a warning names the points no run reached.
+//! points' firings, and a warning names the points no run reached; a
+//! warning names the `sometimes!` assertions that never held.
 
 use std::{
     collections::BTreeMap,
@@ -260,6 +262,10 @@ pub struct SystemSummary {
     /// `hits`, times fired, over all runs (never-reached points at 0).
     #[serde(default)]
     pub buggify: BTreeMap<String, PointCount>,
+    /// Each `sometimes!` assertion of the binary: times reached, and
+    /// `hits`, times it held, over all runs (never-reached ones at 0).
+    #[serde(default)]
+    pub sometimes: BTreeMap<String, PointCount>,
 }
 
 impl SystemSummary {
@@ -278,6 +284,7 @@ impl SystemSummary {
             first_violation_run: None,
             recovery_ms: Vec::new(),
             buggify: points::declared(Kind::Buggify, &points::crates(true)),
+            sometimes: points::declared(Kind::Sometimes, &points::crates(true)),
         }
     }
 
@@ -301,6 +308,7 @@ impl SystemSummary {
         self.recovery_ms.extend(&other.recovery_ms);
         self.recovery_ms.sort_unstable();
         points::add_counts(&mut self.buggify, &other.buggify);
+        points::add_counts(&mut self.sometimes, &other.sometimes);
         let earlier = match (other.first_violation_run, self.first_violation_run) {
             (Some(theirs), Some(ours)) => theirs < ours,
             (theirs, ours) => theirs.is_some() && ours.is_none(),
@@ -329,6 +337,7 @@ struct RunResult {
     converged_after_ms: Option<u64>,
     recovery_ms: Vec<u64>,
     buggify: BTreeMap<String, PointCount>,
+    sometimes: BTreeMap<String, PointCount>,
     violated: bool,
 }
 
@@ -413,6 +422,7 @@ pub fn sweep(
             summary.convergence.count(r.converged_after_ms);
             summary.recovery_ms.extend(r.recovery_ms);
             points::add_counts(&mut summary.buggify, &r.buggify);
+            points::add_counts(&mut summary.sometimes, &r.sometimes);
             if r.violated && summary.first_violation_run.is_none() {
                 summary.first_violation_run = Some(i);
             }
@@ -488,6 +498,7 @@ fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepE
         },
         recovery_ms,
         buggify: outcome.stats.buggify,
+        sometimes: outcome.stats.sometimes,
         violated: verdicts.violated(),
     })
 }
@@ -695,6 +706,21 @@ impl fmt::Display for SweepSummary {
                     s.system,
                     s.runs,
                     never.join(", ")
+                )?;
+            }
+        }
+        for s in &self.systems {
+            let never: Vec<&String> = s
+                .sometimes
+                .iter()
+                .filter(|(_, count)| count.hits == 0)
+                .map(|(name, _)| name)
+                .collect();
+            if !never.is_empty() {
+                writeln!(
+                    f,
+                    "warning: {}: sometimes! assertions that never held in {} runs: {never:?}",
+                    s.system, s.runs
                 )?;
             }
         }
