@@ -4,6 +4,8 @@
 # replisim by path with default-features = false, puts its own buggy store
 # under a property test, sees the test fail, runs the reproduction command
 # the failure printed, and checks the rerun reproduces the same digest.
+# First, its library's buggify! and sometimes! points must be known to its
+# tests (replisim's link-time registry across crates).
 # The target directory is shared with the repository's, so this is no
 # second build of the dependencies.
 set -euo pipefail
@@ -15,6 +17,9 @@ sed -i "s|REPLISIM_PATH|$repo|" "$crate/Cargo.toml"
 cp "$repo/Cargo.lock" "$crate/Cargo.lock"
 cd "$crate"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
+
+echo "== the user crate's buggify! and sometimes! points, seen from its tests"
+cargo test --test points 2>&1
 
 echo "== a user crate's property test, expected to fail"
 if cargo test --test store > test.log 2>&1; then

@@ -12,12 +12,16 @@
 //!   at the current primary;
 //! - its planted bug `epoch-not-checked` is caught;
 //! - a clock that jumps back beyond the lease's drift bound breaks the
-//!   fenced variant's read lease: a deposed primary serves a stale read.
+//!   fenced variant's read lease: a deposed primary serves a stale read;
+//! - with the engine's `buggify!` points on and no fault of the harness's
+//!   own, a backup that suspects a live primary gives the naive variant
+//!   its split brain, and the fenced variant holds with
+//!   the points on under partitions and crashes.
 
 use replisim::{
     check::Guarantee,
     replication,
-    sim::{Fault, Outcome, Scenario, ScheduledFault, Status, Target},
+    sim::{Buggify, Fault, Outcome, Scenario, ScheduledFault, Status, Target},
     strategy::{FaultKind, FaultKinds, ScenarioSpace},
     testing::{self, Explorer},
 };
@@ -103,6 +107,55 @@ fn naive_paused_primary_keeps_serving_is_found() {
         "{:?}",
         outcome.scenario.faults
     );
+}
+
+/// No fault from outside, only the engine's buggify points: a backup whose
+/// detector suspects the live primary (too early, or because the backup
+/// itself was slow) promotes itself, and the naive variant has two
+/// primaries.
+#[test]
+fn naive_split_brain_from_buggify_alone_is_found() {
+    let outcome = found_and_fenced_holds(
+        "naive_split_brain_from_buggify_alone_is_found",
+        64,
+        space(NAIVE, FaultKinds::none()).buggify(Buggify::default()),
+        Guarantee::Convergent,
+    );
+    assert!(
+        outcome.scenario.faults.is_empty(),
+        "{:?}",
+        outcome.scenario.faults
+    );
+    assert!(
+        outcome.stats.buggify.values().any(|count| count.hits > 0),
+        "{:?}",
+        outcome.stats.buggify
+    );
+}
+
+/// The fenced variant with the engine's buggify points on, under
+/// partitions and crashes: every point of the engine is reached, and the
+/// points on every request's path fire (a promotion is too rare for its
+/// point to fire in every exploration).
+#[test]
+fn fenced_holds_with_buggify() {
+    let kinds = FaultKinds::partitions().with(FaultKind::Crash);
+    let registry = replication::registry();
+    let space = ScenarioSpace::registered(&registry, FENCED, kinds)
+        .unwrap()
+        .buggify(Buggify::default());
+    let exploration = Explorer::new("fenced_holds_with_buggify", 48)
+        .registry(registry)
+        .points_in("replisim::replication::four_stage")
+        .explore(space.strategy(), testing::holds);
+    assert!(exploration.unreached_points().is_empty(), "{exploration}");
+    for point in ["backup slow to acknowledge", "reply late after commit"] {
+        let fired = exploration
+            .buggify
+            .iter()
+            .any(|(label, count)| label.starts_with(point) && count.hits > 0);
+        assert!(fired, "{point} never fired: {exploration}");
+    }
 }
 
 /// The fenced variant under partitions of every shape, pauses and crashes

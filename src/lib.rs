@@ -40,6 +40,7 @@ pub mod effect;
 pub mod history;
 pub mod net;
 pub mod node;
+pub mod points;
 pub mod registry;
 pub mod replication;
 pub mod report;

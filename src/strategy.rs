@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     node::System,
     registry::{Registry, SystemError},
-    sim::{DiskSpec, Fault, Scenario, ScheduledFault, Target, Trigger},
+    sim::{Buggify, DiskSpec, Fault, Scenario, ScheduledFault, Target, Trigger},
     workload::{KeyValue, Mix, Workload},
 };
 
@@ -591,6 +591,9 @@ pub struct ScenarioSpace {
     pub events: Vec<Trigger>,
     /// How cases are drawn.
     pub search: Search,
+    /// Whether and how the code's `buggify!` points fire in every scenario
+    /// (`None`, the default: never; see [`crate::points`]).
+    pub buggify: Option<Buggify>,
 }
 
 impl ScenarioSpace {
@@ -615,6 +618,7 @@ impl ScenarioSpace {
             needs_quorum: false,
             events: Vec::new(),
             search: Search::Random,
+            buggify: None,
         }
     }
 
@@ -680,6 +684,14 @@ impl ScenarioSpace {
     /// The system's configuration in every scenario.
     pub fn config(mut self, config: serde_json::Value) -> Self {
         self.config = config;
+        self
+    }
+
+    /// `buggify!` points fire in every scenario as `buggify` says
+    /// ([`Buggify::default`]: FoundationDB's rates). It draws nothing: the
+    /// cases drawn are the same with and without it, only their runs differ.
+    pub fn buggify(mut self, buggify: Buggify) -> Self {
+        self.buggify = Some(buggify);
         self
     }
 
@@ -760,6 +772,7 @@ impl ScenarioSpace {
                             let mut scenario = Scenario::new(&space.system, seed);
                             scenario.bug = space.bug.clone();
                             scenario.config = space.config.clone();
+                            scenario.buggify = space.buggify;
                             scenario.replicas = replicas;
                             scenario.clients = clients;
                             scenario.workload.ops_per_client = ops;

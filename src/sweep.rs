@@ -26,9 +26,15 @@
 //! `"not_applicable"` when some firings could not apply; `exits` counts the
 //! replicas' exits over all runs, see [`crate::check::exits`];
 //! `convergence` how long after the last heal the replicas agreed, in the
-//! runs where they did).
+//! runs where they did; `"buggify":{"LABEL":{"reached":…, "hits":…}, …}`
+//! counts each `buggify!` point of the binary, hits being
+//! firings, see [`crate::points`]; `"sometimes"` each `sometimes!`
+//! assertion, hits being the times it held).
 //! The printed summary ends with a warning per system whose sweep had
-//! inert fault kinds: fired, and never effective in any run.
+//! inert fault kinds: fired, and never effective in any run; with
+//! `--buggify` ([`SweepOptions::buggify`]) a line per system gives its
+//! points' firings, and a warning names the points no run reached; a
+//! warning names the `sometimes!` assertions that never held.
 
 use std::{
     collections::BTreeMap,
@@ -49,8 +55,9 @@ use crate::{
     check::{
         Guarantee, availability::Counts, exits::ExitCounts, linearizable::SearchLimits, stats,
     },
+    points::{self, Kind, PointCount},
     registry::{Registry, SystemError},
-    sim::{self, FaultCount, RunError, Scenario, Status, inert_faults, repro},
+    sim::{self, Buggify, FaultCount, RunError, Scenario, Status, inert_faults, repro},
     strategy::{FaultKinds, ScenarioSpace, Search},
 };
 
@@ -125,6 +132,10 @@ pub struct SweepOptions {
     pub search: Search,
     /// The slice of the sweep a summary covers.
     pub shard: Shard,
+    /// `buggify!` points fire at [`Buggify::default`]'s rates in every
+    /// scenario (summaries written before buggify existed had none).
+    #[serde(default)]
+    pub buggify: bool,
 }
 
 /// What to sweep.
@@ -247,6 +258,14 @@ pub struct SystemSummary {
     /// the simulated ms to the next acknowledged write, sorted.
     #[serde(default)]
     pub recovery_ms: Vec<u64>,
+    /// Each `buggify!` point of the binary: times reached, and
+    /// `hits`, times fired, over all runs (never-reached points at 0).
+    #[serde(default)]
+    pub buggify: BTreeMap<String, PointCount>,
+    /// Each `sometimes!` assertion of the binary: times reached, and
+    /// `hits`, times it held, over all runs (never-reached ones at 0).
+    #[serde(default)]
+    pub sometimes: BTreeMap<String, PointCount>,
 }
 
 impl SystemSummary {
@@ -264,6 +283,8 @@ impl SystemSummary {
             first_violation: None,
             first_violation_run: None,
             recovery_ms: Vec::new(),
+            buggify: points::declared(Kind::Buggify, &points::crates(true)),
+            sometimes: points::declared(Kind::Sometimes, &points::crates(true)),
         }
     }
 
@@ -286,6 +307,8 @@ impl SystemSummary {
         self.convergence.add(other.convergence);
         self.recovery_ms.extend(&other.recovery_ms);
         self.recovery_ms.sort_unstable();
+        points::add_counts(&mut self.buggify, &other.buggify);
+        points::add_counts(&mut self.sometimes, &other.sometimes);
         let earlier = match (other.first_violation_run, self.first_violation_run) {
             (Some(theirs), Some(ours)) => theirs < ours,
             (theirs, ours) => theirs.is_some() && ours.is_none(),
@@ -313,6 +336,8 @@ struct RunResult {
     exits: ExitCounts,
     converged_after_ms: Option<u64>,
     recovery_ms: Vec<u64>,
+    buggify: BTreeMap<String, PointCount>,
+    sometimes: BTreeMap<String, PointCount>,
     violated: bool,
 }
 
@@ -366,6 +391,9 @@ pub fn sweep(
         let mut space = ScenarioSpace::new(name, kinds.clone())
             .declared_by(&*system)
             .search(options.search);
+        if options.buggify {
+            space = space.buggify(Buggify::default());
+        }
         space.bug = config.bug.clone();
         let scenarios: Vec<(usize, Scenario)> = draw(&space, options.runs, config.seed)?
             .into_iter()
@@ -393,6 +421,8 @@ pub fn sweep(
             summary.exits.add(r.exits);
             summary.convergence.count(r.converged_after_ms);
             summary.recovery_ms.extend(r.recovery_ms);
+            points::add_counts(&mut summary.buggify, &r.buggify);
+            points::add_counts(&mut summary.sometimes, &r.sometimes);
             if r.violated && summary.first_violation_run.is_none() {
                 summary.first_violation_run = Some(i);
             }
@@ -467,6 +497,8 @@ fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepE
             during_faults: verdicts.availability.during_faults,
         },
         recovery_ms,
+        buggify: outcome.stats.buggify,
+        sometimes: outcome.stats.sometimes,
         violated: verdicts.violated(),
     })
 }
@@ -649,6 +681,47 @@ impl fmt::Display for SweepSummary {
         for s in &self.systems {
             if s.exits != ExitCounts::default() {
                 writeln!(f, "{}: replica exits: {}", s.system, s.exits)?;
+            }
+        }
+        for s in self.systems.iter().filter(|_| self.options.buggify) {
+            let fired: Vec<String> = s
+                .buggify
+                .iter()
+                .filter(|(_, count)| count.reached > 0)
+                .map(|(label, count)| format!("{label}={count}"))
+                .collect();
+            if !fired.is_empty() {
+                writeln!(
+                    f,
+                    "{}: buggify fired/reached: {}",
+                    s.system,
+                    fired.join(" ")
+                )?;
+            }
+            let never = points::never_reached(&s.buggify);
+            if !never.is_empty() {
+                writeln!(
+                    f,
+                    "warning: {}: buggify points never reached in {} runs: {}",
+                    s.system,
+                    s.runs,
+                    never.join(", ")
+                )?;
+            }
+        }
+        for s in &self.systems {
+            let never: Vec<&String> = s
+                .sometimes
+                .iter()
+                .filter(|(_, count)| count.hits == 0)
+                .map(|(name, _)| name)
+                .collect();
+            if !never.is_empty() {
+                writeln!(
+                    f,
+                    "warning: {}: sometimes! assertions that never held in {} runs: {never:?}",
+                    s.system, s.runs
+                )?;
             }
         }
         for s in &self.systems {

@@ -23,6 +23,13 @@
 //! at the end names inert kinds in a warning;
 //! [`Explorer::fail_on_inert`] makes them fail the test instead.
 //!
+//! The code's own `buggify!` points and `sometimes!` assertions
+//! ([`crate::points`]) are accounted for in the same way, for the modules
+//! the explorer answers for ([`Explorer::points_in`], by default those of
+//! every crate of the test binary but replisim: the user's code): each point's firings are summed, points no run reached
+//! are reported like inert kinds, and an assertion that never held fails
+//! the exploration like an [`Explorer::sometimes`] property.
+//!
 //! [`Explorer::find_violation`] is the opposite, for tests of planted bugs:
 //! it explores until the property fails and returns the shrunk outcome.
 //!
@@ -151,6 +158,9 @@ pub struct Explorer {
     corpus: Option<PathBuf>,
     fail_on_inert: bool,
     sometimes: Sometimes,
+    /// The modules whose `buggify!` and `sometimes!` points this
+    /// exploration answers for (`None`: the test binary's crate).
+    points_in: Option<Vec<String>>,
 }
 
 impl Explorer {
@@ -172,6 +182,7 @@ impl Explorer {
             corpus: None,
             fail_on_inert: false,
             sometimes: Rc::new([]),
+            points_in: None,
         }
     }
 
@@ -236,6 +247,30 @@ impl Explorer {
         self
     }
 
+    /// Answers for the `buggify!` points and `sometimes!` assertions of the
+    /// modules under `module` (a `module_path!()` prefix, such as
+    /// `my_store` or `replisim::replication::four_stage`; call again for
+    /// more). Without it, the exploration answers for those of every
+    /// crate of the test binary but replisim: the user's code (their
+    /// library, their `tests/` or `sim-tests/` binary), not the built-in
+    /// protocols. Its points never reached are reported like inert faults
+    /// (a warning, or a failure with [`Explorer::fail_on_inert`]), and
+    /// its assertions that never held fail the exploration, as
+    /// [`Explorer::sometimes`] properties do.
+    pub fn points_in(mut self, module: &str) -> Self {
+        self.points_in
+            .get_or_insert_with(Vec::new)
+            .push(module.to_string());
+        self
+    }
+
+    /// The modules this exploration answers for (see [`Explorer::points_in`]).
+    fn point_modules(&self) -> Vec<String> {
+        self.points_in
+            .clone()
+            .unwrap_or_else(|| crate::points::crates(false))
+    }
+
     /// Keeps the regression corpus in `dir` instead of
     /// `fixtures/regressions/<name>/`.
     pub fn corpus(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -261,13 +296,10 @@ impl Explorer {
         property: impl Fn(&Outcome) -> Result<(), String>,
     ) -> Exploration {
         let tally = Tally::new(self.cases());
-        for (name, _) in self.sometimes.iter() {
-            tally
-                .borrow_mut()
-                .exploration
-                .sometimes
-                .insert(name.clone(), 0);
-        }
+        tally.borrow_mut().exploration.declare(
+            self.sometimes.iter().map(|(name, _)| name),
+            &self.point_modules(),
+        );
         if let Some(file) = env::var_os("REPLISIM_REPLAY") {
             self.replay_file(&crate_root().join(file), &property, &tally);
             return tally.into_inner().exploration;
@@ -350,17 +382,25 @@ impl Explorer {
         outcome
     }
 
-    /// Adds `outcome` to the runs of each "sometimes" property it reached.
+    /// Adds `outcome` to the runs of each "sometimes" property it reached:
+    /// the explorer's own, and the code's `sometimes!` that held in it.
     fn count_sometimes(&self, outcome: &Outcome, tally: &RefCell<Tally>) {
-        for (name, reached) in self.sometimes.iter() {
-            if reached(outcome) {
-                *tally
-                    .borrow_mut()
-                    .exploration
-                    .sometimes
-                    .entry(name.clone())
-                    .or_default() += 1;
-            }
+        let own = self
+            .sometimes
+            .iter()
+            .filter(|(_, reached)| reached(outcome));
+        let in_code = outcome
+            .stats
+            .sometimes
+            .iter()
+            .filter(|(_, count)| count.hits > 0);
+        let held: Vec<&String> = own
+            .map(|(name, _)| name)
+            .chain(in_code.map(|(name, _)| name))
+            .collect();
+        let mut tally = tally.borrow_mut();
+        for name in held {
+            *tally.exploration.sometimes.entry(name.clone()).or_default() += 1;
         }
     }
 
@@ -370,12 +410,7 @@ impl Explorer {
     fn report(&self, tally: &Tally) {
         println!("replisim: {}: {tally}", self.name);
         let exploration = &tally.exploration;
-        let never: Vec<&str> = exploration
-            .sometimes
-            .iter()
-            .filter(|(_, held)| **held == 0)
-            .map(|(name, _)| name.as_str())
-            .collect();
+        let never = exploration.never_held(&self.point_modules());
         if !never.is_empty() {
             panic!(
                 "{}: never reached in {} runs: {never:?}\nthe exploration did not get where \
@@ -384,20 +419,33 @@ impl Explorer {
                 self.name, exploration.runs
             );
         }
-        let Some(inert) = inert_faults(&exploration.faults) else {
-            return;
-        };
-        let message = format!(
-            "{}: fault kinds that fired and were never effective in {} runs: {inert}",
-            self.name, exploration.runs
-        );
-        if self.fail_on_inert {
-            panic!(
-                "{message}\nthe test tested less than its scenarios say: aim these faults \
-                 where they can act, or leave their kinds out"
-            );
+        let inert = inert_faults(&exploration.faults).map(|inert| {
+            (
+                format!(
+                    "fault kinds that fired and were never effective in {} runs: {inert}",
+                    exploration.runs
+                ),
+                "aim these faults where they can act, or leave their kinds out",
+            )
+        });
+        let unreached = exploration.unreached_points();
+        let unreached = (!unreached.is_empty()).then(|| {
+            (
+                format!(
+                    "buggify points never reached in {} runs: {}",
+                    exploration.runs,
+                    unreached.join(", ")
+                ),
+                "drive the code to these points (workload, faults), or take them out",
+            )
+        });
+        for (message, hint) in [inert, unreached].into_iter().flatten() {
+            let message = format!("{}: {message}", self.name);
+            if self.fail_on_inert {
+                panic!("{message}\nthe test tested less than its scenarios say: {hint}");
+            }
+            eprintln!("warning: {message}");
         }
-        eprintln!("warning: {message}");
     }
 
     /// Runs one saved scenario and panics if the property fails on it.
@@ -730,15 +778,9 @@ fn test_command(name: &str) -> String {
     )
 }
 
-/// The `cargo test --test` target of the running test binary
-/// (`target/.../deps/<target>-<hash>`).
+/// The `cargo test --test` target of the running test binary.
 fn test_target() -> String {
-    let exe = env::current_exe().unwrap_or_default();
-    let stem = exe.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    match stem.rsplit_once('-') {
-        Some((target, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => target.to_string(),
-        _ => stem.to_string(),
-    }
+    crate::points::binary_name()
 }
 
 /// The running test's name as libtest knows it (the name of its thread),

@@ -37,6 +37,11 @@ pub struct ExploreArgs {
     /// and knobs).
     #[arg(long, default_value_t = Search::Random, value_name = "random|swarm")]
     search: Search,
+    /// Turn the systems' `buggify!` points on (FoundationDB's rates: each
+    /// point enabled in a quarter of the runs, firing a quarter of the
+    /// times it is reached); the summary counts them per point.
+    #[arg(long)]
+    buggify: bool,
     /// The sweep's seed (default: a fresh one, printed).
     #[arg(long)]
     seed: Option<u64>,
@@ -97,6 +102,7 @@ impl ExploreArgs {
                 simultaneous: self.simultaneous,
                 search: self.search,
                 shard: self.shard.unwrap_or(Shard::ALL),
+                buggify: self.buggify,
             },
             seed: self.seed.unwrap_or_else(rand::random), // determinism-ok: picks the sweep's seed, printed
             threads: self

@@ -1,5 +1,6 @@
 //! `replisim run` and `replisim replay`: one simulated scenario, its
-//! verdicts, statistics, the replicas' exits and digest; on failure the saved scenario, its
+//! verdicts, statistics (the `buggify!` points' firings when the scenario
+//! turns them on, the `sometimes!` assertions), the replicas' exits and digest; on failure the saved scenario, its
 //! trace, its HTML report and the command that reproduces it.
 
 use std::{
@@ -250,6 +251,10 @@ fn print_report(outcome: &Outcome, verdicts: &sim::Verdicts) {
     }
     print_counts("effects", &outcome.stats.effects);
     print_counts("faults fired/effective", &outcome.stats.faults);
+    if outcome.scenario.buggify.is_some() {
+        print_counts("buggify fired/reached", &outcome.stats.buggify);
+    }
+    print_counts("sometimes held/reached", &outcome.stats.sometimes);
     if let Some(inert) = sim::inert_faults(&outcome.stats.faults) {
         println!("warning: fault kinds that fired and were never effective: {inert}");
     }

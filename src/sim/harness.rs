@@ -47,6 +47,7 @@ use crate::{
         Board, ClientContext, Declaration, Directory, KvClient, NodeContext, NodeResult,
         REPLICA_PORT, Roles, StateProbe, System,
     },
+    points,
     storage::{InjectedIoError, SimDisk},
     workload::Workload,
 };
@@ -104,11 +105,15 @@ pub(crate) fn run_traced(
     scenario.validate()?;
     check_declared(scenario, &system.declaration(), &*system.workload())?;
     let ledger = Ledger::new(scenario.faults.len());
+    let points = points::begin(scenario.seed, scenario.buggify);
     let result = tracing::subscriber::with_default(trace::begin(record), || {
         Harness::new(scenario, system, ledger.clone()).run()
     });
     let summary = trace::finish();
+    let points = points::finish(points);
     let mut outcome = result?;
+    outcome.stats.buggify = points.buggify;
+    outcome.stats.sometimes = points.sometimes;
     outcome.stats.faults = ledger.counts(&scenario.faults, &summary.effects);
     outcome
         .stats
@@ -582,6 +587,8 @@ impl<'a> Harness<'a> {
                 effects: Default::default(),
                 exits: ExitCounts::of(&exits),
                 converged_after_ms: None,
+                buggify: Default::default(),
+                sometimes: Default::default(),
             },
             exits,
             message_times: Vec::new(),

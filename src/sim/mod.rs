@@ -22,6 +22,7 @@ pub mod repro;
 mod scenario;
 mod trace;
 
+pub use crate::points::Buggify;
 pub use determinism::{DeterminismError, Divergence, check_determinism};
 pub use fault::{Family, Fault, FaultCount, ScheduledFault, Target, Trigger};
 pub use harness::{RunError, run_system};

@@ -23,6 +23,7 @@ use crate::{
         stats::{self, FaultWindow, PhaseStats},
     },
     history::{History, Operation},
+    points::PointCount,
     workload::Workload,
 };
 
@@ -68,6 +69,14 @@ pub struct RunStats {
     /// period; `None` when they did not agree then.
     #[serde(default)]
     pub converged_after_ms: Option<u64>,
+    /// Each `buggify!` point reached in the run ([`crate::points`]): times
+    /// reached, and `hits`, times fired.
+    #[serde(default)]
+    pub buggify: BTreeMap<String, PointCount>,
+    /// Each `sometimes!` assertion reached: times reached, and `hits`,
+    /// times it held.
+    #[serde(default)]
+    pub sometimes: BTreeMap<String, PointCount>,
 }
 
 impl RunStats {

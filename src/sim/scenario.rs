@@ -7,7 +7,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::fault::{FaultCount, ScheduledFault};
-use crate::workload::{InvalidWorkload, WorkloadSpec, millis};
+use crate::{
+    points::Buggify,
+    workload::{InvalidWorkload, WorkloadSpec, millis},
+};
 
 /// One simulation run, completely described.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +48,10 @@ pub struct Scenario {
     /// Disk fault classes of turmoil's simulated filesystem.
     #[serde(default)]
     pub disk: DiskSpec,
+    /// Whether and how `buggify!` points fire ([`crate::points`]); absent
+    /// (as in every scenario saved before buggify existed), none fires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buggify: Option<Buggify>,
     /// The digest this scenario produced when it was saved (not an input:
     /// `replay` reports whether the run still matches it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,6 +211,7 @@ impl Scenario {
             faults: Vec::new(),
             limits: PhaseLimits::default(),
             disk: DiskSpec::default(),
+            buggify: None,
             recorded_digest: None,
         }
     }
@@ -271,6 +279,12 @@ impl Scenario {
             );
         }
         self.disk.validate()?;
+        if let Some(field) = self.buggify.as_ref().and_then(Buggify::invalid_field) {
+            return bad(
+                &format!("buggify.{field}"),
+                "is not a probability between 0 and 1".into(),
+            );
+        }
         for (i, fault) in self.faults.iter().enumerate() {
             fault
                 .fault
@@ -439,6 +453,31 @@ mod tests {
         assert_eq!(
             read.faults[0].to_string(),
             r#"heal partitions when replica-1 logs a replisim::engine event "applied replicated entries" with count=1 after 5 ms"#
+        );
+    }
+
+    #[test]
+    fn buggify_is_off_unless_a_scenario_says_how() {
+        let old = Scenario::from_json(&format!("{{{HEAD}}}")).unwrap();
+        assert_eq!(old.buggify, None);
+        assert!(!old.to_json().contains("buggify"), "{}", old.to_json());
+        let on =
+            Scenario::from_json(&format!(r#"{{{HEAD}, "buggify": {{"fires": 0.5}}}}"#)).unwrap();
+        let rates = Buggify {
+            enabled: 0.25,
+            fires: 0.5,
+        };
+        assert_eq!(on.buggify, Some(rates));
+        assert_eq!(Scenario::from_json(&on.to_json()).unwrap(), on);
+        let mut wrong = on;
+        wrong.buggify = Some(Buggify {
+            enabled: 1.5,
+            ..rates
+        });
+        let error = wrong.validate().unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "invalid scenario: buggify.enabled: is not a probability between 0 and 1"
         );
     }
 }

@@ -1,7 +1,9 @@
 //! What one exploration did: [`Exploration`] (runs and their faults, which
-//! the explorer returns and judges for inert kinds), and the line it
+//! the explorer returns and judges for inert kinds; "sometimes" properties;
+//! `buggify!` points reached and fired), and the line it
 //! prints: cases run, unknown verdicts, faults fired and effective per kind,
-//! the replicas' exits (expected and unexpected), wall time and cases per
+//! the replicas' exits (expected and unexpected), "sometimes" properties,
+//! buggify points, wall time and cases per
 //! second; and, when it failed, at which case and
 //! how long shrinking took.
 
@@ -9,6 +11,7 @@ use std::{cell::RefCell, collections::BTreeMap, fmt, time::Instant};
 
 use crate::{
     check::exits::ExitCounts,
+    points::{self, Kind, PointCount},
     sim::{FaultCount, Outcome},
 };
 
@@ -24,6 +27,9 @@ pub struct Exploration {
     /// Per "sometimes" property ([`super::Explorer::sometimes`]), the runs
     /// in which it held.
     pub sometimes: BTreeMap<String, u64>,
+    /// Per `buggify!` point of the code explored (every one declared there,
+    /// and any other reached), times reached and fired over every run.
+    pub buggify: BTreeMap<String, PointCount>,
 }
 
 impl Exploration {
@@ -36,8 +42,49 @@ impl Exploration {
             .collect()
     }
 
+    /// Starts the accounting: the explorer's own "sometimes" properties
+    /// and the `sometimes!` and `buggify!` points of the `modules` explored,
+    /// each held or reached in no run yet.
+    pub(super) fn declare<'a>(
+        &mut self,
+        sometimes: impl Iterator<Item = &'a String>,
+        modules: &[String],
+    ) {
+        let in_code = points::registered(Kind::Sometimes, modules);
+        for name in sometimes
+            .cloned()
+            .chain(in_code.iter().map(|point| point.label()))
+        {
+            self.sometimes.insert(name, 0);
+        }
+        self.buggify = points::declared(Kind::Buggify, modules);
+    }
+
+    /// The "sometimes" properties that held in no run, a `sometimes!`
+    /// of the `modules` explored with its place in the code.
+    pub(super) fn never_held(&self, modules: &[String]) -> Vec<String> {
+        let in_code = points::registered(Kind::Sometimes, modules);
+        self.sometimes
+            .iter()
+            .filter(|(_, held)| **held == 0)
+            .map(
+                |(name, _)| match in_code.iter().find(|point| point.label() == *name) {
+                    Some(point) => format!("{name} (sometimes! at {}:{})", point.file, point.line),
+                    None => name.clone(),
+                },
+            )
+            .collect()
+    }
+
+    /// The `buggify!` points declared in the code explored that no run
+    /// reached.
+    pub fn unreached_points(&self) -> Vec<String> {
+        points::never_reached(&self.buggify)
+    }
+
     pub(super) fn add(&mut self, outcome: &Outcome) {
         self.runs += 1;
+        points::add_counts(&mut self.buggify, &outcome.stats.buggify);
         for (kind, count) in &outcome.stats.faults {
             self.faults.entry(kind.clone()).or_default().add(*count);
         }
@@ -47,7 +94,7 @@ impl Exploration {
 
 /// `N runs; faults fired/effective: crash=3/2 duplicate=not applicable (1
 /// fired); exits: 2 expected, 0 unexpected; sometimes (runs held):
-/// "a failover"=4`.
+/// "a failover"=4; buggify fired/reached: slow reply at src/store.rs:40=3/57`.
 impl fmt::Display for Exploration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} runs; faults fired/effective:", self.runs)?;
@@ -63,6 +110,12 @@ impl fmt::Display for Exploration {
         }
         for (name, held) in &self.sometimes {
             write!(f, " {name:?}={held}")?;
+        }
+        if !self.buggify.is_empty() {
+            write!(f, "; buggify fired/reached:")?;
+        }
+        for (label, count) in &self.buggify {
+            write!(f, " {label}={count}")?;
         }
         Ok(())
     }

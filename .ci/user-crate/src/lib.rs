@@ -1,5 +1,7 @@
 //! A user's single-node key-value store with a bug: it keeps its data in
-//! memory only, so a crash loses what it acknowledged.
+//! memory only, so a crash loses what it acknowledged. Its `buggify!` and
+//! `sometimes!` points show that replisim's link-time registry sees a
+//! user's library (`tests/points.rs`).
 
 use std::{cell::RefCell, collections::BTreeMap, rc::Rc};
 
@@ -49,7 +51,13 @@ impl System for MyStore {
                     },
                     other => Completion::Fail(format!("no {} here", other.name())),
                 };
-                Box::pin(async move { Some(result) })
+                replisim::sometimes!("a read found a value", matches!(result, Completion::Ok(Some(_))));
+                Box::pin(async move {
+                    if replisim::buggify!("slow reply") {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                    Some(result)
+                })
             });
             serve(node.net.bind(node.port()).await?, handler).await?;
             Ok(())

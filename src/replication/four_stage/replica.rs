@@ -22,7 +22,7 @@ use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::{
     sync::{Mutex, MutexGuard, watch},
-    time::Instant,
+    time::{Instant, sleep},
 };
 
 use super::{
@@ -508,6 +508,11 @@ impl Replica {
             return Completion::Info("replica shut down".into());
         }
         let result = self.state.borrow_mut().results.remove(&index);
+        // Response: a reply that leaves late (a slow network card, a
+        // descheduled thread) reaches a client that gave up on it.
+        if crate::buggify!("reply late after commit") {
+            sleep(self.config.client_timeout).await;
+        }
         result.unwrap_or_else(|| Completion::Info("entry was replaced by a newer primary".into()))
     }
 
@@ -644,6 +649,11 @@ impl Replica {
             }
             tracing::debug!(target: "replisim::engine", from, first = fresh[0].index, count = fresh.len(), "applied replicated entries");
             self.state.borrow_mut().log.extend(fresh);
+            // Persisted, not yet acknowledged: a backup this slow looks
+            // dead to its primary, which retries or drops it.
+            if crate::buggify!("backup slow to acknowledge") {
+                sleep(self.config.rpc.request_timeout).await;
+            }
         }
         let mut state = self.state.borrow_mut();
         let matched = prev_index + shipped;
@@ -669,6 +679,11 @@ impl Replica {
         };
         if let Err(error) = self.meta_file.store(&meta).await {
             return Response::Refused(self.disk_failed(error));
+        }
+        // The new epoch is on disk and nobody knows yet: the old primary
+        // may act in the meantime.
+        if crate::buggify!("slow promotion") {
+            sleep(self.config.heartbeat).await;
         }
         // Like a restarted primary, a promoted one commits its log again as
         // its backups confirm it, and serves reads only after that.
