@@ -142,6 +142,27 @@ pub fn never_reached(counts: &BTreeMap<String, PointCount>) -> Vec<String> {
         .collect()
 }
 
+/// The buggify points in `counts` never reached, of the crates that had a
+/// point reached: what the code that ran never got to. (A sweep counts
+/// the points of every crate of the binary, most of which a given system
+/// never runs.)
+pub fn never_reached_where_run(counts: &BTreeMap<String, PointCount>) -> Vec<String> {
+    let points = registered(Kind::Buggify, &crates(true));
+    let crate_of = |label: &str| {
+        let point = points.iter().find(|point| point.label() == label)?;
+        point.module.split("::").next()
+    };
+    let run: Vec<&str> = counts
+        .iter()
+        .filter(|(_, count)| count.reached > 0)
+        .filter_map(|(label, _)| crate_of(label))
+        .collect();
+    never_reached(counts)
+        .into_iter()
+        .filter(|label| crate_of(label).is_some_and(|name| run.contains(&name)))
+        .collect()
+}
+
 /// The running binary's name without the hash cargo gives a test binary
 /// (`target/.../deps/<target>-<hash>`).
 pub fn binary_name() -> String {
