@@ -32,7 +32,11 @@
 //!   It changes nothing in the run.
 //!
 //! Counts come back in [`crate::sim::RunStats`]'s `buggify` and `sometimes`,
-//! keyed by [`Point::label`].
+//! keyed by [`Point::label`]. Which points an exploration answers for is
+//! a list of module prefixes: [`crates`] gives the binary's crates that
+//! have points (the user's, and replisim's when asked), [`declared`] the
+//! zero counts an exploration starts from, [`never_reached`] and
+//! [`never_reached_where_run`] what it reports.
 
 mod run;
 
