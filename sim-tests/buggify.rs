@@ -14,7 +14,8 @@
 //! the exploration must reach: without buggify it never does, and the
 //! exploration fails saying so. The replica's `buggify!("slow restart")`
 //! is on its restart path, which scenarios without crashes never take: an
-//! exploration reports it as never reached.
+//! exploration reports it as never reached, and so does a sweep
+//! (`replisim explore --buggify`), whose shards add up.
 
 use std::{cell::Cell, collections::BTreeMap, rc::Rc, time::Duration};
 
@@ -27,9 +28,11 @@ use replisim::{
         ClientContext, Declaration, KvClient, NodeContext, NodeResult, System, completion_of_error,
     },
     points::PointCount,
+    registry::Registry,
     replication::kv::KvStore,
     sim::{Buggify, Outcome, run_system},
-    strategy::{FaultKinds, ScenarioSpace},
+    strategy::{FaultKinds, ScenarioSpace, Search},
+    sweep::{Shard, SweepConfig, SweepOptions, SweepSummary, sweep},
     testing::{self, Exploration, Explorer},
 };
 
@@ -199,5 +202,55 @@ fn a_point_never_reached_is_reported() {
     assert!(
         message.contains("buggify points never reached in 24 runs: slow restart at"),
         "{message}"
+    );
+}
+
+/// A sweep with buggify on counts each point per system, and its shards'
+/// counts add up to the whole sweep's (the points' decisions come from
+/// each scenario's seed, not from where it ran).
+#[test]
+fn a_sweep_counts_points_and_its_shards_add_up() {
+    let mut registry = Registry::new();
+    registry.register(
+        "retrying-store",
+        "retrying-store (sim-tests/buggify.rs)",
+        |spec| {
+            spec.no_bug()?;
+            Ok(store())
+        },
+    );
+    let config = |shard| SweepConfig {
+        registry: registry.clone(),
+        systems: vec!["retrying-store".into()],
+        bug: None,
+        options: SweepOptions {
+            runs: 12,
+            faults: "none".into(),
+            simultaneous: 1,
+            search: Search::Random,
+            shard,
+            buggify: true,
+        },
+        seed: 7,
+        threads: 2,
+    };
+    let kinds = FaultKinds::none();
+    let whole = sweep(&config(Shard::ALL), &kinds, |_, _| {}).unwrap();
+    let halves: Vec<SweepSummary> = ["1/2", "2/2"]
+        .into_iter()
+        .map(|shard| sweep(&config(shard.parse().unwrap()), &kinds, |_, _| {}).unwrap())
+        .collect();
+    let merged = SweepSummary::merge(&halves).unwrap();
+    let counts = &whole.systems[0].buggify;
+    assert_eq!(merged.systems[0].buggify, *counts);
+    assert!(count_of(counts, "slow reply").hits > 0, "{counts:?}");
+    assert_eq!(count_of(counts, "slow restart").reached, 0, "{counts:?}");
+    assert!(whole.systems[0].sometimes["a request was retried"].hits > 0);
+    let text = whole.to_string();
+    assert!(
+        text.contains(
+            "warning: retrying-store: buggify points never reached in 12 runs: slow restart at"
+        ),
+        "{text}"
     );
 }

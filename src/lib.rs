@@ -17,7 +17,8 @@
 //! runs the same replica code over real sockets and disks.
 //! [`strategy`] (proptest strategies for faults and scenarios) and
 //! [`testing`] (the property-test runner) are what a user's `#[test]`
-//! functions call; [`sweep`] sweeps seeds (`replisim explore`); [`report`]
+//! functions call; [`points`] holds `buggify!` and `sometimes!`, which
+//! code under test calls; [`sweep`] sweeps seeds (`replisim explore`); [`report`]
 //! draws a run as a self-contained HTML timeline; `cli` (the default feature
 //! `cli`) is the command-line tool over any registry.
 //!

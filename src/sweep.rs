@@ -33,7 +33,8 @@
 //! The printed summary ends with a warning per system whose sweep had
 //! inert fault kinds: fired, and never effective in any run; with
 //! `--buggify` ([`SweepOptions::buggify`]) a line per system gives its
-//! points' firings, and a warning names the points no run reached; a
+//! points' firings, and a warning names the points no run reached (in
+//! the crates whose points the system's code reached at all); a
 //! warning names the `sometimes!` assertions that never held.
 
 use std::{
@@ -698,7 +699,7 @@ impl fmt::Display for SweepSummary {
                     fired.join(" ")
                 )?;
             }
-            let never = points::never_reached(&s.buggify);
+            let never = points::never_reached_where_run(&s.buggify);
             if !never.is_empty() {
                 writeln!(
                     f,

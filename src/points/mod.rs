@@ -32,7 +32,11 @@
 //!   It changes nothing in the run.
 //!
 //! Counts come back in [`crate::sim::RunStats`]'s `buggify` and `sometimes`,
-//! keyed by [`Point::label`].
+//! keyed by [`Point::label`]. Which points an exploration answers for is
+//! a list of module prefixes: [`crates`] gives the binary's crates that
+//! have points (the user's, and replisim's when asked), [`declared`] the
+//! zero counts an exploration starts from, [`never_reached`] and
+//! [`never_reached_where_run`] what it reports.
 
 mod run;
 
@@ -139,6 +143,27 @@ pub fn never_reached(counts: &BTreeMap<String, PointCount>) -> Vec<String> {
         .iter()
         .filter(|(_, count)| count.reached == 0)
         .map(|(label, _)| label.clone())
+        .collect()
+}
+
+/// The buggify points in `counts` never reached, of the crates that had a
+/// point reached: what the code that ran never got to. (A sweep counts
+/// the points of every crate of the binary, most of which a given system
+/// never runs.)
+pub fn never_reached_where_run(counts: &BTreeMap<String, PointCount>) -> Vec<String> {
+    let points = registered(Kind::Buggify, &crates(true));
+    let crate_of = |label: &str| {
+        let point = points.iter().find(|point| point.label() == label)?;
+        point.module.split("::").next()
+    };
+    let run: Vec<&str> = counts
+        .iter()
+        .filter(|(_, count)| count.reached > 0)
+        .filter_map(|(label, _)| crate_of(label))
+        .collect();
+    never_reached(counts)
+        .into_iter()
+        .filter(|label| crate_of(label).is_some_and(|name| run.contains(&name)))
         .collect()
 }
 
