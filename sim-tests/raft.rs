@@ -6,7 +6,7 @@
 
 use replisim::{
     replication,
-    sim::{Fault, Scenario, ScheduledFault, Target, check_determinism},
+    sim::{Fault, Scenario, ScheduledFault, Target, check_determinism, run_recorded},
     strategy::{FaultKind, FaultKinds, ScenarioSpace, Search},
     testing::{self, Explorer},
 };
@@ -77,6 +77,83 @@ fn the_majority_goes_on_while_the_leader_is_isolated() {
         !outcome.recovery_times().is_empty() || outcome.role_losses().is_empty(),
         "a loss followed by acknowledged writes has a recovery time"
     );
+}
+
+/// The leader and one follower cut off from the other three: the minority
+/// side commits nothing once an election timeout has passed (its leader
+/// may still finish what was in flight at the cut), while the majority
+/// side elects a leader of its own and commits and acknowledges writes
+/// during the cut; every check holds after the heal.
+#[test]
+fn a_minority_makes_no_progress_while_the_majority_does() {
+    let registry = replication::registry();
+    let (cut, heal, election_timeout) = (300, 900, 300);
+    let mut scenario = Scenario::new("raft", 7);
+    scenario.replicas = 5;
+    scenario.workload.ops_per_client = 90;
+    // Who leads at the cut: the run is the same until then without faults.
+    let quiet = registry.run(&scenario).unwrap();
+    let leader = quiet
+        .role_changes
+        .iter()
+        .rfind(|c| c.epoch.is_some() && c.time < cut * 1_000_000)
+        .expect("a leader before the cut")
+        .replica;
+    let minority = vec![leader, (leader + 1) % 5];
+    scenario.faults = vec![
+        ScheduledFault::at(
+            cut,
+            Fault::Partition {
+                groups: vec![minority.clone()],
+            },
+        )
+        .lasting(heal - cut),
+    ];
+    let (outcome, trace) =
+        run_recorded(&scenario, registry.system_for(&scenario).unwrap()).unwrap();
+    let verdicts = outcome.verdicts();
+    assert!(verdicts.passed(), "{verdicts}");
+    // Who committed an entry, and when (ms), from the trace lines.
+    let commits: Vec<(usize, f64)> = trace
+        .iter()
+        .filter(|line| line.contains(" replisim::raft: committed index "))
+        .map(|line| {
+            let mut words = line.split_whitespace();
+            let ms: f64 = words
+                .next()
+                .unwrap()
+                .trim_end_matches("ms")
+                .parse()
+                .unwrap();
+            let host = words.next().unwrap();
+            (host.trim_start_matches("replica-").parse().unwrap(), ms)
+        })
+        .collect();
+    let during = |from: u64| move |&&(_, ms): &&(usize, f64)| ms >= from as f64 && ms < heal as f64;
+    let late_minority: Vec<_> = commits
+        .iter()
+        .filter(during(cut + election_timeout))
+        .filter(|(r, _)| minority.contains(r))
+        .collect();
+    assert!(
+        late_minority.is_empty(),
+        "the minority committed: {late_minority:?}"
+    );
+    assert!(
+        commits
+            .iter()
+            .filter(during(cut))
+            .any(|(r, _)| !minority.contains(r)),
+        "the majority committed nothing during the cut"
+    );
+    let acknowledged = outcome
+        .workload_operations()
+        .iter()
+        .filter(|op| op.is_ok() && op.op.is_mutation())
+        .filter_map(|op| op.complete_time)
+        .filter(|t| ((cut + election_timeout) * 1_000_000..heal * 1_000_000).contains(t))
+        .count();
+    assert!(acknowledged > 0, "no write acknowledged during the cut");
 }
 
 /// Elections draw their timeouts from the node's seeded RNG: the same
