@@ -181,6 +181,24 @@ fn vote_without_log_check_is_caught_and_shrunk() {
     caught_and_shrunk("vote-without-log-check", Search::Random, 400);
 }
 
+/// `truncate-on-stale-append`: a late append cuts a follower's log; when
+/// the leader is lost before it repairs the cut (a churn struck on the
+/// follower's `truncating the log`) and the follower is elected, a
+/// committed entry is replaced. Found within the budget, and shrunk.
+#[test]
+fn truncate_on_stale_append_is_caught_and_shrunk() {
+    caught_and_shrunk("truncate-on-stale-append", Search::Random, 1500);
+}
+
+/// `commit-old-term-by-count` (figure 8): leaders struck in turn as they
+/// are elected leave an entry of an old term on a majority, committed by
+/// counting, then replaced by a later leader. Found within the budget,
+/// and shrunk.
+#[test]
+fn commit_old_term_by_count_is_caught_and_shrunk() {
+    caught_and_shrunk("commit-old-term-by-count", Search::Random, 1500);
+}
+
 /// Explores `bug` with `search` until a claimed guarantee fails within
 /// `cases`; the shrunk case has at most 3 faults and passes without the bug.
 fn caught_and_shrunk(bug: &str, search: Search, cases: u32) {

@@ -183,7 +183,8 @@ pub struct FaultKinds {
     /// Percent of faults triggered by an event the system declares.
     triggered: u8,
     /// Percent of cases that also draw a churn, when the system declares a
-    /// churning moment.
+    /// churning moment (half by default: the other half keeps the plain
+    /// random schedules).
     churn: u8,
 }
 
@@ -196,7 +197,7 @@ impl FaultKinds {
             simultaneous: 1,
             longest_ms: None,
             triggered: 20,
-            churn: 30,
+            churn: 50,
         }
     }
 
@@ -557,7 +558,7 @@ pub struct Churn {
 const CHURN_STRIKES: usize = 3;
 
 /// With [`FaultKinds::churn`]'s probability, a churn: one of `churns`, and
-/// up to [`CHURN_STRIKES`] faults on its role's holder (or on one replica,
+/// up to [`CHURN_STRIKES`] faults of one kind on its role's holder (or on one replica,
 /// at its own occurrences, for a moment that strikes its emitter), the
 /// j-th fired at the j-th occurrence of its moment after they are armed,
 /// at once or after one of [`TRIGGER_DELAYS_MS`], each undone after a
@@ -580,7 +581,6 @@ pub fn churn(
         .min(horizon_ms)
         .max(1);
     let strike = (
-        Union::new(node_kinds.into_iter().map(|k| fault_of(k, cluster))),
         prop_oneof![Just(0), select(&TRIGGER_DELAYS_MS[..])],
         1..=longest,
     );
@@ -588,16 +588,18 @@ pub fn churn(
         0..horizon_ms.max(2) / 2,
         select(churns.to_vec()),
         0..cluster.replicas,
+        Union::new(node_kinds.into_iter().map(|k| fault_of(k, cluster))),
         vec(strike, 1..=CHURN_STRIKES),
     )
-        .prop_map(|(at_ms, churn, replica, strikes)| {
+        .prop_map(|(at_ms, churn, replica, fault, strikes)| {
             let (node, host) = match &churn.strike {
                 Churning::Role(role) => (Target::role(role), None),
                 Churning::Emitter => (Target::Replica(replica), Some(Target::Replica(replica))),
             };
             (1..)
                 .zip(strikes)
-                .map(|(nth, (mut fault, delay, for_ms))| {
+                .map(|(nth, (delay, for_ms))| {
+                    let mut fault = fault.clone();
                     if let Some(target) = fault.node_mut() {
                         *target = node.clone();
                     }

@@ -2,8 +2,9 @@
 //! or the next replica in turn) and retry the same request, under the same
 //! id, until their deadline. A redirect to a replica that already failed
 //! this request is stale advice (a follower on the minority side of a cut
-//! still names its old leader): the client tries the next replica instead,
-//! rather than bouncing between the two until the cut heals.
+//! still names its old leader): the client tries the next replica that has
+//! not failed instead, rather than bouncing between the two until the cut
+//! heals; once every replica failed, all get another chance.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -104,8 +105,11 @@ impl KvClient for Client {
                 Ok(Response::Redirect {
                     leader: Some(leader),
                 }) if leader != target => {
+                    // Stale advice: this replica is no help either for now.
                     last_error = format!("replica {target} names replica {leader}, which failed");
+                    failed.insert(target);
                     self.next_guess(&mut failed);
+                    sleep(self.config.heartbeat).await;
                 }
                 Ok(Response::Redirect { .. }) => {
                     last_error = format!("replica {target} knows no leader");
