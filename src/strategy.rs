@@ -562,7 +562,8 @@ const CHURN_STRIKES: usize = 3;
 /// at its own occurrences, for a moment that strikes its emitter), the
 /// j-th fired at the j-th occurrence of its moment after they are armed,
 /// at once or after one of [`TRIGGER_DELAYS_MS`], each undone after a
-/// while: Jepsen's kill-leader nemesis, and the Raft paper's figure 8
+/// while (all brief, or all long: up to twice the horizon, or
+/// [`FaultKinds::lasting_at_most`]): Jepsen's kill-leader nemesis, and the Raft paper's figure 8
 /// (three leaders in turn, each struck soon after its election) within
 /// reach. Shrinks toward no churn, then fewer strikes.
 pub fn churn(
@@ -577,19 +578,27 @@ pub fn churn(
     }
     let longest = kinds
         .longest_ms
-        .unwrap_or(horizon_ms)
-        .min(horizon_ms)
-        .max(1);
-    let strike = (
-        prop_oneof![Just(0), select(&TRIGGER_DELAYS_MS[..])],
-        1..=longest,
+        .unwrap_or(2 * horizon_ms)
+        .clamp(1, 2 * horizon_ms.max(1));
+    // One scale per churn: brief strikes, or ones that outlast an election
+    // or two (a leader cut off while the next is elected and struck).
+    let scale = select(vec![(1, (longest / 8).max(1)), (longest / 2, longest)]).prop_flat_map(
+        |(low, high)| {
+            vec(
+                (
+                    prop_oneof![Just(0), select(&TRIGGER_DELAYS_MS[..])],
+                    low..=high,
+                ),
+                1..=CHURN_STRIKES,
+            )
+        },
     );
     let drawn = (
         0..horizon_ms.max(2) / 2,
         select(churns.to_vec()),
         0..cluster.replicas,
         Union::new(node_kinds.into_iter().map(|k| fault_of(k, cluster))),
-        vec(strike, 1..=CHURN_STRIKES),
+        scale,
     )
         .prop_map(|(at_ms, churn, replica, fault, strikes)| {
             let (node, host) = match &churn.strike {

@@ -129,7 +129,8 @@ impl Default for RaftConfig {
 #[serde(rename_all = "kebab-case")]
 pub enum Bug {
     /// The leader commits entries of earlier terms by counting replicas
-    /// (the Raft paper's figure 8).
+    /// (the Raft paper's figure 8), and so appends no blank entry when
+    /// elected: that entry is how a correct leader commits them.
     CommitOldTermByCount,
     /// Votes are granted without the log up-to-date check.
     VoteWithoutLogCheck,
