@@ -184,20 +184,26 @@ fn vote_without_log_check_is_caught_and_shrunk() {
 
 /// `truncate-on-stale-append`: a late append cuts a follower's log; when
 /// the leader is lost before it repairs the cut (a churn struck on the
-/// follower's `truncating the log`) and the follower is elected, a
-/// committed entry is replaced. Found within the budget, and shrunk.
+/// follower's `truncating the log`) while the third replica is behind,
+/// and the follower is elected, a committed entry is replaced. About one
+/// case in 350 finds it, so the budget (a minute of one core) is kept out
+/// of the default run. Found within the budget, and shrunk.
 #[test]
+#[ignore = "long: about 2000 cases; cargo test --test raft -- --ignored"]
 fn truncate_on_stale_append_is_caught_and_shrunk() {
-    caught_and_shrunk("truncate-on-stale-append", Search::Random, 1500, 4);
+    caught_and_shrunk("truncate-on-stale-append", Search::Random, 2000, 7);
 }
 
-/// `commit-old-term-by-count` (figure 8): leaders struck in turn as they
-/// are elected leave an entry of an old term on a majority, committed by
-/// counting, then replaced by a later leader. Found within the budget,
-/// and shrunk.
+/// `commit-old-term-by-count` (figure 8): leaders struck in turn leave an
+/// entry of an old term on a majority, committed by counting, then
+/// replaced by a later leader. About one case in 1000 to 2000 finds it,
+/// so the budget (a few minutes of one core) is kept out of the default
+/// run. Found within the budget, and shrunk (a churn's three strikes and
+/// the faults that keep a replica behind).
 #[test]
+#[ignore = "long: up to 6000 cases; cargo test --test raft -- --ignored"]
 fn commit_old_term_by_count_is_caught_and_shrunk() {
-    caught_and_shrunk("commit-old-term-by-count", Search::Random, 1500, 4);
+    caught_and_shrunk("commit-old-term-by-count", Search::Random, 6000, 7);
 }
 
 /// Explores `bug` with `search` until a safety guarantee (linearizable,
@@ -211,7 +217,6 @@ fn caught_and_shrunk(bug: &str, search: Search, cases: u32, most_faults: usize) 
     let space = space(kinds).bug(bug).search(search);
     let outcome = Explorer::this_test(cases)
         .registry(replication::registry())
-        .shrink_iters(96)
         .find_violation(space.strategy(), |outcome| {
             let verdicts = outcome.verdicts();
             let safety = [
