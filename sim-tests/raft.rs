@@ -5,8 +5,9 @@
 //! shrunk by the search mode named in its test.
 
 use replisim::{
+    check::Guarantee,
     replication,
-    sim::{Fault, Scenario, ScheduledFault, Target, check_determinism},
+    sim::{Fault, Scenario, ScheduledFault, Status, Target, check_determinism, run_recorded},
     strategy::{FaultKind, FaultKinds, ScenarioSpace, Search},
     testing::{self, Explorer},
 };
@@ -79,6 +80,83 @@ fn the_majority_goes_on_while_the_leader_is_isolated() {
     );
 }
 
+/// The leader and one follower cut off from the other three: the minority
+/// side commits nothing once an election timeout has passed (its leader
+/// may still finish what was in flight at the cut), while the majority
+/// side elects a leader of its own and commits and acknowledges writes
+/// during the cut; every check holds after the heal.
+#[test]
+fn a_minority_makes_no_progress_while_the_majority_does() {
+    let registry = replication::registry();
+    let (cut, heal, election_timeout) = (300, 900, 300);
+    let mut scenario = Scenario::new("raft", 7);
+    scenario.replicas = 5;
+    scenario.workload.ops_per_client = 90;
+    // Who leads at the cut: the run is the same until then without faults.
+    let quiet = registry.run(&scenario).unwrap();
+    let leader = quiet
+        .role_changes
+        .iter()
+        .rfind(|c| c.epoch.is_some() && c.time < cut * 1_000_000)
+        .expect("a leader before the cut")
+        .replica;
+    let minority = vec![leader, (leader + 1) % 5];
+    scenario.faults = vec![
+        ScheduledFault::at(
+            cut,
+            Fault::Partition {
+                groups: vec![minority.clone()],
+            },
+        )
+        .lasting(heal - cut),
+    ];
+    let (outcome, trace) =
+        run_recorded(&scenario, registry.system_for(&scenario).unwrap()).unwrap();
+    let verdicts = outcome.verdicts();
+    assert!(verdicts.passed(), "{verdicts}");
+    // Who committed an entry, and when (ms), from the trace lines.
+    let commits: Vec<(usize, f64)> = trace
+        .iter()
+        .filter(|line| line.contains(" replisim::raft: committed index "))
+        .map(|line| {
+            let mut words = line.split_whitespace();
+            let ms: f64 = words
+                .next()
+                .unwrap()
+                .trim_end_matches("ms")
+                .parse()
+                .unwrap();
+            let host = words.next().unwrap();
+            (host.trim_start_matches("replica-").parse().unwrap(), ms)
+        })
+        .collect();
+    let during = |from: u64| move |&&(_, ms): &&(usize, f64)| ms >= from as f64 && ms < heal as f64;
+    let late_minority: Vec<_> = commits
+        .iter()
+        .filter(during(cut + election_timeout))
+        .filter(|(r, _)| minority.contains(r))
+        .collect();
+    assert!(
+        late_minority.is_empty(),
+        "the minority committed: {late_minority:?}"
+    );
+    assert!(
+        commits
+            .iter()
+            .filter(during(cut))
+            .any(|(r, _)| !minority.contains(r)),
+        "the majority committed nothing during the cut"
+    );
+    let acknowledged = outcome
+        .workload_operations()
+        .iter()
+        .filter(|op| op.is_ok() && op.op.is_mutation())
+        .filter_map(|op| op.complete_time)
+        .filter(|t| ((cut + election_timeout) * 1_000_000..heal * 1_000_000).contains(t))
+        .count();
+    assert!(acknowledged > 0, "no write acknowledged during the cut");
+}
+
 /// Elections draw their timeouts from the node's seeded RNG: the same
 /// scenario, with crashes, gives the same digest twice.
 #[test]
@@ -101,12 +179,38 @@ fn elections_are_deterministic() {
 /// election and overwrites them. Found within the budget, and shrunk.
 #[test]
 fn vote_without_log_check_is_caught_and_shrunk() {
-    caught_and_shrunk("vote-without-log-check", Search::Random, 400);
+    caught_and_shrunk("vote-without-log-check", Search::Random, 400, 3);
 }
 
-/// Explores `bug` with `search` until a claimed guarantee fails within
-/// `cases`; the shrunk case has at most 3 faults and passes without the bug.
-fn caught_and_shrunk(bug: &str, search: Search, cases: u32) {
+/// `truncate-on-stale-append`: a late append cuts a follower's log; when
+/// the leader is lost before it repairs the cut (a churn struck on the
+/// follower's `truncating the log`) while the third replica is behind,
+/// and the follower is elected, a committed entry is replaced. About one
+/// case in 350 finds it, so the budget (a minute of one core) is kept out
+/// of the default run. Found within the budget, and shrunk.
+#[test]
+#[ignore = "long: about 2000 cases; cargo test --test raft -- --ignored"]
+fn truncate_on_stale_append_is_caught_and_shrunk() {
+    caught_and_shrunk("truncate-on-stale-append", Search::Random, 2000, 7);
+}
+
+/// `commit-old-term-by-count` (figure 8): leaders struck in turn leave an
+/// entry of an old term on a majority, committed by counting, then
+/// replaced by a later leader. About one case in 1000 to 2000 finds it,
+/// so the budget (a few minutes of one core) is kept out of the default
+/// run. Found within the budget, and shrunk (a churn's three strikes and
+/// the faults that keep a replica behind).
+#[test]
+#[ignore = "long: up to 6000 cases; cargo test --test raft -- --ignored"]
+fn commit_old_term_by_count_is_caught_and_shrunk() {
+    caught_and_shrunk("commit-old-term-by-count", Search::Random, 6000, 7);
+}
+
+/// Explores `bug` with `search` until a safety guarantee (linearizable,
+/// durable, log agreement: what the planted bugs break) fails within
+/// `cases`; the shrunk case has at most `faults` faults (a churn's strikes
+/// included) and passes without the bug.
+fn caught_and_shrunk(bug: &str, search: Search, cases: u32, most_faults: usize) {
     let kinds = FaultKinds::everything()
         .without(FaultKind::Corruption)
         .simultaneous(2);
@@ -115,13 +219,21 @@ fn caught_and_shrunk(bug: &str, search: Search, cases: u32) {
         .registry(replication::registry())
         .find_violation(space.strategy(), |outcome| {
             let verdicts = outcome.verdicts();
-            match verdicts.violated() {
+            let safety = [
+                Guarantee::Linearizable,
+                Guarantee::Durable,
+                Guarantee::LogAgreement,
+            ];
+            match safety
+                .iter()
+                .any(|&g| verdicts.status(g) == Status::Violated)
+            {
                 true => Err(verdicts.to_string()),
                 false => Ok(()),
             }
         });
     let faults = &outcome.scenario.faults;
-    assert!(faults.len() <= 3, "not shrunk: {faults:?}");
+    assert!(faults.len() <= most_faults, "not shrunk: {faults:?}");
     let mut fixed = outcome.scenario.clone();
     fixed.bug = None;
     let verdicts = replication::registry().run(&fixed).unwrap().verdicts();

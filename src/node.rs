@@ -303,13 +303,18 @@ pub struct Declaration {
 
 /// A moment worth striking at: the `tracing` event a replica emits there,
 /// named by its target and message. Strategies turn it into a fault's
-/// `sim::Trigger`.
+/// `sim::Trigger`. A churning moment ([`Moment::churning`],
+/// [`Moment::churning_emitter`]) is one where striking a replica again and
+/// again is worth it ("crash the leader each time one is elected", "crash
+/// the replica each time it grants a vote"): random strategies then draw
+/// such churns too.
 ///
 /// ```
-/// use replisim::node::Moment;
+/// use replisim::node::{Churning, Moment};
 ///
-/// let elected = Moment::new("replisim::raft", "became leader");
+/// let elected = Moment::new("replisim::raft", "became leader").churning("leader");
 /// assert_eq!(elected.message, "became leader");
+/// assert_eq!(elected.churn, Some(Churning::Role("leader".into())));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Moment {
@@ -317,6 +322,18 @@ pub struct Moment {
     pub target: String,
     /// The event's whole message.
     pub message: String,
+    /// Whom strategies may strike at each of the first few occurrences of
+    /// this moment.
+    pub churn: Option<Churning>,
+}
+
+/// Whom a churn strikes at each occurrence of its moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Churning {
+    /// The holder of this role.
+    Role(String),
+    /// The replica that emitted the event (one replica's occurrences).
+    Emitter,
 }
 
 impl Moment {
@@ -324,7 +341,21 @@ impl Moment {
         Moment {
             target: target.to_string(),
             message: message.to_string(),
+            churn: None,
         }
+    }
+
+    /// The same moment, worth striking `role`'s holder at, time after time.
+    pub fn churning(mut self, role: &str) -> Self {
+        self.churn = Some(Churning::Role(role.to_string()));
+        self
+    }
+
+    /// The same moment, worth striking the replica that emits it, time
+    /// after time.
+    pub fn churning_emitter(mut self) -> Self {
+        self.churn = Some(Churning::Emitter);
+        self
     }
 }
 

@@ -51,7 +51,7 @@ use proptest::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    node::System,
+    node::{Churning, System},
     registry::{Registry, SystemError},
     sim::{Buggify, DiskSpec, Fault, Scenario, ScheduledFault, Target, Trigger},
     workload::{KeyValue, Mix, Workload},
@@ -182,6 +182,10 @@ pub struct FaultKinds {
     longest_ms: Option<u64>,
     /// Percent of faults triggered by an event the system declares.
     triggered: u8,
+    /// Percent of cases that also draw a churn, when the system declares a
+    /// churning moment (half by default: the other half keeps the plain
+    /// random schedules).
+    churn: u8,
 }
 
 impl FaultKinds {
@@ -193,6 +197,7 @@ impl FaultKinds {
             simultaneous: 1,
             longest_ms: None,
             triggered: 20,
+            churn: 50,
         }
     }
 
@@ -291,8 +296,26 @@ impl FaultKinds {
         self
     }
 
+    /// `percent` of the cases (at most 100) also strike the holder of a
+    /// role at the first few occurrences of a moment the system declares
+    /// churning ([`crate::node::Moment::churning`]): "crash the leader each
+    /// time one is elected, three times".
+    pub fn churn(mut self, percent: u8) -> Self {
+        self.churn = percent.min(100);
+        self
+    }
+
     pub fn contains(&self, kind: FaultKind) -> bool {
         self.kinds.contains(&kind)
+    }
+
+    /// The kinds a churn strikes a role's holder with: those that end by
+    /// themselves (a crash restarts, an isolation or pause heals).
+    fn churning(&self) -> Vec<FaultKind> {
+        [FaultKind::Crash, FaultKind::Pause, FaultKind::Isolate]
+            .into_iter()
+            .filter(|&k| self.contains(k))
+            .collect()
     }
 
     /// The kinds that are scheduled faults (not disk classes), simplest first.
@@ -523,6 +546,88 @@ pub fn schedule(
         .boxed()
 }
 
+/// A moment worth striking a replica at, time after time: its trigger and
+/// whom to strike ([`crate::node::Moment::churning`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Churn {
+    pub trigger: Trigger,
+    pub strike: Churning,
+}
+
+/// Most strikes of one churn.
+const CHURN_STRIKES: usize = 3;
+
+/// With [`FaultKinds::churn`]'s probability, a churn: one of `churns`, and
+/// up to [`CHURN_STRIKES`] faults of one kind on its role's holder (or on one replica,
+/// at its own occurrences, for a moment that strikes its emitter), the
+/// j-th fired at the j-th occurrence of its moment after they are armed,
+/// at once or after one of [`TRIGGER_DELAYS_MS`], each undone after a
+/// while (all brief, or all long: up to twice the horizon, or
+/// [`FaultKinds::lasting_at_most`]): Jepsen's kill-leader nemesis, and the Raft paper's figure 8
+/// (three leaders in turn, each struck soon after its election) within
+/// reach. Shrinks toward no churn, then fewer strikes.
+pub fn churn(
+    kinds: &FaultKinds,
+    cluster: Cluster,
+    churns: &[Churn],
+    horizon_ms: u64,
+) -> BoxedStrategy<Vec<ScheduledFault>> {
+    let node_kinds = kinds.churning();
+    if churns.is_empty() || node_kinds.is_empty() || kinds.churn == 0 || cluster.replicas == 0 {
+        return Just(Vec::new()).boxed();
+    }
+    let longest = kinds
+        .longest_ms
+        .unwrap_or(2 * horizon_ms)
+        .clamp(1, 2 * horizon_ms.max(1));
+    // One scale per churn: brief strikes, or ones that outlast an election
+    // or two (a leader cut off while the next is elected and struck).
+    let scale = select(vec![(1, (longest / 8).max(1)), (longest / 2, longest)]).prop_flat_map(
+        |(low, high)| {
+            vec(
+                (
+                    prop_oneof![Just(0), select(&TRIGGER_DELAYS_MS[..])],
+                    low..=high,
+                ),
+                1..=CHURN_STRIKES,
+            )
+        },
+    );
+    let drawn = (
+        0..horizon_ms.max(2) / 2,
+        select(churns.to_vec()),
+        0..cluster.replicas,
+        Union::new(node_kinds.into_iter().map(|k| fault_of(k, cluster))),
+        scale,
+    )
+        .prop_map(|(at_ms, churn, replica, fault, strikes)| {
+            let (node, host) = match &churn.strike {
+                Churning::Role(role) => (Target::role(role), None),
+                Churning::Emitter => (Target::Replica(replica), Some(Target::Replica(replica))),
+            };
+            (1..)
+                .zip(strikes)
+                .map(|(nth, (delay, for_ms))| {
+                    let mut fault = fault.clone();
+                    if let Some(target) = fault.node_mut() {
+                        *target = node.clone();
+                    }
+                    let mut trigger = churn.trigger.clone().nth(nth).delayed(delay);
+                    trigger.host = host.clone();
+                    ScheduledFault::at(at_ms, fault)
+                        .lasting(for_ms)
+                        .when(trigger)
+                })
+                .collect()
+        });
+    match kinds.churn {
+        100.. => drawn.boxed(),
+        percent => option::weighted(f64::from(percent) / 100.0, drawn)
+            .prop_map(Option::unwrap_or_default)
+            .boxed(),
+    }
+}
+
 /// Points a node fault at replica `id`; link faults are left alone.
 fn retarget(fault: &mut Fault, id: usize) {
     if let Some(node) = fault.node_mut() {
@@ -589,6 +694,9 @@ pub struct ScenarioSpace {
     /// The trace events faults may be triggered on (the system's declared
     /// events).
     pub events: Vec<Trigger>,
+    /// The moments worth striking a role's holder at, time after time (the
+    /// system's declared churning moments).
+    pub churns: Vec<Churn>,
     /// How cases are drawn.
     pub search: Search,
     /// Whether and how the code's `buggify!` points fire in every scenario
@@ -617,6 +725,7 @@ impl ScenarioSpace {
             operations: KeyValue.kinds().to_vec(),
             needs_quorum: false,
             events: Vec::new(),
+            churns: Vec::new(),
             search: Search::Random,
             buggify: None,
         }
@@ -652,6 +761,16 @@ impl ScenarioSpace {
             .events
             .iter()
             .map(|moment| Trigger::message(&moment.message).with_target(&moment.target))
+            .collect();
+        self.churns = declared
+            .events
+            .iter()
+            .filter_map(|moment| {
+                Some(Churn {
+                    trigger: Trigger::message(&moment.message).with_target(&moment.target),
+                    strike: moment.churn.clone()?,
+                })
+            })
             .collect();
         self
     }
@@ -733,6 +852,7 @@ impl ScenarioSpace {
                 move |(subset, max_faults, simultaneous, longest, triggered, think_ms)| {
                     let mut narrow = space.clone();
                     narrow.kinds = FaultKinds::only(&subset)
+                        .churn(space.kinds.churn)
                         .simultaneous(simultaneous)
                         .lasting_at_most(longest)
                         .triggered(triggered);
@@ -766,9 +886,11 @@ impl ScenarioSpace {
                     mix(&space.operations),
                     schedule(&space.kinds, cluster, space.horizon_ms, space.max_faults),
                     disk(&space.kinds),
+                    churn(&space.kinds, cluster, &space.churns, space.horizon_ms),
                 )
                     .prop_map(
-                        move |(seed, clients, ops, keys, mix, faults, disk)| {
+                        move |(seed, clients, ops, keys, mix, mut faults, disk, churn)| {
+                            faults.extend(churn);
                             let mut scenario = Scenario::new(&space.system, seed);
                             scenario.bug = space.bug.clone();
                             scenario.config = space.config.clone();
@@ -891,6 +1013,26 @@ mod tests {
                 if let (Some(host), Fault::Crash { node }) = (&trigger.host, &f.fault) {
                     prop_assert_eq!(host, node);
                 }
+            }
+        }
+
+        /// A churn strikes its role's holder at the first, second, ...
+        /// occurrence of its moment, from one arming time.
+        #[test]
+        fn churns_strike_the_role_at_successive_occurrences(
+            faults in churn(
+                &FaultKinds::everything().churn(100),
+                cluster(3),
+                &[Churn { trigger: Trigger::message("became leader"), strike: Churning::Role("primary".into()) }],
+                300,
+            )
+        ) {
+            prop_assert!((1..=CHURN_STRIKES).contains(&faults.len()));
+            for (nth, f) in (1..).zip(&faults) {
+                let trigger = f.trigger.as_ref().expect("every strike triggered");
+                prop_assert_eq!(trigger.nth, nth);
+                prop_assert_eq!(f.at_ms, faults[0].at_ms);
+                prop_assert_eq!(f.fault.clone().node_mut().cloned(), Some(Target::role("primary")));
             }
         }
 

@@ -12,7 +12,11 @@
 //!
 //! Replicas of a simulated run publish their logs as [`PublishedLog`]s
 //! (through [`crate::node::StateProbe::publish_log`]); [`check_published`]
-//! judges those, naming replicas by their ids.
+//! judges those, naming replicas by their ids. A run also watches them as
+//! it goes ([`CommittedSoFar`]): an entry once committed anywhere is never
+//! replaced, even if every replica that committed it later lost it (the
+//! Raft paper's figure 8 commits an entry and overwrites it before the run
+//! ends).
 
 use std::{collections::BTreeMap, fmt};
 
@@ -183,6 +187,48 @@ pub fn check_log_agreement<T: Eq + fmt::Debug>(
     Verdict::Ok
 }
 
+/// The entries committed so far in a run, as replicas' published logs
+/// showed them at each step: the first replica to commit each index, and
+/// the first time another committed something else there.
+#[derive(Debug, Clone, Default)]
+pub struct CommittedSoFar {
+    /// By position: the entry first seen committed there, and by whom.
+    entries: Vec<(LogEntry, usize)>,
+    violation: Option<LogDisagreement>,
+}
+
+impl CommittedSoFar {
+    /// Takes `replica`'s log as it is now (a log not running from index 1
+    /// without gaps is left to [`check_published`] to call unknown).
+    pub fn observe(&mut self, replica: usize, log: &PublishedLog) {
+        if self.violation.is_some() {
+            return;
+        }
+        let committed = log.entries.iter().take(log.commit as usize);
+        for (position, entry) in committed.enumerate() {
+            match self.entries.get(position) {
+                None => self.entries.push((*entry, replica)),
+                Some((seen, by)) if (seen.term, seen.digest) != (entry.term, entry.digest) => {
+                    self.violation = Some(LogDisagreement::Entry {
+                        index: position,
+                        replica: *by,
+                        held: format!("{:?}", (seen.term, seen.digest)),
+                        other_replica: replica,
+                        other_held: format!("{:?}", (entry.term, entry.digest)),
+                    });
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The first committed entry replaced during the run, if any.
+    pub fn violation(&self) -> Option<&LogDisagreement> {
+        self.violation.as_ref()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,15 +273,19 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn published_logs_are_judged_by_replica_id() {
-        let log = |terms: &[(u64, &str)], commit| PublishedLog {
+    /// A published log of `(term, command)` entries from index 1.
+    fn log(terms: &[(u64, &str)], commit: u64) -> PublishedLog {
+        PublishedLog {
             entries: (1..)
                 .zip(terms)
                 .map(|(i, (t, c))| LogEntry::new(i, *t, c.as_bytes()))
                 .collect(),
             commit,
-        };
+        }
+    }
+
+    #[test]
+    fn published_logs_are_judged_by_replica_id() {
         let mut logs = BTreeMap::new();
         assert!(matches!(check_published(&logs), Verdict::Unknown(_)));
         logs.insert(2, log(&[(1, "a"), (1, "b")], 2));
@@ -254,5 +304,27 @@ mod tests {
         assert_eq!((index, replica, other_replica), (1, 2, 4));
         logs.get_mut(&4).unwrap().entries.remove(0);
         assert!(matches!(check_published(&logs), Verdict::Unknown(_)));
+    }
+
+    /// An index committed by one replica, then by another with another
+    /// entry (the first having lost it meanwhile), is a violation.
+    #[test]
+    fn entries_committed_during_the_run_are_never_replaced() {
+        let mut seen = CommittedSoFar::default();
+        seen.observe(0, &log(&[(1, "a"), (2, "x")], 2));
+        seen.observe(1, &log(&[(1, "a"), (3, "y")], 1));
+        seen.observe(0, &log(&[(1, "a")], 1));
+        assert_eq!(seen.violation(), None);
+        seen.observe(1, &log(&[(1, "a"), (3, "y")], 2));
+        let Some(LogDisagreement::Entry {
+            index,
+            replica,
+            other_replica,
+            ..
+        }) = seen.violation()
+        else {
+            panic!("a replaced committed entry must be found");
+        };
+        assert_eq!((*index, *replica, *other_replica), (1, 0, 1));
     }
 }

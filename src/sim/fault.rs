@@ -376,11 +376,13 @@ impl fmt::Display for FaultCount {
 
 /// What an event-triggered fault waits for: the first trace event that
 /// matches every part given (at least one of `target`, `message` and
-/// `fields`), emitted by `host` if given; the fault fires `delay_ms` after
-/// that event (at once by default).
+/// `fields`), emitted by `host` if given (or the `nth` such event since the
+/// fault was armed: "the third leader elected"); the fault fires
+/// `delay_ms` after that event (at once by default).
 ///
 /// In JSON: `"trigger": {"host": 1, "target": "replisim::engine", "message":
-/// "applied replicated entries", "fields": {"count": "1"}, "delay_ms": 5}`.
+/// "applied replicated entries", "fields": {"count": "1"}, "nth": 2,
+/// "delay_ms": 5}`.
 ///
 /// - `target`: the event's target, or a target under it (`replisim`
 ///   matches `replisim::engine`, not `replisim_x`);
@@ -419,6 +421,14 @@ pub struct Trigger {
     /// its edge.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub delay_ms: u64,
+    /// The fault fires at the `nth` matching event since it was armed (0
+    /// and 1 both mean the first).
+    #[serde(default, skip_serializing_if = "is_first")]
+    pub nth: u64,
+}
+
+fn is_first(nth: &u64) -> bool {
+    *nth <= 1
 }
 
 impl Trigger {
@@ -459,6 +469,12 @@ impl Trigger {
     /// The same trigger, firing its fault `ms` after the event.
     pub fn delayed(mut self, ms: u64) -> Self {
         self.delay_ms = ms;
+        self
+    }
+
+    /// The same trigger, firing at the `nth` matching event (from 1).
+    pub fn nth(mut self, nth: u64) -> Self {
+        self.nth = nth;
         self
     }
 
@@ -515,6 +531,9 @@ impl fmt::Display for Trigger {
         for (i, (name, value)) in self.fields.iter().enumerate() {
             let lead = if i == 0 { " with" } else { "," };
             write!(f, "{lead} {name}={value}")?;
+        }
+        if self.nth > 1 {
+            write!(f, " for the {}th time", self.nth)?;
         }
         if self.delay_ms > 0 {
             write!(f, ", then {} ms", self.delay_ms)?;

@@ -41,6 +41,7 @@ use super::{
 use crate::{
     check::convergence::{self, ReplicaState},
     check::exits::{Exit, ExitCounts},
+    check::log_agreement::CommittedSoFar,
     history::{History, Op},
     net::SimNetwork,
     node::{
@@ -94,6 +95,16 @@ pub enum RunError {
 /// ```
 pub fn run_system(scenario: &Scenario, system: Rc<dyn System>) -> Result<Outcome, RunError> {
     run_traced(scenario, system, false).map(|(outcome, _)| outcome)
+}
+
+/// Runs a scenario and keeps its trace: every event but turmoil's, one
+/// line each (`<time>ms <host> <LEVEL> <target>: <fields> <message>`), for
+/// a test that asserts on what a replica did and when.
+pub fn run_recorded(
+    scenario: &Scenario,
+    system: Rc<dyn System>,
+) -> Result<(Outcome, Vec<String>), RunError> {
+    run_traced(scenario, system, true)
 }
 
 /// Runs a scenario, keeping every trace line when `record` is set.
@@ -198,6 +209,8 @@ struct Harness<'a> {
     /// Each replica's roles as last seen, and every change seen.
     roles_seen: Vec<Board>,
     role_changes: Vec<RoleChange>,
+    /// The entries replicas' published logs showed committed, step by step.
+    committed: CommittedSoFar,
     /// Every exit of a replica's software, as its host recorded it.
     exits: Rc<RefCell<Vec<Exit>>>,
     nemesis: Nemesis,
@@ -238,6 +251,7 @@ impl<'a> Harness<'a> {
             roles_seen: vec![Board::default(); roles.len()],
             roles,
             role_changes: Vec::new(),
+            committed: CommittedSoFar::default(),
             exits: Rc::default(),
             directory: Directory::default(),
             history: Rc::default(),
@@ -385,8 +399,19 @@ impl<'a> Harness<'a> {
         self.nemesis.observe();
         self.nemesis.supervise(sim);
         self.observe_roles(sim.elapsed());
+        self.observe_logs();
         trace::after_step();
         Ok(())
+    }
+
+    /// Notes what each replica's published log shows committed now: an
+    /// entry committed and replaced before the run ends is caught too.
+    fn observe_logs(&mut self) {
+        for (replica, probe) in self.probes.iter().enumerate() {
+            if let Some(log) = probe.read_log() {
+                self.committed.observe(replica, &log);
+            }
+        }
     }
 
     /// Records the roles each replica took or gave up since the last step.
@@ -574,6 +599,7 @@ impl<'a> Harness<'a> {
             history,
             replica_states,
             replica_logs,
+            log_replaced: self.committed.violation().cloned(),
             lost: self.nemesis.lost.iter().copied().collect(),
             fault_windows: self.nemesis.windows(elapsed),
             role_changes: self.role_changes,

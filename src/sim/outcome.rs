@@ -115,6 +115,9 @@ pub struct Outcome {
     /// The logs the surviving replicas published after quiescence, by id
     /// (replicas that publish none are absent).
     pub replica_logs: BTreeMap<usize, PublishedLog>,
+    /// The first committed entry the published logs showed replaced during
+    /// the run (checked at every step, not only at the end).
+    pub log_replaced: Option<LogDisagreement>,
     /// Replicas lost for good.
     pub lost: Vec<usize>,
     pub fault_windows: Vec<FaultWindow>,
@@ -238,7 +241,10 @@ impl Outcome {
             convergence: convergence::check(&self.replica_states),
             liveness: liveness::check(&workload, &probes, &self.fault_windows),
             exits: exits::check(&self.exits),
-            log_agreement: log_agreement::check_published(&self.replica_logs),
+            log_agreement: match &self.log_replaced {
+                Some(replaced) => Verdict::Violation(replaced.clone()),
+                None => log_agreement::check_published(&self.replica_logs),
+            },
             availability: availability::measure(&workload, &self.fault_windows),
         }
     }

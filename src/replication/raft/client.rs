@@ -1,8 +1,12 @@
 //! Raft's clients: they find the leader themselves (a follower's redirect,
 //! or the next replica in turn) and retry the same request, under the same
-//! id, until their deadline.
+//! id, until their deadline. A redirect to a replica that already failed
+//! this request is stale advice (a follower on the minority side of a cut
+//! still names its old leader): the client tries the next replica that has
+//! not failed instead, rather than bouncing between the two until the cut
+//! heals; once every replica failed, all get another chance.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::time::{Instant, sleep};
 
@@ -40,8 +44,17 @@ impl Client {
         }
     }
 
-    fn next_guess(&mut self) {
-        self.leader = (self.leader + 1) % self.ctx.replicas.len();
+    /// The next replica in turn that has not failed this request (any,
+    /// once every one has: then they are all given another chance).
+    fn next_guess(&mut self, failed: &mut BTreeSet<usize>) {
+        let n = self.ctx.replicas.len();
+        if failed.len() >= n {
+            failed.clear();
+        }
+        self.leader = (1..=n)
+            .map(|step| (self.leader + step) % n)
+            .find(|r| !failed.contains(r))
+            .unwrap_or((self.leader + 1) % n);
     }
 }
 
@@ -61,6 +74,8 @@ impl KvClient for Client {
         // operation may take effect: `info`, not `fail`).
         let mut maybe_applied = false;
         let mut last_error = String::from("no replica answered");
+        // Replicas that timed out, refused or could not commit this request.
+        let mut failed = BTreeSet::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now()); // determinism-ok: simulated time
             if left.is_zero() {
@@ -80,20 +95,31 @@ impl KvClient for Client {
                 Ok(Response::Client(Completion::Info(reason))) => {
                     maybe_applied = true;
                     last_error = reason;
-                    self.next_guess();
+                    failed.insert(target);
+                    self.next_guess(&mut failed);
                 }
                 Ok(Response::Client(completion)) => return completion,
                 Ok(Response::Redirect {
                     leader: Some(leader),
-                }) if leader != target => self.leader = leader,
+                }) if leader != target && !failed.contains(&leader) => self.leader = leader,
+                Ok(Response::Redirect {
+                    leader: Some(leader),
+                }) if leader != target => {
+                    // Stale advice: this replica is no help either for now.
+                    last_error = format!("replica {target} names replica {leader}, which failed");
+                    failed.insert(target);
+                    self.next_guess(&mut failed);
+                    sleep(self.config.heartbeat).await;
+                }
                 Ok(Response::Redirect { .. }) => {
                     last_error = format!("replica {target} knows no leader");
-                    self.next_guess();
+                    self.next_guess(&mut failed);
                     sleep(self.config.heartbeat).await;
                 }
                 Ok(Response::Refused(reason)) => {
                     last_error = reason;
-                    self.next_guess();
+                    failed.insert(target);
+                    self.next_guess(&mut failed);
                 }
                 Ok(other) => {
                     maybe_applied = true;
@@ -102,7 +128,8 @@ impl KvClient for Client {
                 Err(error) => {
                     maybe_applied |= !error.never_sent();
                     last_error = error.to_string();
-                    self.next_guess();
+                    failed.insert(target);
+                    self.next_guess(&mut failed);
                 }
             }
         }

@@ -75,6 +75,19 @@ const EVENTS: [&str; 6] = [
     "appended entries",
 ];
 
+/// `message` as a declared moment, with whom striking at each of its first
+/// few occurrences is worth it: the leader once elected, once it committed,
+/// once a follower cut its log (leader churn, figure 8); the voter once it
+/// voted.
+fn moment(message: &str) -> Moment {
+    let moment = Moment::new("replisim::raft", message);
+    match message {
+        "became leader" | "committed index" | "truncating the log" => moment.churning(LEADER),
+        "granted vote" => moment.churning_emitter(),
+        _ => moment,
+    }
+}
+
 /// Timing knobs: a scenario's `config` (every field optional; durations as
 /// `{"secs": .., "nanos": ..}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,12 +129,14 @@ impl Default for RaftConfig {
 #[serde(rename_all = "kebab-case")]
 pub enum Bug {
     /// The leader commits entries of earlier terms by counting replicas
-    /// (the Raft paper's figure 8).
+    /// (the Raft paper's figure 8), and so appends no blank entry when
+    /// elected: that entry is how a correct leader commits them.
     CommitOldTermByCount,
     /// Votes are granted without the log up-to-date check.
     VoteWithoutLogCheck,
-    /// A vote is answered before it is durable: it reaches the disk only
-    /// with the next change of term, so a crash forgets it.
+    /// A vote is answered before it is durable: the term and vote (one
+    /// record) reach the disk only with the next change of term, so a
+    /// crash forgets both and the voter may vote again in that term.
     VoteBeforePersist,
     /// An `AppendEntries` that only repeats entries the follower has
     /// truncates the follower's log after them.
@@ -165,10 +180,7 @@ impl System for Raft {
             needs_quorum: true,
             claims: Guarantee::ALL.to_vec(),
             operator_failover: false,
-            events: EVENTS
-                .iter()
-                .map(|message| Moment::new("replisim::raft", message))
-                .collect(),
+            events: EVENTS.iter().map(|message| moment(message)).collect(),
         }
     }
 

@@ -101,7 +101,7 @@ pub(super) async fn run(node: NodeContext, config: RaftConfig, bug: Option<Bug>)
     });
     // A previous start's readers (after a disk failure) report nothing.
     node.state.clear();
-    if replica.state.borrow().log.is_empty() {
+    if replica.state.borrow().entries().is_empty() {
         replica.publish();
     }
     let listener = node.net.bind(node.port()).await?;
@@ -187,16 +187,17 @@ impl Replica {
 
     /// Adopts `term` (newer than ours) as a follower, durably, with no vote.
     async fn adopt_term(&self, disk: &mut Disk, term: u64) -> Result<(), StorageError> {
-        let hard = Hard {
-            term,
-            voted_for: None,
-        };
-        disk.hard.store(&hard).await?;
+        disk.hard.store(&Hard::of(term)).await?;
+        self.follow_term(term);
+        Ok(())
+    }
+
+    /// Adopts `term` as a follower with no vote, in memory only.
+    fn follow_term(&self, term: u64) {
         let mut state = self.state.borrow_mut();
-        state.hard = hard;
+        state.hard = Hard::of(term);
         state.leader = None;
         self.become_follower(&mut state);
-        Ok(())
     }
 
     fn become_follower(&self, state: &mut State) {
@@ -216,8 +217,15 @@ impl Replica {
         last_term: u64,
     ) -> Result<Response, StorageError> {
         let mut disk = self.disk.lock().await;
+        // The planted bug answers before the term and vote (one record)
+        // are durable: they reach the disk with the next change of term,
+        // so a crash before it forgets both.
+        let deferred = self.bug == Some(Bug::VoteBeforePersist);
         if term > self.term() {
-            self.adopt_term(&mut disk, term).await?;
+            match deferred {
+                true => self.follow_term(term),
+                false => self.adopt_term(&mut disk, term).await?,
+            }
         }
         let grant = {
             let state = self.state.borrow();
@@ -231,9 +239,7 @@ impl Replica {
                 term,
                 voted_for: Some(candidate),
             };
-            // The planted bug answers with the vote in memory only; it
-            // reaches the disk with the next change of term.
-            if self.bug != Some(Bug::VoteBeforePersist) {
+            if !deferred {
                 disk.hard.store(&hard).await?;
             }
             self.state.borrow_mut().hard = hard;
@@ -314,7 +320,10 @@ impl Replica {
         } else {
             disk.log.sync().await?;
             tracing::debug!(target: "replisim::raft", first = fresh[0].index, count = fresh.len(), "appended entries");
-            self.state.borrow_mut().log.extend(fresh);
+            let mut state = self.state.borrow_mut();
+            for entry in fresh {
+                state.push(entry);
+            }
         }
         let mut state = self.state.borrow_mut();
         state.commit = state.commit.max(commit.min(matched));
@@ -371,7 +380,7 @@ impl Replica {
             let mut state = self.state.borrow_mut();
             state.wait_for(entry.index, id);
             let at = (entry.index, entry.term);
-            state.log.push(entry);
+            state.push(entry);
             at
         };
         self.changed.send_modify(|v| *v += 1);
@@ -499,7 +508,13 @@ impl Replica {
             for peer in self.others() {
                 tokio::task::spawn_local(self.clone().replicate(peer, term));
             }
-            tokio::task::spawn_local(self.clone().blank_entry(term));
+            // The blank entry is how a leader commits earlier terms' entries
+            // safely; the planted bug commits them by counting, so it has
+            // no use for one (its window: until an entry of this term, a
+            // client's, reaches a majority).
+            if self.bug != Some(Bug::CommitOldTermByCount) {
+                tokio::task::spawn_local(self.clone().blank_entry(term));
+            }
             self.advance_commit(term);
         }
         Ok(())
@@ -530,7 +545,7 @@ impl Replica {
             self.disk_failed(error);
             return;
         }
-        self.state.borrow_mut().log.push(entry);
+        self.state.borrow_mut().push(entry);
         drop(disk);
         self.changed.send_modify(|v| *v += 1);
         self.advance_commit(term);
@@ -592,13 +607,13 @@ impl Replica {
         let state = self.state.borrow();
         let next = state.next[&peer];
         let prev_index = next - 1;
-        let upto = (prev_index as usize + self.config.batch).min(state.log.len());
+        let upto = (prev_index as usize + self.config.batch).min(state.entries().len());
         Request::Append(AppendEntries {
             term,
             leader: self.id,
             prev_index,
             prev_term: state.term_at(prev_index),
-            entries: state.log[prev_index as usize..upto].to_vec(),
+            entries: state.entries()[prev_index as usize..upto].to_vec(),
             commit: state.commit,
         })
     }

@@ -20,6 +20,16 @@ pub struct Hard {
     pub voted_for: Option<usize>,
 }
 
+impl Hard {
+    /// `term`, with no vote yet.
+    pub fn of(term: u64) -> Self {
+        Hard {
+            term,
+            voted_for: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Follower,
@@ -32,7 +42,10 @@ pub struct State {
     pub role: Role,
     /// The leader of the current term, once known.
     pub leader: Option<usize>,
-    pub log: Vec<Entry>,
+    log: Vec<Entry>,
+    /// The log as the log-agreement check reads it, kept alongside (the
+    /// harness reads it at every step).
+    shown: Vec<LogEntry>,
     pub commit: u64,
     applied: u64,
     machine: KvMachine,
@@ -54,6 +67,7 @@ impl State {
             hard,
             role: Role::Follower,
             leader: None,
+            shown: log.iter().map(shown).collect(),
             log,
             commit: 0,
             applied: 0,
@@ -63,6 +77,16 @@ impl State {
             next: BTreeMap::new(),
             matched: BTreeMap::new(),
         }
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.log
+    }
+
+    /// Appends `entry` (the next index) to the log in memory.
+    pub fn push(&mut self, entry: Entry) {
+        self.shown.push(shown(&entry));
+        self.log.push(entry);
     }
 
     pub fn last_index(&self) -> u64 {
@@ -152,6 +176,7 @@ impl State {
     /// checks); the clients waiting for them learn it.
     pub fn truncate(&mut self, len: u64) {
         self.log.truncate(len as usize);
+        self.shown.truncate(len as usize);
         let gone: Vec<u64> = self.waiting.range(len + 1..).map(|(&i, _)| i).collect();
         for index in gone {
             self.waiting.remove(&index);
@@ -177,17 +202,16 @@ impl State {
     /// The log as the log-agreement check reads it.
     pub fn published(&self) -> PublishedLog {
         PublishedLog {
-            entries: self
-                .log
-                .iter()
-                .map(|e| {
-                    let command = serde_json::to_vec(&e.command).unwrap_or_default();
-                    LogEntry::new(e.index, e.term, &command)
-                })
-                .collect(),
+            entries: self.shown.clone(),
             commit: self.commit,
         }
     }
+}
+
+/// `entry` as the log-agreement check reads it.
+fn shown(entry: &Entry) -> LogEntry {
+    let command = serde_json::to_vec(&entry.command).unwrap_or_default();
+    LogEntry::new(entry.index, entry.term, &command)
 }
 
 #[cfg(test)]
@@ -231,7 +255,7 @@ mod tests {
         state.matched.insert(2, 2);
         assert_eq!(state.commit_target(0, 5, false), 0);
         assert_eq!(state.commit_target(0, 5, true), 2, "the planted bug");
-        state.log.push(entry(3, 4, 3));
+        state.push(entry(3, 4, 3));
         state.matched.extend([(1, 3), (2, 3)]);
         assert_eq!(state.commit_target(0, 5, false), 3);
     }
@@ -240,7 +264,7 @@ mod tests {
     fn waiting_clients_learn_when_their_entry_is_replaced() {
         let mut state = State::recovered(Hard::default(), vec![entry(1, 1, 1)]);
         state.wait_for(1, RequestId { client: 1, seq: 1 });
-        state.log.push(entry(2, 1, 2));
+        state.push(entry(2, 1, 2));
         state.wait_for(2, RequestId { client: 1, seq: 2 });
         state.truncate(1);
         assert!(matches!(state.take_result(2), Some(Completion::Info(_))));

@@ -20,6 +20,8 @@ struct Armed {
     /// The host that must emit the event (any when `None`).
     host: Option<String>,
     trigger: Trigger,
+    /// Matching events still to let pass before the one that fires it.
+    skip: u64,
 }
 
 impl Triggers {
@@ -37,12 +39,18 @@ impl Triggers {
         }
         let mut texts = Texts::default();
         event.record(&mut texts);
-        let fired = |armed: &Armed| {
-            may_match(armed) && armed.trigger.matches_fields(|name| texts.get(name))
-        };
-        self.fired
-            .extend(self.armed.iter().filter(|a| fired(a)).map(|a| a.id));
-        self.armed.retain(|armed| !fired(armed));
+        let fired = &mut self.fired;
+        self.armed.retain_mut(|armed| {
+            if !(may_match(armed) && armed.trigger.matches_fields(|name| texts.get(name))) {
+                return true;
+            }
+            if armed.skip > 0 {
+                armed.skip -= 1;
+                return true;
+            }
+            fired.push(armed.id);
+            false
+        });
     }
 }
 
@@ -74,7 +82,15 @@ impl tracing::field::Visit for Texts {
 /// by `host` (any host when `None`; the harness resolves the trigger's own
 /// host).
 pub(crate) fn arm(id: usize, host: Option<String>, trigger: Trigger) {
-    with_state(|state| state.triggers.armed.push(Armed { id, host, trigger }));
+    let skip = trigger.nth.saturating_sub(1);
+    with_state(|state| {
+        state.triggers.armed.push(Armed {
+            id,
+            host,
+            trigger,
+            skip,
+        })
+    });
 }
 
 /// The triggers that fired since the last call (each fires once).
@@ -133,8 +149,9 @@ mod tests {
                 None,
                 Trigger::target("replisim::engine").with_field("count", 1),
             ),
+            (None, Trigger::message("applied replicated entries").nth(2)),
         ]);
-        assert_eq!(fired, vec![vec![1, 3], vec![0], vec![2]]);
+        assert_eq!(fired, vec![vec![1, 3], vec![0, 4], vec![2]]);
     }
 
     #[test]
