@@ -22,11 +22,14 @@
 //! "violated":…, "unknown":…}, …}, "faults":{"crash":{"fired":…,
 //! "effective":…}, …}, "exits":{"expected":…, "unexpected":…},
 //! "convergence":{"converged":…, "total_ms":…, "max_ms":…},
+//! "staleness":{"reads":…, "stale":…, "versions_missed":…,
+//! "max_versions":…, "behind_ms":…, "max_behind_ms":…} (or null),
 //! "first_violation":"PATH or null", …}]}` (a fault count also has
 //! `"not_applicable"` when some firings could not apply; `exits` counts the
 //! replicas' exits over all runs, see [`crate::check::exits`];
 //! `convergence` how long after the last heal the replicas agreed, in the
-//! runs where they did).
+//! runs where they did; `staleness` how many clients' reads missed an
+//! acknowledged write and by how much, see [`crate::check::staleness`]).
 //! The printed summary ends with a warning per system whose sweep had
 //! inert fault kinds: fired, and never effective in any run.
 
@@ -47,7 +50,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     check::{
-        Guarantee, availability::Counts, exits::ExitCounts, linearizable::SearchLimits, stats,
+        Guarantee, availability::Counts, exits::ExitCounts, linearizable::SearchLimits,
+        staleness::Staleness, stats,
     },
     registry::{Registry, SystemError},
     sim::{self, FaultCount, RunError, Scenario, Status, inert_faults, repro},
@@ -247,6 +251,10 @@ pub struct SystemSummary {
     /// the simulated ms to the next acknowledged write, sorted.
     #[serde(default)]
     pub recovery_ms: Vec<u64>,
+    /// How stale the clients' reads were over all runs whose history a
+    /// staleness check can judge (a register's), `None` when none could.
+    #[serde(default)]
+    pub staleness: Option<Staleness>,
 }
 
 impl SystemSummary {
@@ -264,6 +272,13 @@ impl SystemSummary {
             first_violation: None,
             first_violation_run: None,
             recovery_ms: Vec::new(),
+            staleness: None,
+        }
+    }
+
+    fn add_staleness(&mut self, other: Option<Staleness>) {
+        if let Some(other) = other {
+            self.staleness.get_or_insert_default().add(other);
         }
     }
 
@@ -286,6 +301,7 @@ impl SystemSummary {
         self.convergence.add(other.convergence);
         self.recovery_ms.extend(&other.recovery_ms);
         self.recovery_ms.sort_unstable();
+        self.add_staleness(other.staleness);
         let earlier = match (other.first_violation_run, self.first_violation_run) {
             (Some(theirs), Some(ours)) => theirs < ours,
             (theirs, ours) => theirs.is_some() && ours.is_none(),
@@ -313,6 +329,7 @@ struct RunResult {
     exits: ExitCounts,
     converged_after_ms: Option<u64>,
     recovery_ms: Vec<u64>,
+    staleness: Option<Staleness>,
     violated: bool,
 }
 
@@ -393,6 +410,7 @@ pub fn sweep(
             summary.exits.add(r.exits);
             summary.convergence.count(r.converged_after_ms);
             summary.recovery_ms.extend(r.recovery_ms);
+            summary.add_staleness(r.staleness);
             if r.violated && summary.first_violation_run.is_none() {
                 summary.first_violation_run = Some(i);
             }
@@ -467,6 +485,7 @@ fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepE
             during_faults: verdicts.availability.during_faults,
         },
         recovery_ms,
+        staleness: verdicts.staleness,
         violated: verdicts.violated(),
     })
 }
@@ -557,7 +576,7 @@ impl fmt::Display for SweepSummary {
         let width = names.iter().map(String::len).max().unwrap_or(0).max(6);
         writeln!(
             f,
-            "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>8} {:>8} {:>15}",
+            "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>14} {:>17} {:>8} {:>8} {:>15}",
             "system",
             "runs",
             "linearizable",
@@ -566,6 +585,8 @@ impl fmt::Display for SweepSummary {
             "live",
             "no-unexpected-exit",
             "log-agreement",
+            "no-stale-read",
+            "read-your-writes",
             "unknown",
             "ok",
             "ok under fault"
@@ -594,7 +615,7 @@ impl fmt::Display for SweepSummary {
                 .sum();
             writeln!(
                 f,
-                "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>8} {:>7.1}% {:>14.1}%",
+                "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>14} {:>17} {:>8} {:>7.1}% {:>14.1}%",
                 name,
                 s.runs,
                 held(Guarantee::Linearizable),
@@ -603,6 +624,8 @@ impl fmt::Display for SweepSummary {
                 held(Guarantee::Live),
                 held(Guarantee::NoUnexpectedExit),
                 held(Guarantee::LogAgreement),
+                held(Guarantee::NoStaleRead),
+                held(Guarantee::ReadYourWrites),
                 unknown,
                 s.availability.overall.ok_ratio() * 100.0,
                 s.availability.during_faults.ok_ratio() * 100.0
@@ -618,6 +641,11 @@ impl fmt::Display for SweepSummary {
                     l.p50,
                     l.p99
                 )?;
+            }
+        }
+        for s in &self.systems {
+            if let Some(staleness) = s.staleness.filter(|st| st.stale > 0) {
+                writeln!(f, "{}: staleness: {staleness}", s.system)?;
             }
         }
         for s in &self.systems {
