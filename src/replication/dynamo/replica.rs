@@ -338,7 +338,10 @@ impl Peers {
         }
     }
 
-    /// Sends `request` to node `peer` and waits for its answer.
+    /// Sends `request` to node `peer` and waits for its answer. A
+    /// connection found broken (the peer restarted since it was last
+    /// used) is reopened once: every request between nodes is idempotent
+    /// (merges and reads).
     pub async fn call(&self, peer: usize, request: &Request) -> Result<Response, NetError> {
         let idle = self.idle.borrow_mut().entry(peer).or_default().pop();
         let mut client = idle.unwrap_or_else(|| {
@@ -348,7 +351,10 @@ impl Peers {
                 self.config.peer_rpc,
             )
         });
-        let answer = client.call(request).await;
+        let answer = match client.call(request).await {
+            Err(NetError::Broken { .. }) => client.call(request).await,
+            answer => answer,
+        };
         self.idle.borrow_mut().entry(peer).or_default().push(client);
         answer
     }
