@@ -128,11 +128,7 @@ mod tests {
     use crate::history::{Completion, History};
 
     fn write(h: &mut History, p: u64, t: (u64, u64), value: &str) {
-        let op = Op::Write {
-            key: "k".into(),
-            value: value.into(),
-        };
-        run(h, p, t, op, ok());
+        crate::check::test_history::write(h, p, t, value, ok());
     }
 
     fn final_read(h: &mut History, t: (u64, u64), values: &[&str]) -> Vec<Operation> {

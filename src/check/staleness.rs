@@ -335,16 +335,8 @@ pub fn measure(ops: &[Operation]) -> Option<Staleness> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::test_history::{info, ok, read, run};
+    use crate::check::test_history::{info, ok, read, run, write};
     use crate::history::{Completion, History};
-
-    fn write(h: &mut History, p: u64, t: (u64, u64), value: &str, c: Completion) {
-        let op = Op::Write {
-            key: "k".into(),
-            value: value.into(),
-        };
-        run(h, p, t, op, c);
-    }
 
     #[test]
     fn a_read_older_than_an_acknowledged_write_is_stale() {
