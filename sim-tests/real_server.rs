@@ -4,7 +4,9 @@
 //! engine's `sync`, and Raft); with `primary-backup:fenced`, the primary
 //! killed for good and a backup taking over by itself; with `crdt-counter`,
 //! a replica's acknowledged adds surviving its SIGKILL and reaching the
-//! others by gossip.
+//! others by gossip; with `dynamo:3/2/2`, concurrent writes kept as
+//! siblings, and writes acknowledged by two nodes while the third is
+//! killed reading back.
 
 use std::{
     net::TcpListener,
@@ -249,4 +251,25 @@ fn real_crdt_counter_recovers_and_gossips_across_sigkill() {
         *read == expected
     });
     assert_eq!(read, Some(expected));
+}
+
+/// `dynamo:3/2/2`: two one-shot clients (each call is a new client, with
+/// no context) write one key, so both values are kept as siblings and read
+/// together; with one node killed, writes still reach W = 2 and read back.
+#[test]
+fn real_dynamo_keeps_concurrent_writes_as_siblings_and_survives_a_sigkill() {
+    let mut cluster = Cluster::start("dynamo:3/2/2", 3);
+    cluster.call_until_ok(write("k", "a"));
+    cluster.call_until_ok(write("k", "b"));
+    assert_eq!(
+        cluster.call(read("k")),
+        Completion::Siblings(vec!["a".into(), "b".into()])
+    );
+    cluster.kill(2);
+    let acknowledged = cluster.write_each(1..=5);
+    assert!(
+        !acknowledged.is_empty(),
+        "no write acknowledged by two nodes"
+    );
+    cluster.assert_readable(acknowledged);
 }

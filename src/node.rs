@@ -159,10 +159,14 @@ impl Clock {
 #[derive(Clone, Default)]
 pub struct StateProbe(Rc<RefCell<Readers>>);
 
+/// Where a replica says each key belongs ([`StateProbe::publish_placement`]).
+type PlacementReader = Box<dyn Fn(&str) -> Vec<usize>>;
+
 #[derive(Default)]
 struct Readers {
     state: Option<Box<dyn Fn() -> ReplicaState>>,
     log: Option<Box<dyn Fn() -> PublishedLog>>,
+    placement: Option<PlacementReader>,
 }
 
 impl StateProbe {
@@ -195,6 +199,20 @@ impl StateProbe {
     /// Reads the log, if a live replica published a reader.
     pub fn read_log(&self) -> Option<PublishedLog> {
         self.0.borrow().log.as_ref().map(|read| read())
+    }
+
+    /// Says which replicas a key belongs to, for a system that keeps each
+    /// key on some of its replicas only (consistent hashing): convergence
+    /// then compares each key among those replicas
+    /// ([`crate::check::convergence`]). Without it, every key belongs to
+    /// every replica.
+    pub fn publish_placement(&self, replicas_of: impl Fn(&str) -> Vec<usize> + 'static) {
+        self.0.borrow_mut().placement = Some(Box::new(replicas_of));
+    }
+
+    /// The replicas `key` belongs to, if a live replica published a placement.
+    pub fn placement(&self, key: &str) -> Option<Vec<usize>> {
+        self.0.borrow().placement.as_ref().map(|of| of(key))
     }
 
     /// Forgets the readers (the replica crashed).

@@ -22,11 +22,15 @@
 //! "violated":…, "unknown":…}, …}, "faults":{"crash":{"fired":…,
 //! "effective":…}, …}, "exits":{"expected":…, "unexpected":…},
 //! "convergence":{"converged":…, "total_ms":…, "max_ms":…},
+//! "staleness":{"reads":…, "stale":…, "versions_missed":…,
+//! "max_versions":…, "behind_ms":…, "max_behind_ms":…} (or null),
 //! "first_violation":"PATH or null", …}]}` (a fault count also has
 //! `"not_applicable"` when some firings could not apply; `exits` counts the
 //! replicas' exits over all runs, see [`crate::check::exits`];
 //! `convergence` how long after the last heal the replicas agreed, in the
-//! runs where they did; `"buggify":{"LABEL":{"reached":…, "hits":…}, …}`
+//! runs where they did; `staleness` how many clients' reads missed an
+//! acknowledged write and by how much, see [`crate::check::staleness`];
+//! `"buggify":{"LABEL":{"reached":…, "hits":…}, …}`
 //! counts each `buggify!` point of the binary, hits being
 //! firings, see [`crate::points`]; `"sometimes"` each `sometimes!`
 //! assertion, hits being the times it held).
@@ -54,7 +58,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     check::{
-        Guarantee, availability::Counts, exits::ExitCounts, linearizable::SearchLimits, stats,
+        Guarantee, availability::Counts, exits::ExitCounts, linearizable::SearchLimits,
+        staleness::Staleness, stats,
     },
     points::{self, Kind, PointCount},
     registry::{Registry, SystemError},
@@ -267,6 +272,10 @@ pub struct SystemSummary {
     /// `hits`, times it held, over all runs (never-reached ones at 0).
     #[serde(default)]
     pub sometimes: BTreeMap<String, PointCount>,
+    /// How stale the clients' reads were over all runs whose history a
+    /// staleness check can judge (a register's), `None` when none could.
+    #[serde(default)]
+    pub staleness: Option<Staleness>,
 }
 
 impl SystemSummary {
@@ -286,6 +295,13 @@ impl SystemSummary {
             recovery_ms: Vec::new(),
             buggify: points::declared(Kind::Buggify, &points::crates(true)),
             sometimes: points::declared(Kind::Sometimes, &points::crates(true)),
+            staleness: None,
+        }
+    }
+
+    fn add_staleness(&mut self, other: Option<Staleness>) {
+        if let Some(other) = other {
+            self.staleness.get_or_insert_default().add(other);
         }
     }
 
@@ -310,6 +326,7 @@ impl SystemSummary {
         self.recovery_ms.sort_unstable();
         points::add_counts(&mut self.buggify, &other.buggify);
         points::add_counts(&mut self.sometimes, &other.sometimes);
+        self.add_staleness(other.staleness);
         let earlier = match (other.first_violation_run, self.first_violation_run) {
             (Some(theirs), Some(ours)) => theirs < ours,
             (theirs, ours) => theirs.is_some() && ours.is_none(),
@@ -339,6 +356,7 @@ struct RunResult {
     recovery_ms: Vec<u64>,
     buggify: BTreeMap<String, PointCount>,
     sometimes: BTreeMap<String, PointCount>,
+    staleness: Option<Staleness>,
     violated: bool,
 }
 
@@ -424,6 +442,7 @@ pub fn sweep(
             summary.recovery_ms.extend(r.recovery_ms);
             points::add_counts(&mut summary.buggify, &r.buggify);
             points::add_counts(&mut summary.sometimes, &r.sometimes);
+            summary.add_staleness(r.staleness);
             if r.violated && summary.first_violation_run.is_none() {
                 summary.first_violation_run = Some(i);
             }
@@ -500,6 +519,7 @@ fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepE
         recovery_ms,
         buggify: outcome.stats.buggify,
         sometimes: outcome.stats.sometimes,
+        staleness: verdicts.staleness,
         violated: verdicts.violated(),
     })
 }
@@ -590,7 +610,7 @@ impl fmt::Display for SweepSummary {
         let width = names.iter().map(String::len).max().unwrap_or(0).max(6);
         writeln!(
             f,
-            "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>8} {:>8} {:>15}",
+            "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>14} {:>17} {:>8} {:>8} {:>15}",
             "system",
             "runs",
             "linearizable",
@@ -599,6 +619,8 @@ impl fmt::Display for SweepSummary {
             "live",
             "no-unexpected-exit",
             "log-agreement",
+            "no-stale-read",
+            "read-your-writes",
             "unknown",
             "ok",
             "ok under fault"
@@ -627,7 +649,7 @@ impl fmt::Display for SweepSummary {
                 .sum();
             writeln!(
                 f,
-                "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>8} {:>7.1}% {:>14.1}%",
+                "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>14} {:>17} {:>8} {:>7.1}% {:>14.1}%",
                 name,
                 s.runs,
                 held(Guarantee::Linearizable),
@@ -636,6 +658,8 @@ impl fmt::Display for SweepSummary {
                 held(Guarantee::Live),
                 held(Guarantee::NoUnexpectedExit),
                 held(Guarantee::LogAgreement),
+                held(Guarantee::NoStaleRead),
+                held(Guarantee::ReadYourWrites),
                 unknown,
                 s.availability.overall.ok_ratio() * 100.0,
                 s.availability.during_faults.ok_ratio() * 100.0
@@ -651,6 +675,11 @@ impl fmt::Display for SweepSummary {
                     l.p50,
                     l.p99
                 )?;
+            }
+        }
+        for s in &self.systems {
+            if let Some(staleness) = s.staleness.filter(|st| st.stale > 0) {
+                writeln!(f, "{}: staleness: {staleness}", s.system)?;
             }
         }
         for s in &self.systems {

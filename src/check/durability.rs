@@ -178,16 +178,8 @@ fn overwritten_later(operations: &[Operation], w: &Operation, final_value: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::test_history::write;
     use crate::history::{Completion, History};
-
-    fn write(h: &mut History, p: u64, t: (u64, u64), value: &str, c: Completion) {
-        let op = Op::Write {
-            key: "k".into(),
-            value: value.into(),
-        };
-        h.invoke(p, t.0, op.clone());
-        h.complete(p, t.1, op, &c);
-    }
 
     fn finals(value: Option<&str>) -> BTreeMap<String, Option<String>> {
         BTreeMap::from([("k".to_string(), value.map(String::from))])

@@ -221,6 +221,7 @@ mod tests {
             complete_time: Some(t),
             kind: EventType::Ok,
             result: None,
+            siblings: Vec::new(),
         };
         (0..n)
             .flat_map(|t| keys.iter().map(move |&k| read(k, t as u64)))

@@ -103,6 +103,7 @@ mod tests {
             complete_time: Some(at_ms * 1_000_000 + 1),
             kind,
             result: None,
+            siblings: Vec::new(),
         }
     }
 

@@ -27,6 +27,11 @@
 //! - [`set`]: set histories (insert, remove, read): the [`set::SetModel`] model,
 //!   linearizability and durability (every acknowledged insert kept unless
 //!   a remove may have followed);
+//! - [`staleness`]: reads that missed a write acknowledged before they
+//!   were invoked (`no-stale-read`), or their own client's
+//!   (`read-your-writes`), and how much they missed;
+//! - [`siblings`]: durability of multi-value registers (reads return
+//!   siblings, writes supersede what their client saw);
 //! - [`availability`]: the share of operations completed, overall and
 //!   during faults (the one-line summary of [`stats`]);
 //! - `file`: checking a history file ([`check_file`]) (what `replisim check` runs);
@@ -57,6 +62,8 @@ mod memo;
 pub mod model;
 mod search;
 pub mod set;
+pub mod siblings;
+pub mod staleness;
 pub mod stats;
 #[cfg(test)]
 mod test_history;
@@ -88,17 +95,25 @@ pub enum Guarantee {
     /// Replicas that publish their logs never hold different entries at an
     /// index both consider committed ([`log_agreement`]).
     LogAgreement,
+    /// No read missed a write acknowledged before it was invoked
+    /// ([`staleness`]).
+    NoStaleRead,
+    /// No read missed a write its own client had acknowledged before
+    /// invoking it ([`staleness`]).
+    ReadYourWrites,
 }
 
 impl Guarantee {
     /// Every guarantee, in report order.
-    pub const ALL: [Guarantee; 6] = [
+    pub const ALL: [Guarantee; 8] = [
         Guarantee::Linearizable,
         Guarantee::Durable,
         Guarantee::Convergent,
         Guarantee::Live,
         Guarantee::NoUnexpectedExit,
         Guarantee::LogAgreement,
+        Guarantee::NoStaleRead,
+        Guarantee::ReadYourWrites,
     ];
 
     /// The safety guarantees: nothing bad happens (every guarantee but
@@ -111,7 +126,8 @@ impl Guarantee {
     ];
 
     /// The name in reports and JSON: `linearizable`, `durable`,
-    /// `convergent`, `live`, `no-unexpected-exit`, `log-agreement`.
+    /// `convergent`, `live`, `no-unexpected-exit`, `log-agreement`,
+    /// `no-stale-read`, `read-your-writes`.
     pub fn name(self) -> &'static str {
         match self {
             Guarantee::Linearizable => "linearizable",
@@ -120,6 +136,8 @@ impl Guarantee {
             Guarantee::Live => "live",
             Guarantee::NoUnexpectedExit => "no-unexpected-exit",
             Guarantee::LogAgreement => "log-agreement",
+            Guarantee::NoStaleRead => "no-stale-read",
+            Guarantee::ReadYourWrites => "read-your-writes",
         }
     }
 }

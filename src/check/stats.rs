@@ -198,6 +198,7 @@ mod tests {
             complete_time: complete,
             kind,
             result: None,
+            siblings: Vec::new(),
         }
     }
 

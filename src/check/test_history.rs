@@ -19,6 +19,15 @@ pub fn read(h: &mut History, p: u64, t: (u64, u64), key: &str, value: Option<&st
     run(h, p, t, op, Completion::Ok(value.map(String::from)));
 }
 
+/// A write of `value` to key `k` that ended as `c`.
+pub fn write(h: &mut History, p: u64, t: (u64, u64), value: &str, c: Completion) {
+    let op = Op::Write {
+        key: "k".into(),
+        value: value.into(),
+    };
+    run(h, p, t, op, c);
+}
+
 pub fn ok() -> Completion {
     Completion::Ok(None)
 }

@@ -118,6 +118,10 @@ impl KvArgs {
                 println!("ok {}", value.as_deref().unwrap_or(""));
                 ExitCode::SUCCESS
             }
+            Ok(Completion::Siblings(values)) => {
+                println!("ok {} (siblings)", values.join(" "));
+                ExitCode::SUCCESS
+            }
             Ok(Completion::Fail(reason)) => {
                 println!("fail {reason}");
                 ExitCode::FAILURE

@@ -28,7 +28,10 @@
 //! (`key`, and in an `ok` completion `value`: the string read, or `null`
 //! when the key was unset), `write` or `append` (`key`, `value`) or `cas`
 //! (`key`, `from`, `to`). A completion repeats its invocation's op. An
-//! invocation without a completion is indeterminate, like `info`.
+//! invocation without a completion is indeterminate, like `info`. An `ok`
+//! read that returned several concurrent values (siblings) carries the
+//! first in its op's `value` and the others in the event's `siblings`
+//! (`"siblings":["c1-4"]`), a field absent from every other event.
 //!
 //! Submodules read and write histories recorded elsewhere: `import`
 //! (formats, detection, the reading [`Conventions`] of each tool, [`parse`]
@@ -187,6 +190,11 @@ pub struct Event {
     #[serde(rename = "type")]
     pub kind: EventType,
     pub op: Op,
+    /// In an `ok` read that returned several concurrent values (siblings,
+    /// [`Completion::Siblings`]), the values beside the one in `op`'s
+    /// `value`; absent from the JSON when empty (every other event).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub siblings: Vec<String>,
 }
 
 /// How one operation ended.
@@ -194,6 +202,12 @@ pub struct Event {
 pub enum Completion {
     /// It happened; for a read, the value read.
     Ok(Option<String>),
+    /// It happened: a read that returned several concurrent values
+    /// (siblings, as a Dynamo-style store keeps them), at least two, in the
+    /// system's order. The history records the first as the read's `value`
+    /// (what a check of a register sees) and the others as its
+    /// [`Event::siblings`].
+    Siblings(Vec<String>),
     /// It definitely did not happen, with the reason.
     Fail(String),
     /// Unknown whether it happened (timeout, broken connection), with the reason.
@@ -213,12 +227,23 @@ pub struct Operation {
     pub kind: EventType,
     /// For an `Ok` read or user call, the value returned.
     pub result: Option<String>,
+    /// For an `Ok` read that returned siblings, the values beside `result`
+    /// (empty otherwise).
+    pub siblings: Vec<String>,
 }
 
 impl Operation {
     /// Whether the operation definitely took effect.
     pub fn is_ok(&self) -> bool {
         self.kind == EventType::Ok
+    }
+
+    /// Every value an `ok` read returned: its result (`None`: the key was
+    /// unset), then its siblings.
+    pub fn values(&self) -> Vec<Option<&str>> {
+        std::iter::once(self.result.as_deref())
+            .chain(self.siblings.iter().map(|v| Some(v.as_str())))
+            .collect()
     }
 
     /// Whether the operation may have taken effect (`ok` or indeterminate).
@@ -244,13 +269,21 @@ impl History {
             time,
             kind: EventType::Invoke,
             op,
+            siblings: Vec::new(),
         });
     }
 
     /// Records the completion of `process`'s outstanding operation `op`.
     pub fn complete(&mut self, process: u64, time: u64, op: Op, completion: &Completion) {
+        let mut siblings = Vec::new();
         let (kind, op) = match (completion, op) {
             (Completion::Ok(value), op) => (EventType::Ok, op.with_result(value.clone())),
+            (Completion::Siblings(values), op) => {
+                let mut values = values.iter().cloned();
+                let first = values.next();
+                siblings.extend(values);
+                (EventType::Ok, op.with_result(first))
+            }
             (Completion::Fail(_), op) => (EventType::Fail, op),
             (Completion::Info(_), op) => (EventType::Info, op),
         };
@@ -259,6 +292,7 @@ impl History {
             time,
             kind,
             op,
+            siblings,
         });
     }
 
@@ -277,12 +311,14 @@ impl History {
                     complete_time: None,
                     kind: EventType::Invoke,
                     result: None,
+                    siblings: Vec::new(),
                 });
             } else if let Some(i) = open.remove(&event.process) {
                 let operation = &mut ops[i];
                 operation.complete_time = Some(event.time);
                 operation.kind = event.kind;
                 operation.result = event.op.result().cloned();
+                operation.siblings.clone_from(&event.siblings);
             }
         }
         ops

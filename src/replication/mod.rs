@@ -11,8 +11,11 @@
 //! - [`crdt`]: state-based CRDTs (PN-Counter, OR-Set, LWW-Register)
 //!   applied locally and gossiped.
 //! - [`raft`]: majority consensus with leader election.
+//! - [`dynamo`]: leaderless quorums (N, R, W) with siblings, read repair,
+//!   hinted handoff and anti-entropy.
 
 pub mod crdt;
+pub mod dynamo;
 pub mod four_stage;
 pub mod kv;
 pub mod primary_backup;
@@ -22,13 +25,14 @@ use crate::registry::Registry;
 
 /// A registry of every built-in protocol: `sync`, `semi-sync:K`, `async`,
 /// `primary-backup`, `primary-backup:fenced`, `raft`, `crdt-counter`,
-/// `crdt-set`, `lww`.
+/// `crdt-set`, `lww`, `dynamo:N/R/W`.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
     four_stage::register(&mut registry);
     primary_backup::register(&mut registry);
     raft::register(&mut registry);
     crdt::register(&mut registry);
+    dynamo::register(&mut registry);
     registry.sweep_by_default([
         "sync",
         "semi-sync:1",
@@ -39,6 +43,7 @@ pub fn registry() -> Registry {
         "crdt-counter",
         "crdt-set",
         "lww",
+        "dynamo:3/2/2",
     ]);
     registry
 }

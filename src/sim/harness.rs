@@ -24,7 +24,7 @@
 
 use std::{
     cell::{Cell, RefCell},
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     rc::Rc,
     time::{Duration, UNIX_EPOCH},
 };
@@ -39,7 +39,7 @@ use super::{
     trace,
 };
 use crate::{
-    check::convergence::{self, ReplicaState},
+    check::convergence::{self, Placement, ReplicaState},
     check::exits::{Exit, ExitCounts},
     check::log_agreement::CommittedSoFar,
     history::{History, Op},
@@ -350,7 +350,7 @@ impl<'a> Harness<'a> {
         while sim.elapsed() < quiet_until {
             self.step(&mut sim)?;
             let states = self.replica_states();
-            converged_since = match convergence::agree(&states) {
+            converged_since = match convergence::agree(&states, &self.placement(&states)) {
                 true => converged_since.or(Some(sim.elapsed())),
                 false => None,
             };
@@ -360,6 +360,7 @@ impl<'a> Harness<'a> {
         // system failed to bring up to date (reading a probe logs nothing,
         // so the trace and its digest are the same as before).
         let replica_states = self.replica_states();
+        let placement = self.placement(&replica_states);
         let converged_after =
             converged_since.map(|since| since.saturating_sub(workload_end).as_millis() as u64);
         let reads = self.workload.final_reads(&scenario.workload);
@@ -367,6 +368,7 @@ impl<'a> Harness<'a> {
         let final_reads_done = self.finish_commands(&mut sim, quiet_until + limits.final_reads)?;
         trace::set_harness_time(sim.elapsed());
         let mut outcome = self.outcome(sim.elapsed(), final_reads_done, replica_states);
+        outcome.placement = placement;
         outcome.stats.converged_after_ms = converged_after;
         Ok(outcome)
     }
@@ -377,6 +379,20 @@ impl<'a> Harness<'a> {
         (0..self.scenario.replicas)
             .filter(|id| !self.nemesis.lost.contains(id))
             .map(|id| (id, self.probes[id].read()))
+            .collect()
+    }
+
+    /// Where each key of `states` belongs, as the first surviving replica
+    /// that publishes a placement says (empty: every key everywhere).
+    fn placement(&self, states: &BTreeMap<usize, Option<ReplicaState>>) -> Placement {
+        let keys: BTreeSet<&String> = states.values().flatten().flat_map(|s| s.keys()).collect();
+        keys.into_iter()
+            .filter_map(|key| {
+                let holders = states
+                    .keys()
+                    .find_map(|&id| self.probes[id].placement(key))?;
+                Some((key.clone(), holders.into_iter().collect()))
+            })
             .collect()
     }
 
@@ -598,6 +614,7 @@ impl<'a> Harness<'a> {
             workload: self.workload.clone(),
             history,
             replica_states,
+            placement: Placement::new(),
             replica_logs,
             log_replaced: self.committed.violation().cloned(),
             lost: self.nemesis.lost.iter().copied().collect(),

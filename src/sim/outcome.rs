@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{fault::FaultCount, scenario::Scenario};
 use crate::{
-    check::convergence::ReplicaState,
+    check::convergence::{Placement, ReplicaState},
     check::{
         Guarantee, Verdict, availability, convergence, durability,
         exits::{self, Exit, ExitCounts},
@@ -20,11 +20,12 @@ use crate::{
         linearizable::SearchLimits,
         liveness,
         log_agreement::{self, LogDisagreement, PublishedLog},
+        staleness::{self, MissedOwnWrites, StaleReads, Staleness},
         stats::{self, FaultWindow, PhaseStats},
     },
     history::{History, Operation},
     points::PointCount,
-    workload::Workload,
+    workload::{Workload, final_values},
 };
 
 /// The inert kinds among `faults` (by kind, as [`RunStats::faults`] and the
@@ -112,6 +113,9 @@ pub struct Outcome {
     /// Each surviving replica's state at the end of the quiet period,
     /// before the final reads (`None`: it never came back up to report).
     pub replica_states: BTreeMap<usize, Option<ReplicaState>>,
+    /// Where each key of those states belongs, for a system that published
+    /// a placement (empty: every key on every replica).
+    pub placement: Placement,
     /// The logs the surviving replicas published after quiescence, by id
     /// (replicas that publish none are absent).
     pub replica_logs: BTreeMap<usize, PublishedLog>,
@@ -234,29 +238,36 @@ impl Outcome {
     fn check(&self, limits: &SearchLimits) -> Verdicts {
         let ops = self.history.operations();
         let (workload, probes) = self.split_operations();
+        // Staleness is a register's notion: a workload with other
+        // operations is not judged, even in a run that drew none of them.
+        let other = self
+            .workload
+            .kinds()
+            .iter()
+            .find(|kind| !staleness::REGISTER_OPERATIONS.contains(kind));
         Verdicts {
             claims: self.claims.clone(),
             linearizability: self.workload.linearizability(&ops, limits),
-            durability: self.workload.durability(&ops, &final_values(&probes)),
-            convergence: convergence::check(&self.replica_states),
+            durability: self.workload.durability_of_final_reads(&ops, &probes),
+            convergence: convergence::check(&self.replica_states, &self.placement),
             liveness: liveness::check(&workload, &probes, &self.fault_windows),
             exits: exits::check(&self.exits),
             log_agreement: match &self.log_replaced {
                 Some(replaced) => Verdict::Violation(replaced.clone()),
                 None => log_agreement::check_published(&self.replica_logs),
             },
+            no_stale_read: other.map_or_else(
+                || staleness::no_stale_read(&workload),
+                |kind| Verdict::Unknown(staleness::unjudged(kind)),
+            ),
+            read_your_writes: other.map_or_else(
+                || staleness::read_your_writes(&workload),
+                |kind| Verdict::Unknown(staleness::unjudged(kind)),
+            ),
             availability: availability::measure(&workload, &self.fault_windows),
+            staleness: other.map_or_else(|| staleness::measure(&workload), |_| None),
         }
     }
-}
-
-/// The values the `ok` final reads saw, by key.
-fn final_values(probes: &[Operation]) -> BTreeMap<String, Option<String>> {
-    probes
-        .iter()
-        .filter(|op| op.is_ok())
-        .map(|op| (op.op.key().to_string(), op.result.clone()))
-        .collect()
 }
 
 /// How one check ended, without its evidence.
@@ -295,7 +306,14 @@ pub struct Verdicts {
     /// Committed entries of the published logs agree (`unknown` when no
     /// replica published its log).
     pub log_agreement: Verdict<LogDisagreement>,
+    /// No client's read missed a write acknowledged before it was invoked.
+    pub no_stale_read: Verdict<StaleReads>,
+    /// No client's read missed its own acknowledged write.
+    pub read_your_writes: Verdict<MissedOwnWrites>,
     pub availability: availability::Availability,
+    /// How stale the clients' reads were (`None`: a history of other
+    /// operations than a register's).
+    pub staleness: Option<Staleness>,
 }
 
 impl Verdicts {
@@ -308,6 +326,8 @@ impl Verdicts {
             Guarantee::Live => (&self.liveness).into(),
             Guarantee::NoUnexpectedExit => (&self.exits).into(),
             Guarantee::LogAgreement => (&self.log_agreement).into(),
+            Guarantee::NoStaleRead => (&self.no_stale_read).into(),
+            Guarantee::ReadYourWrites => (&self.read_your_writes).into(),
         }
     }
 
@@ -320,6 +340,8 @@ impl Verdicts {
             Guarantee::Live => self.liveness.to_string(),
             Guarantee::NoUnexpectedExit => self.exits.to_string(),
             Guarantee::LogAgreement => self.log_agreement.to_string(),
+            Guarantee::NoStaleRead => self.no_stale_read.to_string(),
+            Guarantee::ReadYourWrites => self.read_your_writes.to_string(),
         }
     }
 
@@ -359,6 +381,9 @@ impl fmt::Display for Verdicts {
                 format!("{g}:"),
                 self.describe(g)
             )?;
+        }
+        if let Some(staleness) = &self.staleness {
+            writeln!(f, "{:<14} {staleness}", "staleness:")?;
         }
         write!(f, "{:<14} {}", "availability:", self.availability)
     }

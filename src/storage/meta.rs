@@ -1,13 +1,15 @@
 //! [`MetaFile`]: one value, such as a node's term, vote or role, stored as a
 //! single checksummed frame (the [`Wal`](super::Wal) framing) and replaced
 //! with [`Disk::write_atomic`], so a crash leaves the old value or the new
-//! one, never a mix.
+//! one, never a mix. [`DurableValue`]: a replica's whole state kept in
+//! memory and in a [`MetaFile`], changed one durable change at a time.
 
 use super::wal::{HEADER_LEN, READ_ATTEMPTS, decode_frame, encode_frame};
 use super::{Disk, StorageError};
 use crate::effect;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::cell::{Ref, RefCell};
 use std::marker::PhantomData;
 use std::rc::Rc;
 
@@ -74,6 +76,58 @@ impl<T: Serialize + DeserializeOwned> MetaFile<T> {
             .write_atomic(&self.path, &frame)
             .await
             .map_err(StorageError::io(&self.path))
+    }
+}
+
+/// A value held in memory and in a [`MetaFile`]: every change is applied
+/// to a copy, stored durably (when it changed anything) and only then made
+/// the value, one change at a time, so what a reader sees is on disk. A
+/// change whose store failed leaves the value as it was.
+pub struct DurableValue<T> {
+    file: MetaFile<T>,
+    value: RefCell<T>,
+    storing: tokio::sync::Mutex<()>,
+}
+
+impl<T: Serialize + DeserializeOwned + Clone + PartialEq> DurableValue<T> {
+    /// The value stored at `path`, or `fresh()` (stored at once) when none was.
+    pub async fn open(
+        disk: Rc<dyn Disk>,
+        path: &str,
+        fresh: impl FnOnce() -> T,
+    ) -> Result<Self, StorageError> {
+        let file = MetaFile::new(disk, path);
+        let value = match file.load().await? {
+            Some(value) => value,
+            None => {
+                let value = fresh();
+                file.store(&value).await?;
+                value
+            }
+        };
+        Ok(DurableValue {
+            file,
+            value: RefCell::new(value),
+            storing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The current value (do not hold it across an `await`).
+    pub fn get(&self) -> Ref<'_, T> {
+        self.value.borrow()
+    }
+
+    /// Applies `change` to a copy, stores the copy when it differs, and
+    /// makes it the value.
+    pub async fn change<R>(&self, change: impl FnOnce(&mut T) -> R) -> Result<R, StorageError> {
+        let _storing = self.storing.lock().await;
+        let mut next = self.value.borrow().clone();
+        let result = change(&mut next);
+        if next != *self.value.borrow() {
+            self.file.store(&next).await?;
+            *self.value.borrow_mut() = next;
+        }
+        Ok(result)
     }
 }
 

@@ -10,7 +10,8 @@
 //! - `real.rs`: [`RealDisk`], `std::fs` with `fsync` of files and directories.
 //! - `wal.rs`: [`Wal`], the checksummed append-only record log, its framing
 //!   and crash recovery.
-//! - `meta.rs`: [`MetaFile`], one checksummed value replaced atomically.
+//! - `meta.rs`: [`MetaFile`], one checksummed value replaced atomically;
+//!   [`DurableValue`], a replica's state changed one durable change at a time.
 //! - `fail_stop.rs`: [`FailStop`], how a replica stops on its disk's first
 //!   failure and exits with it.
 //!
@@ -38,7 +39,7 @@ mod sim;
 mod wal;
 
 pub use fail_stop::FailStop;
-pub use meta::MetaFile;
+pub use meta::{DurableValue, MetaFile};
 pub use real::RealDisk;
 pub use sim::SimDisk;
 pub use wal::{MAX_RECORD_LEN, Wal};

@@ -12,6 +12,7 @@ use super::{Workload, WorkloadSpec, client_rng, key};
 use crate::{
     check::{
         Verdict, durability, explain::NonLinearizable, linearizable, linearizable::SearchLimits,
+        siblings,
     },
     history::{Format, Op, Operation},
 };
@@ -115,5 +116,55 @@ impl Workload for Registers {
         final_reads: &BTreeMap<String, Option<String>>,
     ) -> Verdict<durability::LostWrites> {
         KeyValue.durability(ops, final_reads)
+    }
+}
+
+/// Reads and writes of multi-value registers (a Dynamo-style store): a
+/// read returns every concurrent value, its siblings
+/// ([`crate::history::Completion::Siblings`]), and a client's write
+/// supersedes what its client observed of the key. Durability is
+/// [`siblings::durability`]: every acknowledged write among the final
+/// siblings, or superseded by a write whose context included it. The
+/// register's model (linearizability) sees the first value of each read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MultiValue;
+
+impl Workload for MultiValue {
+    fn name(&self) -> &str {
+        "multi-value"
+    }
+
+    fn kinds(&self) -> &[&'static str] {
+        Registers.kinds()
+    }
+
+    fn operations(&self, spec: &WorkloadSpec, seed: u64, process: u64) -> Vec<Op> {
+        Registers.operations(spec, seed, process)
+    }
+
+    fn linearizability(
+        &self,
+        ops: &[Operation],
+        limits: &SearchLimits,
+    ) -> Verdict<NonLinearizable> {
+        Registers.linearizability(ops, limits)
+    }
+
+    /// The value each final read recorded first; [`Workload::durability_of_final_reads`]
+    /// judges every sibling.
+    fn durability(
+        &self,
+        ops: &[Operation],
+        final_reads: &BTreeMap<String, Option<String>>,
+    ) -> Verdict<durability::LostWrites> {
+        Registers.durability(ops, final_reads)
+    }
+
+    fn durability_of_final_reads(
+        &self,
+        ops: &[Operation],
+        final_reads: &[Operation],
+    ) -> Verdict<durability::LostWrites> {
+        siblings::durability(ops, final_reads)
     }
 }

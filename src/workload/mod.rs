@@ -8,8 +8,9 @@
 //! the mix) are the scenario's [`WorkloadSpec`]; proptest shrinks them
 //! (see [`crate::strategy`]), so generation shrinks with them.
 //!
-//! Four ship: [`KeyValue`] (read, write, append, compare-and-set),
-//! [`Registers`] (its reads and writes only),
+//! Five ship: [`KeyValue`] (read, write, append, compare-and-set),
+//! [`Registers`] (its reads and writes only), [`MultiValue`] (reads and
+//! writes of registers whose reads return siblings),
 //! [`Counter`] (add an amount, possibly negative; read) and [`Set`]
 //! (insert, remove, read). A system says which one it serves
 //! ([`crate::node::System::workload`]). A user's own workload implements
@@ -57,7 +58,7 @@ use std::{collections::BTreeMap, time::Duration};
 use serde::{Deserialize, Serialize};
 
 pub use counter::Counter;
-pub use kv::{KeyValue, Registers};
+pub use kv::{KeyValue, MultiValue, Registers};
 pub use set::Set;
 
 use crate::{
@@ -102,6 +103,19 @@ pub trait Workload {
         final_reads: &BTreeMap<String, Option<String>>,
     ) -> Verdict<durability::LostWrites>;
 
+    /// Durability judged from the final reads themselves (`final_reads`:
+    /// the `ok` ones say what the keys hold, siblings included): by
+    /// default [`Workload::durability`] over the value each returned. A
+    /// workload whose reads return siblings judges them all
+    /// ([`MultiValue`]).
+    fn durability_of_final_reads(
+        &self,
+        ops: &[Operation],
+        final_reads: &[Operation],
+    ) -> Verdict<durability::LostWrites> {
+        self.durability(ops, &final_values(final_reads))
+    }
+
     /// Checks a spec against this workload: the mix may weigh only
     /// [`Workload::kinds`], and not all of them zero.
     fn validate(&self, spec: &WorkloadSpec) -> Result<(), InvalidWorkload> {
@@ -136,6 +150,16 @@ pub trait Workload {
 pub struct InvalidWorkload {
     pub field: String,
     pub problem: String,
+}
+
+/// The values the `ok` reads among `reads` returned, by key (the value
+/// each recorded, siblings aside).
+pub fn final_values(reads: &[Operation]) -> BTreeMap<String, Option<String>> {
+    reads
+        .iter()
+        .filter(|op| op.is_ok())
+        .map(|op| (op.op.key().to_string(), op.result.clone()))
+        .collect()
 }
 
 /// The name of key number `k`: `k0`, `k1`, ...

@@ -54,6 +54,7 @@ fn on(
         complete_time: done.then_some(t1),
         kind,
         result: read.map(String::from),
+        siblings: Vec::new(),
     }
 }
 

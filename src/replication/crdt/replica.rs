@@ -3,10 +3,10 @@
 //!
 //! - Durable state: the whole [`Durable`] value (the store, the actor's
 //!   incarnation and update count, each client's last applied request) in
-//!   one [`MetaFile`], replaced atomically and fsync'd. Every change, a
-//!   client's update or a join of gossip, goes through [`Replica::change`]:
-//!   it applies the change to a copy, stores the copy, and only then makes
-//!   it the replica's state, one change at a time. A client is answered
+//!   one [`DurableValue`] (a file replaced atomically and fsync'd). Every
+//!   change, a client's update or a join of gossip, goes through
+//!   [`DurableValue::change`]: it applies the change to a copy, stores the
+//!   copy, and only then makes it the replica's state, one change at a time. A client is answered
 //!   after its update is durable; a write the disk refused never happened.
 //!   A replica that starts on an empty disk is a new incarnation (its
 //!   clock's reading): its counters and tags never collide with those its
@@ -34,7 +34,7 @@ use std::{cell::RefCell, collections::BTreeMap, rc::Rc};
 
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::Notify;
 
 use super::{
     CrdtConfig,
@@ -44,7 +44,7 @@ use crate::{
     history::{Completion, Op},
     net::{Handler, RpcClient, serve},
     node::{Clock, NodeContext, NodeResult},
-    storage::{MetaFile, StorageError},
+    storage::{DurableValue, StorageError},
 };
 
 /// What a replica is asked.
@@ -86,43 +86,32 @@ pub(super) struct Replica<C: Crdt> {
     id: usize,
     config: CrdtConfig,
     clock: Clock,
-    state: RefCell<Durable<C>>,
-    file: MetaFile<Durable<C>>,
-    /// One change stored at a time, in order.
-    storing: Mutex<()>,
+    state: DurableValue<Durable<C>>,
     failure: RefCell<Option<StorageError>>,
     failed: Notify,
 }
 
 /// Runs one replica until its host crashes or its disk fails.
 pub(super) async fn run<C: Crdt>(node: NodeContext, config: CrdtConfig) -> NodeResult {
-    let file = MetaFile::<Durable<C>>::new(node.disk.clone(), STATE_FILE);
-    let state = match file.load().await? {
-        Some(state) => state,
-        None => {
-            let fresh = Durable {
-                store: Store::default(),
-                incarnation: node.clock.now().as_nanos() as u64,
-                updates: 0,
-                applied: BTreeMap::new(),
-            };
-            file.store(&fresh).await?;
-            fresh
-        }
-    };
-    tracing::info!(target: "replisim::crdt", incarnation = state.incarnation, updates = state.updates, "recovered");
+    let state = DurableValue::open(node.disk.clone(), STATE_FILE, || Durable {
+        store: Store::default(),
+        incarnation: node.clock.now().as_nanos() as u64,
+        updates: 0,
+        applied: BTreeMap::new(),
+    })
+    .await?;
+    let (incarnation, updates) = (state.get().incarnation, state.get().updates);
+    tracing::info!(target: "replisim::crdt", incarnation, updates, "recovered");
     let replica = Rc::new(Replica {
         id: node.id,
         config,
         clock: node.clock.clone(),
-        state: RefCell::new(state),
-        file,
-        storing: Mutex::new(()),
+        state,
         failure: RefCell::new(None),
         failed: Notify::new(),
     });
     node.state
-        .publish_weak(&replica, |r| r.state.borrow().store.snapshot());
+        .publish_weak(&replica, |r| r.state.get().store.snapshot());
     let listener = node.net.bind(node.port()).await?;
     let handling = replica.clone();
     let handler: Handler<Request<C>, Response<C>> = Rc::new(move |request| {
@@ -152,24 +141,26 @@ impl<C: Crdt> Replica<C> {
             }
             Request::Gossip(theirs) => {
                 match self
+                    .state
                     .change(|state| state.store.merge(&theirs, self.config.keep_mine))
                     .await
                 {
                     Ok(()) => {}
                     Err(error) => self.disk_failed(error),
                 }
-                Response::State(self.state.borrow().store.clone())
+                Response::State(self.state.get().store.clone())
             }
         }
     }
 
     async fn client_op(&self, process: u64, seq: u64, op: Op) -> Completion {
         if let Op::Read { key, .. } = &op {
-            return Completion::Ok(self.state.borrow().store.read(key));
+            return Completion::Ok(self.state.get().store.read(key));
         }
         let now = self.clock.now().as_nanos() as u64;
         let id = self.id;
         let applied = self
+            .state
             .change(|state| {
                 if state.applied.get(&process) == Some(&(seq, op.clone())) {
                     return Ok(());
@@ -195,23 +186,6 @@ impl<C: Crdt> Replica<C> {
                 Completion::Fail(text)
             }
         }
-    }
-
-    /// Applies `change` to a copy of the state, stores the copy durably
-    /// when it differs, and makes it the state: the one way the state
-    /// changes. An error leaves the state as it was.
-    async fn change<R>(
-        &self,
-        change: impl FnOnce(&mut Durable<C>) -> R,
-    ) -> Result<R, StorageError> {
-        let _storing = self.storing.lock().await;
-        let mut next = self.state.borrow().clone();
-        let result = change(&mut next);
-        if next != *self.state.borrow() {
-            self.file.store(&next).await?;
-            *self.state.borrow_mut() = next;
-        }
-        Ok(result)
     }
 
     fn disk_failed(&self, error: StorageError) {
@@ -240,12 +214,13 @@ impl<C: Crdt> Replica<C> {
             for peer in &peers {
                 tokio::time::sleep(self.config.gossip_interval).await;
                 let client = clients.get_mut(peer).expect("a client per peer");
-                let request = Request::Gossip(self.state.borrow().store.clone());
+                let request = Request::Gossip(self.state.get().store.clone());
                 let exchange = client.call_within(&request, self.config.gossip_timeout);
                 match exchange.await {
                     Ok(Response::State(theirs)) => {
-                        let joined =
-                            self.change(|state| state.store.merge(&theirs, self.config.keep_mine));
+                        let joined = self
+                            .state
+                            .change(|state| state.store.merge(&theirs, self.config.keep_mine));
                         if let Err(error) = joined.await {
                             self.disk_failed(error);
                         }
