@@ -36,6 +36,7 @@ pub mod check;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod effect;
+pub mod guided;
 pub mod history;
 pub mod net;
 pub mod node;
@@ -43,6 +44,7 @@ pub mod registry;
 pub mod replication;
 pub mod report;
 pub mod serve;
+pub mod shrink;
 pub mod sim;
 pub mod storage;
 pub mod strategy;
