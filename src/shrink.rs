@@ -6,9 +6,9 @@
 //! and going on from there, pass after pass until a pass keeps none or
 //! the budget of runs is spent: drop a fault; one replica fewer (faults that
 //! name it go too; the run refuses sizes the system does not declare);
-//! fewer clients; fewer operations per client (one, a quarter, a half,
-//! one less: a shorter run); fewer keys; a fault without its trigger;
-//! a fault shorter, earlier; a disk fault class off; the operation mix
+//! fewer clients; fewer operations per client (a shorter run); fewer
+//! keys (counts come down by halving the distance to one); a fault
+//! without its trigger; a fault shorter, earlier (halved, or at once); a disk fault class off; the operation mix
 //! down to its two plainest kinds. Candidates that are not valid
 //! scenarios cost no run.
 //!
@@ -114,12 +114,12 @@ fn candidates(s: &Scenario) -> Vec<Scenario> {
     for i in 0..s.faults.len() {
         with(&|c| c.faults[i].trigger = None);
         if let Some(ms) = s.faults[i].for_ms {
-            for shorter in smaller(ms as usize) {
-                with(&|c| c.faults[i].for_ms = Some(shorter as u64));
+            for shorter in [1, ms / 2] {
+                with(&|c| c.faults[i].for_ms = Some(shorter.max(1)));
             }
         }
-        for earlier in smaller(s.faults[i].at_ms as usize + 1) {
-            with(&|c| c.faults[i].at_ms = earlier as u64 - 1);
+        for earlier in [0, s.faults[i].at_ms / 2] {
+            with(&|c| c.faults[i].at_ms = earlier);
         }
     }
     with(&|c| c.disk.torn_writes = false);
@@ -133,13 +133,19 @@ fn candidates(s: &Scenario) -> Vec<Scenario> {
     out
 }
 
-/// Values below `n` (at least 1) to try, smallest first: 1, a quarter, a
-/// half, one less.
+/// Values below `n` (at least 1) to try, smallest first: 1, a quarter,
+/// then `n` less a half, a quarter, an eighth... of it, down to one less.
+/// Kept from the smallest that still fails, a count comes down to the
+/// least its failure needs in about log² n runs, not n.
 fn smaller(n: usize) -> Vec<usize> {
-    let mut values: Vec<usize> = [1, n / 4, n / 2, n.saturating_sub(1)]
+    let cuts = std::iter::successors(Some(n / 2), |cut| (*cut > 1).then_some(cut / 2));
+    let mut values: Vec<usize> = [1, n / 4]
         .into_iter()
+        .chain(cuts.map(|cut| n - cut))
+        .chain(std::iter::once(n.saturating_sub(1)))
         .filter(|&v| v >= 1 && v < n)
         .collect();
+    values.sort_unstable();
     values.dedup();
     values
 }
