@@ -17,7 +17,9 @@
 //! runs the same replica code over real sockets and disks.
 //! [`strategy`] (proptest strategies for faults and scenarios) and
 //! [`testing`] (the property-test runner) are what a user's `#[test]`
-//! functions call; [`sweep`] sweeps seeds (`replisim explore`); [`report`]
+//! functions call; [`guided`] draws cases one at a time for any search
+//! mode, coverage-guided search among them, and [`shrink`] shrinks a
+//! failing scenario without proptest; [`sweep`] sweeps seeds (`replisim explore`); [`report`]
 //! draws a run as a self-contained HTML timeline; `cli` (the default feature
 //! `cli`) is the command-line tool over any registry.
 //!
