@@ -10,6 +10,7 @@
 use replisim::{
     check::durability,
     replication,
+    shrink::Size,
     strategy::{FaultKind, FaultKinds, ScenarioSpace},
     testing::Explorer,
 };
@@ -37,7 +38,7 @@ fn ack_before_persist_is_caught_and_shrunk_to_three_faults() {
     });
     let faults = &outcome.scenario.faults;
     assert!(faults.len() <= 3, "not shrunk: {faults:?}");
-    println!("found and shrunk to:");
+    println!("found and shrunk to {}:", Size::of(&outcome.scenario));
     for fault in faults {
         println!("  {fault}");
     }

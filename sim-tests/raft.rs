@@ -206,6 +206,13 @@ fn commit_old_term_by_count_is_caught_and_shrunk() {
     caught_and_shrunk("commit-old-term-by-count", Search::Random, 6000, 7);
 }
 
+/// Guided search finds it too, and replisim's structural shrinker (a
+/// guided case has no proptest value tree) shrinks it as far.
+#[test]
+fn vote_without_log_check_is_caught_by_guided_search_and_shrunk() {
+    caught_and_shrunk("vote-without-log-check", Search::Guided, 400, 3);
+}
+
 /// Explores `bug` with `search` until a safety guarantee (linearizable,
 /// durable, log agreement: what the planted bugs break) fails within
 /// `cases`; the shrunk case has at most `faults` faults (a churn's strikes
@@ -217,7 +224,7 @@ fn caught_and_shrunk(bug: &str, search: Search, cases: u32, most_faults: usize) 
     let space = space(kinds).bug(bug).search(search);
     let outcome = Explorer::this_test(cases)
         .registry(replication::registry())
-        .find_violation(space.strategy(), |outcome| {
+        .find_violation_space(&space, |outcome| {
             let verdicts = outcome.verdicts();
             let safety = [
                 Guarantee::Linearizable,

@@ -139,3 +139,50 @@ fn merging_summaries_of_different_sweeps_is_refused() {
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("different sweeps"), "{stderr}");
 }
+
+/// A guided sweep is adaptive yet reproducible: the same seed gives the
+/// same summary, on one thread or two (cases are drawn in fixed batches).
+#[test]
+fn guided_sweeps_are_reproducible_from_their_seed_on_any_number_of_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let guided = [
+        "--protocols",
+        "sync,async",
+        "--runs",
+        "20",
+        "--faults",
+        "crashes-with-disk-loss",
+        "--seed",
+        "11",
+        "--search",
+        "guided",
+    ];
+    let one = explore(
+        dir.path(),
+        &dir.path().join("one.json"),
+        &[&guided[..], &["--threads", "1"]].concat(),
+    );
+    let two = explore(
+        dir.path(),
+        &dir.path().join("two.json"),
+        &[&guided[..], &["--threads", "2"]].concat(),
+    );
+    assert_eq!(one["options"]["search"], "guided");
+    assert_eq!(one["systems"][0]["runs"], 20);
+    assert_eq!(one, two, "a guided sweep depends on its thread count");
+}
+
+/// Guided search cannot be sharded: a usage error (64) that says why.
+#[test]
+fn guided_sweeps_refuse_shards() {
+    let output = Command::new(env!("CARGO_BIN_EXE_replisim"))
+        .args([
+            "explore", "--search", "guided", "--shard", "1/2", "--runs", "2",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("adaptive"), "{stderr}");
+    assert!(stderr.contains("--shard"), "{stderr}");
+}

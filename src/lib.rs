@@ -18,7 +18,9 @@
 //! [`strategy`] (proptest strategies for faults and scenarios) and
 //! [`testing`] (the property-test runner) are what a user's `#[test]`
 //! functions call; [`points`] holds `buggify!` and `sometimes!`, which
-//! code under test calls; [`sweep`] sweeps seeds (`replisim explore`); [`report`]
+//! code under test calls; [`guided`] draws cases one at a time for any search
+//! mode, coverage-guided search among them, and [`shrink`] shrinks a
+//! failing scenario without proptest; [`sweep`] sweeps seeds (`replisim explore`); [`report`]
 //! draws a run as a self-contained HTML timeline; `cli` (the default feature
 //! `cli`) is the command-line tool over any registry.
 //!
@@ -38,6 +40,7 @@ pub mod check;
 pub mod cli;
 pub mod codec;
 pub mod effect;
+pub mod guided;
 pub mod history;
 pub mod net;
 pub mod node;
@@ -46,6 +49,7 @@ pub mod registry;
 pub mod replication;
 pub mod report;
 pub mod serve;
+pub mod shrink;
 pub mod sim;
 pub mod storage;
 pub mod strategy;

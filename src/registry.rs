@@ -45,7 +45,7 @@
 //! assert!(error.to_string().contains("unknown system \"paxos\""), "{error}");
 //! ```
 
-use std::{collections::BTreeMap, fmt, rc::Rc, sync::Arc};
+use std::{cell::RefCell, collections::BTreeMap, fmt, rc::Rc, sync::Arc};
 
 use serde::de::DeserializeOwned;
 
@@ -76,6 +76,18 @@ pub struct SystemSpec<'a> {
     pub config: &'a serde_json::Value,
     /// The planted bug to build in, if any.
     pub bug: Option<&'a str>,
+    /// Set when [`Registry::planted_bugs`] asks which bugs the factory
+    /// knows: [`SystemSpec::bug`] writes its enum's names here.
+    probe: Option<&'a RefCell<Option<PlantedBugs>>>,
+}
+
+/// The planted bugs a system can be built with: the names of the bug enum
+/// its factory reads with [`SystemSpec::bug`], and that enum's type (two
+/// systems built on one engine share its bugs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlantedBugs {
+    pub kind: &'static str,
+    pub names: &'static [&'static str],
 }
 
 impl SystemSpec<'_> {
@@ -118,6 +130,13 @@ impl SystemSpec<'_> {
 
     /// The planted bug as `B` (a serde enum named in kebab-case), if any.
     pub fn bug<B: DeserializeOwned>(&self) -> Result<Option<B>, SystemError> {
+        if let Some(probe) = self.probe {
+            *probe.borrow_mut() = Some(PlantedBugs {
+                kind: std::any::type_name::<B>(),
+                names: variant_names::<B>(),
+            });
+            return Ok(None);
+        }
         self.bug
             .map(|name| {
                 serde_json::from_value(serde_json::Value::String(name.to_string())).map_err(|e| {
@@ -140,6 +159,43 @@ impl SystemSpec<'_> {
             }),
         }
     }
+}
+
+/// The names a serde enum deserialises from (its variants, renamed as
+/// its attributes say): what its derived `Deserialize` hands to
+/// `deserialize_enum`, caught by a deserializer that reads nothing.
+fn variant_names<B: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Error as _, Visitor, value::Error};
+
+    struct Names(&'static [&'static str]);
+
+    impl<'de> serde::Deserializer<'de> for &mut Names {
+        type Error = Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Error> {
+            Err(Error::custom("not an enum"))
+        }
+
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            variants: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Error> {
+            self.0 = variants;
+            Err(Error::custom("names read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+            struct identifier ignored_any
+        }
+    }
+
+    let mut names = Names(&[]);
+    let _ = B::deserialize(&mut names);
+    names.0
 }
 
 impl From<SystemError> for ScenarioError {
@@ -239,6 +295,16 @@ impl Registry {
         config: &serde_json::Value,
         bug: Option<&str>,
     ) -> Result<Rc<dyn System>, SystemError> {
+        self.build_with(name, config, bug, None)
+    }
+
+    fn build_with(
+        &self,
+        name: &str,
+        config: &serde_json::Value,
+        bug: Option<&str>,
+        probe: Option<&RefCell<Option<PlantedBugs>>>,
+    ) -> Result<Rc<dyn System>, SystemError> {
         let (family, params) = match name.split_once(':') {
             Some((family, params)) => (family, Some(params)),
             None => (name, None),
@@ -254,7 +320,50 @@ impl Registry {
             params,
             config,
             bug,
+            probe,
         })
+    }
+
+    /// The planted bugs the system called `name` can be built with (`None`
+    /// when its factory reads no bug: [`SystemSpec::no_bug`]). Listed from
+    /// the bug enum its factory reads, so a bug added to the enum is listed
+    /// without being named twice.
+    ///
+    /// ```
+    /// let registry = replisim::replication::registry();
+    /// let bugs = registry.planted_bugs("raft").unwrap().unwrap();
+    /// assert!(bugs.names.contains(&"vote-without-log-check"));
+    /// assert_eq!(registry.planted_bugs("primary-backup").unwrap(), None);
+    /// ```
+    pub fn planted_bugs(&self, name: &str) -> Result<Option<PlantedBugs>, SystemError> {
+        let probe = RefCell::new(None);
+        self.build_with(name, &serde_json::Value::Null, None, Some(&probe))?;
+        Ok(probe.into_inner())
+    }
+
+    /// Every planted bug of the systems a sweep covers ([`Registry::sweeps`]),
+    /// once each, as (system, bug): on the first system in sweep order
+    /// that has it (`ack-before-persist` on `sync`, not again on
+    /// `semi-sync:1`, which shares the engine's bugs).
+    pub fn every_planted_bug(&self) -> Result<Vec<(String, String)>, SystemError> {
+        let mut kinds = Vec::new();
+        let mut bugs = Vec::new();
+        for system in self.sweeps() {
+            let Some(planted) = self.planted_bugs(&system)? else {
+                continue;
+            };
+            if kinds.contains(&planted.kind) {
+                continue;
+            }
+            kinds.push(planted.kind);
+            bugs.extend(
+                planted
+                    .names
+                    .iter()
+                    .map(|bug| (system.clone(), bug.to_string())),
+            );
+        }
+        Ok(bugs)
     }
 
     /// Builds the system a scenario names, with its configuration and bug.

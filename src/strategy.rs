@@ -57,10 +57,14 @@ use crate::{
     workload::{KeyValue, Mix, Workload},
 };
 
-/// How cases are drawn from a [`ScenarioSpace`]. Both are non-adaptive:
-/// every case is a function of the runner's seed and its index, so the
-/// shards of a sweep add up.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// How cases are drawn from a [`ScenarioSpace`]. `random` and `swarm` are
+/// non-adaptive: every case is a function of the runner's seed and its
+/// index, so the shards of a sweep add up. `guided` is adaptive: each case
+/// depends on what the earlier ones reached (still a function of the seed,
+/// but only in order), so it does not shard.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Search {
     /// Every case draws its faults from every allowed kind, with the
@@ -74,16 +78,35 @@ pub enum Search {
     /// then a random case within it. Leaving kinds out makes the others
     /// dense: a case of only crashes triggered on votes is drawn often.
     Swarm,
+    /// Coverage-guided search ([`crate::guided`]): keeps a corpus of the
+    /// cases that reached something no earlier case did (pairs of trace
+    /// events, roles and epochs, fault effects) and derives most new
+    /// cases by mutating them (a fault's time, target, trigger or
+    /// duration, a fault added, removed or doubled, the knobs), the rest
+    /// drawn fresh (as `random` and `swarm` draw them). A strategy cannot
+    /// learn from runs: [`ScenarioSpace::strategy`] draws guided cases as
+    /// `random` does, and the adaptive loop is
+    /// [`crate::guided::Cases`], which the explorer and the sweep run.
+    Guided,
 }
 
 impl Search {
     /// The modes' names, as [`Search::from_str`](std::str::FromStr) knows them.
-    pub const NAMES: [&str; 2] = ["random", "swarm"];
+    pub const NAMES: [&str; 3] = ["random", "swarm", "guided"];
+
+    /// Every mode, in the order of [`Search::NAMES`].
+    pub const ALL: [Search; 3] = [Search::Random, Search::Swarm, Search::Guided];
+
+    /// Whether each case depends on the results of earlier ones (so a
+    /// sweep cannot be cut into shards that add up).
+    pub fn is_adaptive(self) -> bool {
+        self == Search::Guided
+    }
 }
 
 /// A search mode's name that is not one of [`Search::NAMES`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown search mode {0:?}: expected random or swarm")]
+#[error("unknown search mode {0:?}: expected random, swarm or guided")]
 pub struct UnknownSearch(pub String);
 
 impl std::str::FromStr for Search {
@@ -93,6 +116,7 @@ impl std::str::FromStr for Search {
         match name {
             "random" => Ok(Search::Random),
             "swarm" => Ok(Search::Swarm),
+            "guided" => Ok(Search::Guided),
             _ => Err(UnknownSearch(name.to_string())),
         }
     }
@@ -103,6 +127,7 @@ impl std::fmt::Display for Search {
         f.write_str(match self {
             Search::Random => "random",
             Search::Swarm => "swarm",
+            Search::Guided => "guided",
         })
     }
 }
@@ -368,7 +393,10 @@ const TRIGGER_DELAYS_MS: [u64; 6] = [1, 2, 4, 8, 16, 32];
 /// replica or by one, its fault fired at once or after one of
 /// [`TRIGGER_DELAYS_MS`] (half of them at once; shrinks toward no trigger,
 /// then any replica, then no delay).
-fn trigger(cluster: Cluster, percent: u8) -> BoxedStrategy<Option<(Trigger, Option<usize>)>> {
+pub(crate) fn trigger(
+    cluster: Cluster,
+    percent: u8,
+) -> BoxedStrategy<Option<(Trigger, Option<usize>)>> {
     if cluster.events.is_empty() || percent == 0 || cluster.replicas == 0 {
         return Just(None).boxed();
     }
@@ -629,7 +657,7 @@ pub fn churn(
 }
 
 /// Points a node fault at replica `id`; link faults are left alone.
-fn retarget(fault: &mut Fault, id: usize) {
+pub(crate) fn retarget(fault: &mut Fault, id: usize) {
     if let Some(node) = fault.node_mut() {
         *node = Target::Replica(id);
     }
@@ -820,11 +848,22 @@ impl ScenarioSpace {
         self
     }
 
-    /// The strategy, drawing cases as [`ScenarioSpace::search`] says.
+    /// The strategy, drawing cases as [`ScenarioSpace::search`] says; for
+    /// [`Search::Guided`], fresh cases as `random` draws them: a strategy
+    /// cannot learn from the runs, [`crate::guided::Cases`] does.
     pub fn strategy(&self) -> BoxedStrategy<Scenario> {
         match self.search {
-            Search::Random => self.random(),
+            Search::Random | Search::Guided => self.random(),
             Search::Swarm => self.swarm(),
+        }
+    }
+
+    /// Where faults may strike in a scenario of `replicas` replicas of this space.
+    pub fn cluster(&self, replicas: usize) -> Cluster<'_> {
+        Cluster {
+            replicas,
+            roles: &self.roles,
+            events: &self.events,
         }
     }
 
@@ -910,6 +949,18 @@ impl ScenarioSpace {
     }
 }
 
+/// A proptest runner whose draws are a function of `seed` alone (what
+/// sweeps, explorations and guided search draw from).
+pub fn seeded_runner(
+    config: proptest::test_runner::Config,
+    seed: u64,
+) -> proptest::test_runner::TestRunner {
+    use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
+}
+
 /// Scenarios of the system called `name` with faults of `kinds`, over the
 /// default [`ScenarioSpace`].
 pub fn scenario(name: &str, kinds: FaultKinds) -> BoxedStrategy<Scenario> {
@@ -935,7 +986,7 @@ fn mix(kinds: &[&'static str]) -> BoxedStrategy<Mix> {
 
 /// Drops the machine losses that would leave no machine (or, with
 /// `needs_quorum`, no majority): such a cluster has nothing to check.
-fn keep_survivors(
+pub(crate) fn keep_survivors(
     faults: Vec<ScheduledFault>,
     replicas: usize,
     needs_quorum: bool,

@@ -2,9 +2,13 @@
 //! summarised as a measured map of what each system keeps and loses.
 //!
 //! Scenarios come from [`crate::strategy::ScenarioSpace`], fitted to each
-//! system's declaration and drawn by the sweep's [`Search`] mode (random or
-//! swarm, both non-adaptive), with one runner seed: a sweep is reproducible
-//! from its seed, and every system sees the same seeds. Runs are spread over the
+//! system's declaration and drawn by the sweep's [`Search`] mode, with one
+//! runner seed: a sweep is reproducible from its seed, and every system
+//! sees the same seeds. Random and swarm cases are drawn up front;
+//! guided cases ([`crate::guided`]) eight at a time, each batch from what
+//! the earlier ones reached (so the cases do not depend on the number of
+//! threads either). A guided sweep cannot be sharded
+//! ([`SweepError::AdaptiveShard`]). Runs are spread over the
 //! machine's cores (each simulation stays on one thread); the summary does
 //! not depend on how many. The first violation of each system is saved
 //! with its trace, ready for `replisim replay`.
@@ -52,7 +56,7 @@ use std::{
 
 use proptest::{
     strategy::{Strategy, ValueTree},
-    test_runner::{Config, RngAlgorithm, TestRng, TestRunner},
+    test_runner::Config,
 };
 use serde::{Deserialize, Serialize};
 
@@ -61,10 +65,11 @@ use crate::{
         Guarantee, availability::Counts, exits::ExitCounts, linearizable::SearchLimits,
         staleness::Staleness, stats,
     },
+    guided::{Cases, DrawError, Reached},
     points::{self, Kind, PointCount},
     registry::{Registry, SystemError},
     sim::{self, Buggify, FaultCount, RunError, Scenario, Status, inert_faults, repro},
-    strategy::{FaultKinds, ScenarioSpace, Search},
+    strategy::{FaultKinds, ScenarioSpace, Search, seeded_runner},
 };
 
 /// One of `count` disjoint slices of a sweep (1-based `index`), written
@@ -358,6 +363,8 @@ struct RunResult {
     sometimes: BTreeMap<String, PointCount>,
     staleness: Option<Staleness>,
     violated: bool,
+    /// What the run reached, for guided search.
+    reached: Reached,
 }
 
 /// Why a sweep could not run or summaries could not be merged.
@@ -369,6 +376,13 @@ pub enum SweepError {
     Run(#[from] RunError),
     #[error("cannot draw scenarios: {0}")]
     Draw(String),
+    /// An adaptive search mode asked for one shard: its cases depend on
+    /// the results of earlier ones, which another shard runs.
+    #[error(
+        "{0} search is adaptive (each case depends on earlier results), so its shards would not add \
+         up to one sweep: run it unsharded, or shard a random or swarm sweep"
+    )]
+    AdaptiveShard(Search),
     #[error("cannot merge: {0}")]
     Merge(String),
 }
@@ -376,10 +390,7 @@ pub enum SweepError {
 /// Draws `runs` scenarios from `space`; the same seed draws the same ones.
 pub fn draw(space: &ScenarioSpace, runs: usize, seed: u64) -> Result<Vec<Scenario>, SweepError> {
     let strategy = space.strategy();
-    let mut bytes = [0u8; 32];
-    bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
-    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let mut runner = seeded_runner(Config::default(), seed);
     (0..runs)
         .map(|_| {
             strategy
@@ -398,6 +409,9 @@ pub fn sweep(
     progress: impl Fn(usize, usize) + Sync,
 ) -> Result<SweepSummary, SweepError> {
     let options = &config.options;
+    if options.search.is_adaptive() && options.shard != Shard::ALL {
+        return Err(SweepError::AdaptiveShard(options.search));
+    }
     let in_shard = (0..options.runs)
         .filter(|&i| options.shard.contains(i))
         .count();
@@ -414,14 +428,19 @@ pub fn sweep(
             space = space.buggify(Buggify::default());
         }
         space.bug = config.bug.clone();
-        let scenarios: Vec<(usize, Scenario)> = draw(&space, options.runs, config.seed)?
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| options.shard.contains(*i))
-            .collect();
-        let results = run_all(config, &scenarios, &|| {
-            progress(done.fetch_add(1, Ordering::Relaxed) + 1, total)
-        });
+        let ran = || progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+        let (scenarios, results) = match options.search.is_adaptive() {
+            true => run_guided(config, &space, &ran)?,
+            false => {
+                let scenarios: Vec<(usize, Scenario)> = draw(&space, options.runs, config.seed)?
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| options.shard.contains(*i))
+                    .collect();
+                let results = run_all(config, &scenarios, &ran);
+                (scenarios, results)
+            }
+        };
         let mut summary = SystemSummary::new(name, bug, system.declaration().claims);
         for (i, result) in results {
             let r = result?;
@@ -463,6 +482,45 @@ pub fn sweep(
     })
 }
 
+/// Cases guided search draws at a time, run side by side before their
+/// coverage is fed back in order: fixed, so that a guided sweep draws the
+/// same cases on any number of threads.
+const GUIDED_BATCH: usize = 8;
+
+/// Guided search's `runs` cases: drawn [`GUIDED_BATCH`] at a time from
+/// what the earlier batches reached; the cases and their results, in order.
+#[allow(clippy::type_complexity)]
+fn run_guided(
+    config: &SweepConfig,
+    space: &ScenarioSpace,
+    ran: &(dyn Fn() + Sync),
+) -> Result<
+    (
+        Vec<(usize, Scenario)>,
+        Vec<(usize, Result<RunResult, SweepError>)>,
+    ),
+    SweepError,
+> {
+    let mut cases = Cases::new(space, config.seed);
+    let (mut scenarios, mut results) = (Vec::new(), Vec::new());
+    while scenarios.len() < config.options.runs {
+        let first = scenarios.len();
+        let batch = (first..config.options.runs.min(first + GUIDED_BATCH))
+            .map(|i| Ok((i, cases.next_case()?)))
+            .collect::<Result<Vec<_>, DrawError>>()
+            .map_err(|e| SweepError::Draw(e.to_string()))?;
+        let done = run_all(config, &batch, ran);
+        for ((_, scenario), (_, result)) in batch.iter().zip(&done) {
+            if let Ok(result) = result {
+                cases.ran(scenario, &result.reached);
+            }
+        }
+        scenarios.extend(batch);
+        results.extend(done);
+    }
+    Ok((scenarios, results))
+}
+
 /// Runs `scenarios` on the configured threads; results in scenario order.
 fn run_all(
     config: &SweepConfig,
@@ -499,6 +557,7 @@ fn run_all(
 fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepError> {
     let outcome = sim::run_system(scenario, registry.system_for(scenario)?)?;
     let verdicts = outcome.verdicts_within(&SearchLimits::DETERMINISTIC);
+    let reached = Reached::of(&outcome);
     let recovery_ms = outcome
         .recovery_times()
         .into_iter()
@@ -521,6 +580,7 @@ fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepE
         sometimes: outcome.stats.sometimes,
         staleness: verdicts.staleness,
         violated: verdicts.violated(),
+        reached,
     })
 }
 

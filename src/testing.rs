@@ -33,6 +33,13 @@
 //! [`Explorer::find_violation`] is the opposite, for tests of planted bugs:
 //! it explores until the property fails and returns the shrunk outcome.
 //!
+//! [`Explorer::explore_space`] and [`Explorer::find_violation_space`] take
+//! a [`ScenarioSpace`] instead of a strategy, and draw its cases as its
+//! [`Search`] mode says: coverage-guided search ([`crate::guided`]) is
+//! adaptive, so it is a loop of the explorer's own rather than a proptest
+//! strategy, and its failures are shrunk by [`crate::shrink`] (which also
+//! finishes what proptest's shrinking of the other modes leaves).
+//!
 //! Environment knobs, in the proptest tradition:
 //!
 //! | variable | effect |
@@ -101,18 +108,20 @@ use std::{
 };
 
 use proptest::{
-    strategy::Strategy,
-    test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner},
+    strategy::{BoxedStrategy, Strategy},
+    test_runner::{Config, TestCaseError, TestError},
 };
 
 mod tally;
 
 use crate::{
     check::linearizable::SearchLimits,
+    guided::{Cases, Reached},
     node::System,
     registry::{Registry, SystemError},
-    report,
+    report, shrink,
     sim::{self, Outcome, RunError, Scenario, inert_faults, repro},
+    strategy::{ScenarioSpace, Search, seeded_runner},
 };
 pub use tally::Exploration;
 use tally::Tally;
@@ -295,22 +304,61 @@ impl Explorer {
         strategy: S,
         property: impl Fn(&Outcome) -> Result<(), String>,
     ) -> Exploration {
+        self.explore_from(Source::Strategy(&strategy), &property)
+    }
+
+    /// [`Explorer::explore`] over the cases of `space`, drawn as its
+    /// [`ScenarioSpace::search`] says: by its strategy for `random` and
+    /// `swarm`, by coverage-guided search ([`crate::guided`]) for `guided`,
+    /// whose failures are shrunk by [`crate::shrink`].
+    pub fn explore_space(
+        &self,
+        space: &ScenarioSpace,
+        property: impl Fn(&Outcome) -> Result<(), String>,
+    ) -> Exploration {
+        match space.search {
+            Search::Guided => {
+                self.explore_from(Source::<BoxedStrategy<Scenario>>::Guided(space), &property)
+            }
+            Search::Random | Search::Swarm => self.explore(space.strategy(), property),
+        }
+    }
+
+    /// [`Explorer::find_violation`] over the cases of `space`, drawn as its
+    /// [`ScenarioSpace::search`] says (see [`Explorer::explore_space`]).
+    pub fn find_violation_space(
+        &self,
+        space: &ScenarioSpace,
+        property: impl Fn(&Outcome) -> Result<(), String>,
+    ) -> Outcome {
+        match space.search {
+            Search::Guided => self
+                .find_violation_from(Source::<BoxedStrategy<Scenario>>::Guided(space), &property),
+            Search::Random | Search::Swarm => self.find_violation(space.strategy(), property),
+        }
+    }
+
+    fn explore_from<S: Strategy<Value = Scenario>>(
+        &self,
+        source: Source<'_, S>,
+        property: &dyn Fn(&Outcome) -> Result<(), String>,
+    ) -> Exploration {
         let tally = Tally::new(self.cases());
         tally.borrow_mut().exploration.declare(
             self.sometimes.iter().map(|(name, _)| name),
             &self.point_modules(),
         );
         if let Some(file) = env::var_os("REPLISIM_REPLAY") {
-            self.replay_file(&crate_root().join(file), &property, &tally);
+            self.replay_file(&crate_root().join(file), property, &tally);
             return tally.into_inner().exploration;
         }
         if env::var_os("REPLISIM_SEED").is_none() {
             for file in scenario_files(&self.corpus_dir()) {
-                self.replay_file(&file, &property, &tally);
+                self.replay_file(&file, property, &tally);
             }
         }
         let seed = runner_seed();
-        let Some(failure) = self.search(&strategy, &property, seed, &tally) else {
+        let Some(failure) = self.search(source, property, seed, &tally) else {
             let tally = tally.into_inner();
             self.report(&tally);
             return tally.exploration;
@@ -349,10 +397,18 @@ impl Explorer {
         strategy: S,
         property: impl Fn(&Outcome) -> Result<(), String>,
     ) -> Outcome {
+        self.find_violation_from(Source::Strategy(&strategy), &property)
+    }
+
+    fn find_violation_from<S: Strategy<Value = Scenario>>(
+        &self,
+        source: Source<'_, S>,
+        property: &dyn Fn(&Outcome) -> Result<(), String>,
+    ) -> Outcome {
         let seed = runner_seed();
         let cases = self.cases();
         let tally = Tally::new(cases);
-        let Some(failure) = self.search(&strategy, &property, seed, &tally) else {
+        let Some(failure) = self.search(source, property, seed, &tally) else {
             panic!(
                 "no violation found in {cases} cases (runner seed {seed}): the property held \
                  where it was expected to fail"
@@ -495,118 +551,174 @@ impl Explorer {
     /// is added to `tally`.
     fn search<S: Strategy<Value = Scenario>>(
         &self,
-        strategy: &S,
+        source: Source<'_, S>,
         property: &dyn Fn(&Outcome) -> Result<(), String>,
         seed: u64,
         tally: &RefCell<Tally>,
     ) -> Option<Failure> {
+        let failing = match source {
+            Source::Strategy(strategy) => self.search_strategy(strategy, property, seed, tally),
+            Source::Guided(space) => self.search_guided(space, property, seed, tally),
+        }?;
+        Some(self.failure(failing, property, tally))
+    }
+
+    /// Proptest draws and shrinks; the structural shrinker then takes
+    /// what proptest's budget left (a fault the failure does not need, a
+    /// replica too many). The failing scenario, if any.
+    fn search_strategy<S: Strategy<Value = Scenario>>(
+        &self,
+        strategy: &S,
+        property: &dyn Fn(&Outcome) -> Result<(), String>,
+        seed: u64,
+        tally: &RefCell<Tally>,
+    ) -> Option<Scenario> {
         let config = Config {
             cases: self.cases(),
             max_shrink_iters: self.shrink_iters,
             failure_persistence: None,
             ..Config::default()
         };
-        let mut bytes = [0u8; 32];
-        bytes[..8].copy_from_slice(&seed.to_le_bytes());
-        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
-        let mut runner = TestRunner::new_with_rng(config, rng);
-        let every = env_number("REPLISIM_DETERMINISM").unwrap_or(16);
+        let mut runner = seeded_runner(config, seed);
         let divergence: RefCell<Option<String>> = RefCell::default();
         let result = runner.run(strategy, |scenario| {
             if divergence.borrow().is_some() {
                 // A determinism failure is reported as it is, unshrunk.
                 return Ok(());
             }
-            let case = tally.borrow().next_case();
-            let outcome = match self.run(&scenario) {
-                Ok(outcome) => outcome,
-                Err(error) => {
-                    tally.borrow_mut().ran(None, false);
-                    return Err(TestCaseError::fail(error.to_string()));
-                }
-            };
-            let sampled = every > 0 && (case == 1 || u64::from(case) % every == 0);
-            if sampled && !tally.borrow().shrinking() {
-                tally.borrow_mut().checked_determinism();
-                if let Some(diverged) = self.diverges(&scenario, &outcome) {
+            match self.case(&scenario, property, tally) {
+                Case::Ran(_, verdict) => verdict.map_err(TestCaseError::fail),
+                Case::Unrunnable(reason) => Err(TestCaseError::fail(reason)),
+                Case::Diverged(diverged) => {
                     *divergence.borrow_mut() = Some(diverged);
-                    return Err(TestCaseError::fail("nondeterministic"));
+                    Err(TestCaseError::fail("nondeterministic"))
                 }
             }
-            if !tally.borrow().shrinking() {
-                self.count_sometimes(&outcome, tally);
-            }
-            let verdict = property(&outcome);
-            tally.borrow_mut().ran(Some(&outcome), verdict.is_ok());
-            verdict.map_err(TestCaseError::fail)
         });
-        // Proptest shrinks within its budget; whole faults it left behind
-        // that the failure does not need are dropped here.
-        let result = result.map_err(|error| match error {
-            TestError::Fail(reason, scenario) if divergence.borrow().is_none() => {
-                TestError::Fail(reason, self.drop_needless_faults(scenario, property, tally))
-            }
-            other => other,
-        });
-        let tally = tally.borrow();
         if let Some(diverged) = divergence.into_inner() {
-            panic!(
-                "{diverged}\nthe system is not deterministic: see the determinism rules in the \
-                 replisim README\nrunner seed: {seed}\n  rerun the search: REPLISIM_SEED={seed} \
-                 REPLISIM_CASES={} {}",
-                self.cases(),
-                test_command(&self.name)
-            );
+            self.nondeterministic(&diverged, seed);
         }
         match result {
             Ok(()) => None,
             Err(TestError::Abort(reason)) => panic!("the search gave up: {reason}"),
-            Err(TestError::Fail(_, scenario)) => {
-                // Run the minimal case once more: the outcome to save, and
-                // the reason of exactly this case.
-                let (outcome, reason) = match self.run(&scenario) {
-                    Ok(outcome) => {
-                        let reason = property(&outcome).err().unwrap_or_else(|| {
-                            "the property failed, then held on a rerun: nondeterminism?".into()
-                        });
-                        (Some(outcome), reason)
-                    }
-                    Err(error) => (None, error.to_string()),
-                };
-                Some(Failure {
-                    scenario,
-                    outcome,
-                    reason,
-                    progress: tally.failure_line().unwrap_or_default(),
-                })
-            }
+            Err(TestError::Fail(_, scenario)) => Some(self.shrink(scenario, property, tally)),
         }
     }
 
-    /// Drops each fault of a failing `scenario` in turn, keeping it out
-    /// while `property` still fails without it: a shrunk case names only
-    /// the faults its failure needs, whatever proptest's budget reached.
-    fn drop_needless_faults(
+    /// Coverage-guided search: cases from [`Cases`], each run's coverage
+    /// fed back; a failure shrunk by [`shrink`]. The failing scenario, if any.
+    fn search_guided(
         &self,
-        mut scenario: Scenario,
+        space: &ScenarioSpace,
+        property: &dyn Fn(&Outcome) -> Result<(), String>,
+        seed: u64,
+        tally: &RefCell<Tally>,
+    ) -> Option<Scenario> {
+        let mut cases = Cases::new(space, seed);
+        for _ in 0..self.cases() {
+            let scenario = cases
+                .next_case()
+                .unwrap_or_else(|e| panic!("the search gave up: {e}"));
+            match self.case(&scenario, property, tally) {
+                Case::Ran(outcome, Ok(())) => {
+                    cases.ran(&scenario, &Reached::of(&outcome));
+                }
+                Case::Ran(_, Err(_)) | Case::Unrunnable(_) => {
+                    return Some(self.shrink(scenario, property, tally));
+                }
+                Case::Diverged(diverged) => self.nondeterministic(&diverged, seed),
+            }
+        }
+        None
+    }
+
+    /// Runs one case of the search: checks determinism on the first case
+    /// and one in `REPLISIM_DETERMINISM` (not while shrinking), counts the
+    /// "sometimes" properties, judges the property.
+    fn case(
+        &self,
+        scenario: &Scenario,
+        property: &dyn Fn(&Outcome) -> Result<(), String>,
+        tally: &RefCell<Tally>,
+    ) -> Case {
+        let case = tally.borrow().next_case();
+        let outcome = match self.run(scenario) {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tally.borrow_mut().ran(None, false);
+                return Case::Unrunnable(error.to_string());
+            }
+        };
+        let every = env_number("REPLISIM_DETERMINISM").unwrap_or(16);
+        let sampled = every > 0 && (case == 1 || u64::from(case) % every == 0);
+        if sampled && !tally.borrow().shrinking() {
+            tally.borrow_mut().checked_determinism();
+            if let Some(diverged) = self.diverges(scenario, &outcome) {
+                return Case::Diverged(diverged);
+            }
+        }
+        if !tally.borrow().shrinking() {
+            self.count_sometimes(&outcome, tally);
+        }
+        let verdict = property(&outcome);
+        tally.borrow_mut().ran(Some(&outcome), verdict.is_ok());
+        Case::Ran(Box::new(outcome), verdict)
+    }
+
+    /// Fails the test on a nondeterministic run.
+    fn nondeterministic(&self, diverged: &str, seed: u64) -> ! {
+        panic!(
+            "{diverged}\nthe system is not deterministic: see the determinism rules in the \
+             replisim README\nrunner seed: {seed}\n  rerun the search: REPLISIM_SEED={seed} \
+             REPLISIM_CASES={} {}",
+            self.cases(),
+            test_command(&self.name)
+        );
+    }
+
+    /// The minimal failing case, run once more: the outcome to save, and
+    /// the reason of exactly this case.
+    fn failure(
+        &self,
+        scenario: Scenario,
+        property: &dyn Fn(&Outcome) -> Result<(), String>,
+        tally: &RefCell<Tally>,
+    ) -> Failure {
+        let (outcome, reason) = match self.run(&scenario) {
+            Ok(outcome) => {
+                let reason = property(&outcome).err().unwrap_or_else(|| {
+                    "the property failed, then held on a rerun: nondeterminism?".into()
+                });
+                (Some(outcome), reason)
+            }
+            Err(error) => (None, error.to_string()),
+        };
+        Failure {
+            scenario,
+            outcome,
+            reason,
+            progress: tally.borrow().failure_line().unwrap_or_default(),
+        }
+    }
+
+    /// Shrinks a failing `scenario` structurally ([`shrink`]) within the
+    /// shrinking budget, keeping each smaller scenario on which `property`
+    /// still fails: a shrunk case names only the faults its failure needs,
+    /// whatever proptest's budget reached.
+    fn shrink(
+        &self,
+        scenario: Scenario,
         property: &dyn Fn(&Outcome) -> Result<(), String>,
         tally: &RefCell<Tally>,
     ) -> Scenario {
-        let mut i = 0;
-        while i < scenario.faults.len() {
-            let mut candidate = scenario.clone();
-            candidate.faults.remove(i);
-            let still_fails = self.run(&candidate).is_ok_and(|outcome| {
+        shrink::shrink(scenario, self.shrink_iters, |candidate| {
+            self.run(candidate).is_ok_and(|outcome| {
                 let failed = property(&outcome).is_err();
                 tally.borrow_mut().ran(Some(&outcome), !failed);
                 failed
-            });
-            match still_fails {
-                true => scenario = candidate,
-                false => i += 1,
-            }
-        }
-        scenario
+            })
+        })
+        .scenario
     }
 
     /// Writes the failure's trace and report; lines saying where (or why not).
@@ -672,6 +784,24 @@ fn record_digest(file: &Path, scenario: &Scenario, outcome: &Outcome) {
         outcome.digest_hex(),
         file.display()
     );
+}
+
+/// Where an exploration's cases come from.
+enum Source<'a, S> {
+    /// A proptest strategy (random, swarm, or a test's own).
+    Strategy(&'a S),
+    /// Coverage-guided search over a space.
+    Guided(&'a ScenarioSpace),
+}
+
+/// One case run.
+enum Case {
+    /// The run's outcome and the property's verdict on it.
+    Ran(Box<Outcome>, Result<(), String>),
+    /// The scenario could not run (why).
+    Unrunnable(String),
+    /// A second run of the case diverged (where).
+    Diverged(String),
 }
 
 /// A minimal failing case.

@@ -8,10 +8,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::{
     registry::Registry,
     strategy::{FaultKinds, Search},
-    sweep::{Shard, SweepConfig, SweepOptions, SweepSummary, sweep},
+    sweep::{Shard, SweepConfig, SweepError, SweepOptions, SweepSummary, sweep},
 };
 
-use super::bad_input;
+use super::{EX_USAGE, bad_input};
 
 #[derive(clap::Args)]
 pub struct ExploreArgs {
@@ -33,9 +33,10 @@ pub struct ExploreArgs {
     #[arg(long, default_value_t = 2)]
     simultaneous: usize,
     /// How scenarios are drawn: random (every case from every allowed
-    /// fault kind) or swarm (each case from a random subset of the kinds
-    /// and knobs).
-    #[arg(long, default_value_t = Search::Random, value_name = "random|swarm")]
+    /// fault kind), swarm (each case from a random subset of the kinds
+    /// and knobs) or guided (mutations of the cases that reached something
+    /// new; adaptive, so it refuses --shard).
+    #[arg(long, default_value_t = Search::Random, value_name = "random|swarm|guided")]
     search: Search,
     /// Turn the systems' `buggify!` points on (FoundationDB's rates: each
     /// point enabled in a quarter of the runs, firing a quarter of the
@@ -62,6 +63,14 @@ pub struct ExploreArgs {
 
 impl ExploreArgs {
     pub fn run(self, registry: &Registry) -> ExitCode {
+        if self.search.is_adaptive() && self.shard.is_some() {
+            let error = SweepError::AdaptiveShard(self.search);
+            eprintln!(
+                "error: --search {} cannot run with --shard: {error}",
+                self.search
+            );
+            return ExitCode::from(EX_USAGE);
+        }
         let summary = match self.merge.is_empty() {
             true => self.sweep(registry),
             false => merge(&self.merge),

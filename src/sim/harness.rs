@@ -134,6 +134,7 @@ pub(crate) fn run_traced(
     outcome.stats.trace_events = summary.events;
     outcome.stats.effects = summary.effects;
     outcome.message_times = summary.message_times;
+    outcome.trace_edges = summary.edges;
     Ok((outcome, summary.lines))
 }
 
@@ -635,6 +636,7 @@ impl<'a> Harness<'a> {
             },
             exits,
             message_times: Vec::new(),
+            trace_edges: Default::default(),
             digest: 0,
             checked: RefCell::default(),
         }

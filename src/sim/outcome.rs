@@ -134,6 +134,11 @@ pub struct Outcome {
     pub stats: RunStats,
     /// When each message was delivered (simulated ns), for per-phase statistics.
     pub message_times: Vec<u64>,
+    /// What the run reached: each pair of consecutive trace events of one
+    /// host (keyed by a hash of their two callsites, stable within a
+    /// build) with how often it occurred. Coverage-guided search
+    /// ([`crate::guided`]) keeps the scenarios that reach new ones.
+    pub trace_edges: BTreeMap<u64, u32>,
     /// Digest of the ordered trace events: equal digests, equal runs.
     pub digest: u64,
     /// The last verdicts computed, with the search limits they had: the

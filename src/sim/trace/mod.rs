@@ -9,7 +9,9 @@
 //!   hands over on this thread, and turmoil's own "message dropped" and
 //!   "message held" events);
 //! - `triggers`: watches for the events that event-triggered faults wait
-//!   for.
+//!   for;
+//! - `coverage`: counts each host's pairs of consecutive events, what a
+//!   run reached for coverage-guided search.
 //!
 //! This file owns the wiring and the state. The subscriber is a plain
 //! [`Subscriber`], not a stack of filtered layers: each callsite is enabled
@@ -19,6 +21,7 @@
 //! local, because one simulation runs on one thread and simulations on
 //! other threads keep their own.
 
+mod coverage;
 mod digest;
 mod effects;
 mod log;
@@ -38,6 +41,7 @@ struct TraceState {
     digest: digest::Digest,
     effects: effects::Effects,
     triggers: triggers::Triggers,
+    coverage: coverage::Coverage,
     /// Every formatted line, when recording.
     recorded: Option<Vec<String>>,
     /// Whether effects are logged (as `trace` events on their target).
@@ -77,6 +81,8 @@ pub struct Summary {
     pub events: u64,
     pub effects: BTreeMap<String, u64>,
     pub message_times: Vec<u64>,
+    /// Pairs of consecutive events of one host, with how often (see `coverage`).
+    pub edges: BTreeMap<u64, u32>,
     /// Every formatted line, when recording.
     pub lines: Vec<String>,
 }
@@ -91,6 +97,7 @@ pub(crate) fn begin(record: bool) -> impl Subscriber + Send + Sync {
             digest: digest::Digest::default(),
             effects: effects::Effects::default(),
             triggers: triggers::Triggers::default(),
+            coverage: coverage::Coverage::default(),
             recorded: record.then(Vec::new),
             log_effects: log.enables_target(crate::effect::TARGET, Level::TRACE),
             stamps: Stamps::default(),
@@ -110,6 +117,7 @@ pub(crate) fn finish() -> Summary {
             events: state.digest.events(),
             effects: state.effects.counters,
             message_times: state.effects.message_times,
+            edges: state.coverage.edges(),
             lines: state.recorded.unwrap_or_default(),
         }
     })
@@ -243,6 +251,7 @@ impl Subscriber for TraceSubscriber {
                 let (time, host) = state.stamps.stamp();
                 state.digest.add(time, host, event);
                 state.triggers.watch(host, event);
+                state.coverage.add(host, meta);
             }
             if log {
                 let (time, host) = state.stamps.stamp();
