@@ -7,6 +7,8 @@
 //! each timing `BENCH_RUNS` runs (default 5) of the bare program, then as
 //! many of the harness, and ends with `harness/bare: X.XX`, the median over
 //! rounds of the harness's wall time per run over the bare program's.
+//! `BENCH_ONLY=bare` or `BENCH_ONLY=harness` runs one side alone, for
+//! profiling it (`perf stat`, `valgrind --tool=callgrind`).
 //! Short interleaved rounds and the median keep the ratio steady on a
 //! shared, noisy machine; no time is asserted. The harness's runs include recording the
 //! history and the trace digest, not the checkers (they are benchmarked
@@ -121,6 +123,7 @@ fn main() {
     let rounds = env("BENCH_ROUNDS", 15).max(1);
     let runs = env("BENCH_RUNS", 5).max(1);
     let registry: Registry = replication::registry();
+    let only = std::env::var("BENCH_ONLY").ok();
     let harness_run = |seed| {
         let outcome = registry
             .run(&standard_scenario(seed))
@@ -134,6 +137,13 @@ fn main() {
         .expect("standard scenario runs");
     assert!(outcome.verdicts().passed(), "{}", outcome.verdicts());
     bare_run(0);
+    match only.as_deref() {
+        Some("bare") => return println!("bare {:?}/run", measure(rounds * runs, bare_run).0),
+        Some("harness") => {
+            return println!("harness {:?}/run", measure(rounds * runs, harness_run).0);
+        }
+        _ => {}
+    }
     println!(
         "standard scenario: 3 replicas, sync, 1 client x {WRITES} writes, 1-5 ms latency, 1 ms tick; {rounds} rounds of {runs} runs each"
     );

@@ -210,6 +210,11 @@ impl StateProbe {
         self.0.borrow_mut().placement = Some(Box::new(replicas_of));
     }
 
+    /// Whether a placement was published.
+    pub fn has_placement(&self) -> bool {
+        self.0.borrow().placement.is_some()
+    }
+
     /// The replicas `key` belongs to, if a live replica published a placement.
     pub fn placement(&self, key: &str) -> Option<Vec<usize>> {
         self.0.borrow().placement.as_ref().map(|of| of(key))

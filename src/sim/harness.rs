@@ -386,6 +386,9 @@ impl<'a> Harness<'a> {
     /// Where each key of `states` belongs, as the first surviving replica
     /// that publishes a placement says (empty: every key everywhere).
     fn placement(&self, states: &BTreeMap<usize, Option<ReplicaState>>) -> Placement {
+        if !states.keys().any(|&id| self.probes[id].has_placement()) {
+            return Placement::new();
+        }
         let keys: BTreeSet<&String> = states.values().flatten().flat_map(|s| s.keys()).collect();
         keys.into_iter()
             .filter_map(|key| {
