@@ -19,6 +19,9 @@
 //!   that check apart, reports the convergence times, and names a planted
 //!   bug in `"bug"`, the system in `"system"`.
 
+#[path = "support/planted.rs"]
+mod planted;
+
 use std::{cell::RefCell, rc::Rc};
 
 use replisim::{
@@ -90,10 +93,7 @@ fn merge_not_commutative_is_caught() {
         .find_violation(space.strategy(), testing::holds);
     let verdicts = outcome.verdicts();
     assert!(verdicts.convergence.is_violation(), "{verdicts}");
-    let mut fixed = outcome.scenario.clone();
-    fixed.bug = None;
-    let verdicts = replication::registry().run(&fixed).unwrap().verdicts();
-    assert!(verdicts.passed(), "without the bug: {verdicts}");
+    planted::assert_passes_without_the_bug(&replication::registry(), &outcome.scenario);
 }
 
 /// Two replicas, each with its own client writing one key; replica 1's

@@ -20,6 +20,9 @@
 //! - `explore --json` shows `dynamo:3/1/1` breaking `no-stale-read`, with
 //!   its staleness as numbers.
 
+#[path = "support/planted.rs"]
+mod planted;
+
 use replisim::{
     check::{Guarantee, Verdict},
     replication,
@@ -133,10 +136,7 @@ fn caught(name: &str, space: ScenarioSpace, bug: &str, guarantee: Guarantee, cas
     let verdicts = outcome.verdicts();
     assert_eq!(verdicts.status(guarantee), Status::Violated, "{verdicts}");
     println!("{}", verdicts.describe(guarantee));
-    let mut fixed = outcome.scenario.clone();
-    fixed.bug = None;
-    let verdicts = replication::registry().run(&fixed).unwrap().verdicts();
-    assert!(verdicts.passed(), "without the bug: {verdicts}");
+    planted::assert_passes_without_the_bug(&replication::registry(), &outcome.scenario);
 }
 
 /// Read repair that resolves siblings to one loses the others: no client

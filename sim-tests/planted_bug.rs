@@ -7,6 +7,9 @@
 //! The search must find that, shrunk to at most three faults, and the same
 //! schedule must pass without the bug.
 
+#[path = "support/planted.rs"]
+mod planted;
+
 use replisim::{
     check::durability,
     replication,
@@ -42,8 +45,5 @@ fn ack_before_persist_is_caught_and_shrunk_to_three_faults() {
     for fault in faults {
         println!("  {fault}");
     }
-    let mut fixed = outcome.scenario.clone();
-    fixed.bug = None;
-    let verdicts = registry.run(&fixed).unwrap().verdicts();
-    assert!(verdicts.passed(), "without the bug: {verdicts}");
+    planted::assert_passes_without_the_bug(&registry, &outcome.scenario);
 }

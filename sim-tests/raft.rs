@@ -4,6 +4,9 @@
 //! isolation lets the majority go on; and a planted bug is caught and
 //! shrunk by the search mode named in its test.
 
+#[path = "support/planted.rs"]
+mod planted;
+
 use replisim::{
     check::Guarantee,
     replication,
@@ -241,8 +244,5 @@ fn caught_and_shrunk(bug: &str, search: Search, cases: u32, most_faults: usize) 
         });
     let faults = &outcome.scenario.faults;
     assert!(faults.len() <= most_faults, "not shrunk: {faults:?}");
-    let mut fixed = outcome.scenario.clone();
-    fixed.bug = None;
-    let verdicts = replication::registry().run(&fixed).unwrap().verdicts();
-    assert!(verdicts.passed(), "without the bug: {verdicts}");
+    planted::assert_passes_without_the_bug(&replication::registry(), &outcome.scenario);
 }

@@ -258,7 +258,7 @@ impl Explorer {
 
     /// Answers for the `buggify!` points and `sometimes!` assertions of the
     /// modules under `module` (a `module_path!()` prefix, such as
-    /// `my_store` or `replisim::replication::four_stage`; call again for
+    /// `my_store` or `my_store::replica`; call again for
     /// more). Without it, the exploration answers for those of every
     /// crate of the test binary but replisim: the user's code (their
     /// library, their `tests/` or `sim-tests/` binary), not the built-in

@@ -35,7 +35,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::Instant; // determinism-ok: the checker's optional time limit; checks run after a simulation, never inside one
 
 use super::Verdict;
 use super::explain::NonLinearizable;
