@@ -93,6 +93,11 @@ fn catalogue() -> Vec<Case> {
             &["nodes_crashed", "nodes_restarted"],
         ),
         case(
+            "power loss",
+            vec![briefly(Fault::PowerLoss)],
+            &["nodes_crashed", "nodes_restarted"],
+        ),
+        case(
             "restart",
             vec![
                 ScheduledFault::at(100, Fault::Crash { node: r(2) }),
@@ -300,6 +305,14 @@ fn every_fault_kind_is_inert_where_it_can_do_nothing() {
             "pause of a lost replica",
             vec![lose(2), later(Fault::Pause { node: r(2) })],
             vec![("lose", count(1, 1)), ("pause", count(1, 0))],
+        ),
+        (
+            "power loss while every replica is down",
+            vec![
+                ScheduledFault::at(100, Fault::PowerLoss).lasting(200),
+                ScheduledFault::at(150, Fault::PowerLoss).lasting(10),
+            ],
+            vec![("power-loss", count(2, 1))],
         ),
         (
             "restart of a running replica",

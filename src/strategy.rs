@@ -139,6 +139,9 @@ pub enum FaultKind {
     Crash,
     /// A replica's machine is lost for good, disk included.
     Lose,
+    /// Every replica crashes at the same moment (a power loss) and they
+    /// restart together after a while.
+    PowerLoss,
     /// A replica stops talking to everyone for a while.
     Pause,
     /// A majority/minority split of the replicas.
@@ -169,9 +172,10 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind, simplest first (shrinking prefers earlier kinds).
-    pub const ALL: [FaultKind; 15] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::Crash,
         FaultKind::Lose,
+        FaultKind::PowerLoss,
         FaultKind::Pause,
         FaultKind::Partition,
         FaultKind::Isolate,
@@ -237,15 +241,17 @@ impl FaultKinds {
         FaultKinds::only(&[Partition, Isolate, Bridge, OneWay])
     }
 
-    /// Crashes followed by restarts on the same disk.
+    /// Crashes followed by restarts on the same disk: one replica's, or
+    /// every replica's at once (a power loss).
     pub fn crashes() -> Self {
-        FaultKinds::only(&[FaultKind::Crash])
+        FaultKinds::only(&[FaultKind::Crash, FaultKind::PowerLoss])
     }
 
-    /// Crashes, machines lost with their disks, and torn unsynced writes.
+    /// Crashes and power losses, machines lost with their disks, and torn
+    /// unsynced writes.
     pub fn crashes_with_disk_loss() -> Self {
         use FaultKind::*;
-        FaultKinds::only(&[Crash, Lose, TornWrites])
+        FaultKinds::only(&[Crash, PowerLoss, Lose, TornWrites])
     }
 
     /// Everything the network can do: partitions, slow, held, lossy links,
@@ -421,6 +427,7 @@ fn fault_of(kind: FaultKind, cluster: Cluster) -> BoxedStrategy<Fault> {
     match kind {
         FaultKind::Crash => target().prop_map(|node| Fault::Crash { node }).boxed(),
         FaultKind::Lose => target().prop_map(|node| Fault::Lose { node }).boxed(),
+        FaultKind::PowerLoss => Just(Fault::PowerLoss).boxed(),
         FaultKind::Pause => target().prop_map(|node| Fault::Pause { node }).boxed(),
         FaultKind::Isolate => target().prop_map(|node| Fault::Isolate { node }).boxed(),
         FaultKind::Duplicate => target().prop_map(|node| Fault::Duplicate { node }).boxed(),
@@ -1092,7 +1099,10 @@ mod tests {
             scenario in ScenarioSpace::new("plain", FaultKinds::crashes()).strategy()
         ) {
             for f in &scenario.faults {
-                prop_assert!(matches!(f.fault, Fault::Crash { node: Target::Replica(_) }), "{f}");
+                prop_assert!(
+                    matches!(f.fault, Fault::Crash { node: Target::Replica(_) } | Fault::PowerLoss),
+                    "{f}"
+                );
             }
         }
 

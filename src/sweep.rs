@@ -670,7 +670,7 @@ impl fmt::Display for SweepSummary {
         let width = names.iter().map(String::len).max().unwrap_or(0).max(6);
         writeln!(
             f,
-            "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>14} {:>17} {:>8} {:>8} {:>15}",
+            "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>14} {:>17} {:>16} {:>8} {:>8} {:>15}",
             "system",
             "runs",
             "linearizable",
@@ -681,6 +681,7 @@ impl fmt::Display for SweepSummary {
             "log-agreement",
             "no-stale-read",
             "read-your-writes",
+            "exclusive-roles",
             "unknown",
             "ok",
             "ok under fault"
@@ -709,7 +710,7 @@ impl fmt::Display for SweepSummary {
                 .sum();
             writeln!(
                 f,
-                "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>14} {:>17} {:>8} {:>7.1}% {:>14.1}%",
+                "{:<width$} {:>5} {:>13} {:>10} {:>11} {:>10} {:>19} {:>14} {:>14} {:>17} {:>16} {:>8} {:>7.1}% {:>14.1}%",
                 name,
                 s.runs,
                 held(Guarantee::Linearizable),
@@ -720,6 +721,7 @@ impl fmt::Display for SweepSummary {
                 held(Guarantee::LogAgreement),
                 held(Guarantee::NoStaleRead),
                 held(Guarantee::ReadYourWrites),
+                held(Guarantee::ExclusiveRoles),
                 unknown,
                 s.availability.overall.ok_ratio() * 100.0,
                 s.availability.during_faults.ok_ratio() * 100.0

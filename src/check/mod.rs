@@ -17,6 +17,7 @@
 //!   operations, or the longest linearizable prefix and the operations
 //!   that cannot follow it);
 //! - [`log_agreement`]: committed entries of replicated logs agree;
+//! - [`roles`]: no two replicas hold one role in the same epoch;
 //! - [`stats`]: availability and latency per fault phase;
 //! - [`durability`]: every acknowledged write survives in the final state;
 //! - [`convergence`]: replicas hold equal states after heal and quiesce;
@@ -60,6 +61,7 @@ pub mod liveness;
 pub mod log_agreement;
 mod memo;
 pub mod model;
+pub mod roles;
 mod search;
 pub mod set;
 pub mod siblings;
@@ -101,11 +103,14 @@ pub enum Guarantee {
     /// No read missed a write its own client had acknowledged before
     /// invoking it ([`staleness`]).
     ReadYourWrites,
+    /// No two replicas ever held one role in the same epoch: one leader
+    /// per term, one primary per view ([`roles`]).
+    ExclusiveRoles,
 }
 
 impl Guarantee {
     /// Every guarantee, in report order.
-    pub const ALL: [Guarantee; 8] = [
+    pub const ALL: [Guarantee; 9] = [
         Guarantee::Linearizable,
         Guarantee::Durable,
         Guarantee::Convergent,
@@ -114,6 +119,7 @@ impl Guarantee {
         Guarantee::LogAgreement,
         Guarantee::NoStaleRead,
         Guarantee::ReadYourWrites,
+        Guarantee::ExclusiveRoles,
     ];
 
     /// The safety guarantees: nothing bad happens (every guarantee but
@@ -127,7 +133,7 @@ impl Guarantee {
 
     /// The name in reports and JSON: `linearizable`, `durable`,
     /// `convergent`, `live`, `no-unexpected-exit`, `log-agreement`,
-    /// `no-stale-read`, `read-your-writes`.
+    /// `no-stale-read`, `read-your-writes`, `exclusive-roles`.
     pub fn name(self) -> &'static str {
         match self {
             Guarantee::Linearizable => "linearizable",
@@ -138,6 +144,7 @@ impl Guarantee {
             Guarantee::LogAgreement => "log-agreement",
             Guarantee::NoStaleRead => "no-stale-read",
             Guarantee::ReadYourWrites => "read-your-writes",
+            Guarantee::ExclusiveRoles => "exclusive-roles",
         }
     }
 }

@@ -110,7 +110,7 @@ impl System for PrimaryBackup {
     fn declaration(&self) -> Declaration {
         Declaration {
             roles: vec![PRIMARY.to_string()],
-            claims: Guarantee::SAFETY.to_vec(),
+            claims: [&Guarantee::SAFETY[..], &[Guarantee::ExclusiveRoles]].concat(),
             needs_quorum: self.variant == Variant::Fenced,
             events: four_stage::events(),
             ..Declaration::default()

@@ -75,6 +75,13 @@ pub enum Fault {
     /// Effective when the machine was still there: running, or crashed with
     /// its disk waiting for a restart (not when it was already lost).
     Lose { node: Target },
+    /// Every replica's machine loses power at the same moment (a data
+    /// centre's outage): each running replica crashes as in
+    /// [`Fault::Crash`], so whatever none of them synced is gone everywhere
+    /// at once. Undone by restarting them all together.
+    ///
+    /// Effective when at least one replica was running.
+    PowerLoss,
     /// The process is alive but cut off from every replica and client (a
     /// long GC pause, a VM migration): it comes back with stale beliefs.
     ///
@@ -184,6 +191,7 @@ impl Fault {
             Fault::Crash { .. } => "crash",
             Fault::Restart { .. } => "restart",
             Fault::Lose { .. } => "lose",
+            Fault::PowerLoss => "power-loss",
             Fault::Pause { .. } => "pause",
             Fault::Partition { .. } => "partition",
             Fault::Isolate { .. } => "isolate",
@@ -204,6 +212,7 @@ impl Fault {
             Fault::Crash { .. }
             | Fault::Restart { .. }
             | Fault::Lose { .. }
+            | Fault::PowerLoss
             | Fault::Pause { .. } => Family::Node,
             Fault::Partition { .. }
             | Fault::Isolate { .. }
@@ -283,6 +292,7 @@ impl fmt::Display for Fault {
             Fault::Crash { node } => write!(f, "crash {node}"),
             Fault::Restart { node } => write!(f, "restart {node}"),
             Fault::Lose { node } => write!(f, "lose {node} for good"),
+            Fault::PowerLoss => write!(f, "power loss: every replica crashes"),
             Fault::Pause { node } => write!(f, "pause {node}"),
             Fault::Partition { groups } => write!(f, "partition {groups:?}"),
             Fault::Isolate { node } => write!(f, "isolate {node}"),

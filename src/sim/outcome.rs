@@ -20,6 +20,7 @@ use crate::{
         linearizable::SearchLimits,
         liveness,
         log_agreement::{self, LogDisagreement, PublishedLog},
+        roles,
         staleness::{self, MissedOwnWrites, StaleReads, Staleness},
         stats::{self, FaultWindow, PhaseStats},
     },
@@ -269,6 +270,11 @@ impl Outcome {
                 || staleness::read_your_writes(&workload),
                 |kind| Verdict::Unknown(staleness::unjudged(kind)),
             ),
+            exclusive_roles: roles::exclusive(
+                self.role_changes
+                    .iter()
+                    .filter_map(|c| Some((c.time, c.replica, c.role.as_str(), c.epoch?))),
+            ),
             availability: availability::measure(&workload, &self.fault_windows),
             staleness: other.map_or_else(|| staleness::measure(&workload), |_| None),
         }
@@ -315,6 +321,9 @@ pub struct Verdicts {
     pub no_stale_read: Verdict<StaleReads>,
     /// No client's read missed its own acknowledged write.
     pub read_your_writes: Verdict<MissedOwnWrites>,
+    /// No two replicas held one role in the same epoch (`unknown` when no
+    /// replica took a role).
+    pub exclusive_roles: Verdict<roles::SharedRole>,
     pub availability: availability::Availability,
     /// How stale the clients' reads were (`None`: a history of other
     /// operations than a register's).
@@ -333,6 +342,7 @@ impl Verdicts {
             Guarantee::LogAgreement => (&self.log_agreement).into(),
             Guarantee::NoStaleRead => (&self.no_stale_read).into(),
             Guarantee::ReadYourWrites => (&self.read_your_writes).into(),
+            Guarantee::ExclusiveRoles => (&self.exclusive_roles).into(),
         }
     }
 
@@ -347,6 +357,7 @@ impl Verdicts {
             Guarantee::LogAgreement => self.log_agreement.to_string(),
             Guarantee::NoStaleRead => self.no_stale_read.to_string(),
             Guarantee::ReadYourWrites => self.read_your_writes.to_string(),
+            Guarantee::ExclusiveRoles => self.exclusive_roles.to_string(),
         }
     }
 
