@@ -16,7 +16,10 @@
 //! it goes ([`CommittedSoFar`]): an entry once committed anywhere is never
 //! replaced, even if every replica that committed it later lost it (the
 //! Raft paper's figure 8 commits an entry and overwrites it before the run
-//! ends).
+//! ends); and a running replica never drops from its log an entry that is
+//! committed (anywhere), even one beyond its own commit index: a
+//! committed entry is the cluster's, and only a crash may take away what
+//! a replica had not yet made durable.
 
 use std::{collections::BTreeMap, fmt};
 
@@ -42,6 +45,14 @@ pub enum LogDisagreement {
         committed: usize,
         len: usize,
     },
+    /// `replica`, running, dropped (or replaced) the entry at `index`,
+    /// which it held and which was committed.
+    Dropped {
+        index: usize,
+        replica: usize,
+        /// `(term, entry)` it held there, debug-printed.
+        held: String,
+    },
 }
 
 impl fmt::Display for LogDisagreement {
@@ -64,6 +75,14 @@ impl fmt::Display for LogDisagreement {
             } => write!(
                 f,
                 "replica {replica} claims {committed} committed entries but its log holds {len}"
+            ),
+            LogDisagreement::Dropped {
+                index,
+                replica,
+                held,
+            } => write!(
+                f,
+                "replica {replica} dropped committed index {index} ({held}) from its log while running"
             ),
         }
     }
@@ -142,6 +161,7 @@ pub fn check_published(logs: &BTreeMap<usize, PublishedLog>) -> Verdict<LogDisag
             committed,
             len,
         },
+        dropped @ LogDisagreement::Dropped { .. } => dropped,
     })
 }
 
@@ -194,6 +214,9 @@ pub fn check_log_agreement<T: Eq + fmt::Debug>(
 pub struct CommittedSoFar {
     /// By position: the entry first seen committed there, and by whom.
     entries: Vec<(LogEntry, usize)>,
+    /// By replica: how many of `entries` its log held, in this life of
+    /// the replica (since it last started).
+    held: BTreeMap<usize, usize>,
     violation: Option<LogDisagreement>,
 }
 
@@ -208,7 +231,7 @@ impl CommittedSoFar {
         for (position, entry) in committed.enumerate() {
             match self.entries.get(position) {
                 None => self.entries.push((*entry, replica)),
-                Some((seen, by)) if (seen.term, seen.digest) != (entry.term, entry.digest) => {
+                Some((seen, by)) if !same(seen, entry) => {
                     self.violation = Some(LogDisagreement::Entry {
                         index: position,
                         replica: *by,
@@ -221,12 +244,52 @@ impl CommittedSoFar {
                 Some(_) => {}
             }
         }
+        self.still_holds(replica, log);
     }
 
-    /// The first committed entry replaced during the run, if any.
+    /// The replica stopped (crashed or lost): what it held unsynced may
+    /// be gone when it starts again.
+    pub fn stopped(&mut self, replica: usize) {
+        self.held.remove(&replica);
+    }
+
+    /// Checks that `replica` still holds the committed entries it held at
+    /// the last step (a log is cut or replaced from some index on, so the
+    /// last one held tells), then counts those it holds now.
+    fn still_holds(&mut self, replica: usize, log: &PublishedLog) {
+        if log.entries.first().is_some_and(|e| e.index != 1) {
+            return;
+        }
+        let held = self.held.entry(replica).or_default();
+        if let Some(last) = held.checked_sub(1) {
+            let (committed, _) = &self.entries[last];
+            if !log.entries.get(last).is_some_and(|e| same(e, committed)) {
+                self.violation = Some(LogDisagreement::Dropped {
+                    index: last,
+                    replica,
+                    held: format!("{:?}", (committed.term, committed.digest)),
+                });
+                return;
+            }
+        }
+        while let (Some((committed, _)), Some(entry)) =
+            (self.entries.get(*held), log.entries.get(*held))
+        {
+            if !same(committed, entry) {
+                break;
+            }
+            *held += 1;
+        }
+    }
+
+    /// The first committed entry replaced or dropped during the run, if any.
     pub fn violation(&self) -> Option<&LogDisagreement> {
         self.violation.as_ref()
     }
+}
+
+fn same(a: &LogEntry, b: &LogEntry) -> bool {
+    (a.term, a.digest) == (b.term, b.digest)
 }
 
 #[cfg(test)]
@@ -306,6 +369,33 @@ mod tests {
         assert!(matches!(check_published(&logs), Verdict::Unknown(_)));
     }
 
+    /// A running replica that cuts a committed entry off its log, even one
+    /// beyond its own commit index, is caught that step; one that stopped
+    /// in between (a crash took what it had not synced) is not.
+    #[test]
+    fn a_running_replica_never_drops_a_committed_entry() {
+        let mut seen = CommittedSoFar::default();
+        seen.observe(0, &log(&[(1, "a"), (1, "b")], 2));
+        seen.observe(1, &log(&[(1, "a"), (1, "b")], 1));
+        seen.stopped(1);
+        seen.observe(1, &log(&[(1, "a")], 1));
+        seen.observe(1, &log(&[(1, "a"), (1, "b"), (1, "c")], 1));
+        assert_eq!(seen.violation(), None);
+        seen.observe(1, &log(&[(1, "a")], 1));
+        assert!(
+            matches!(
+                seen.violation(),
+                Some(LogDisagreement::Dropped {
+                    index: 1,
+                    replica: 1,
+                    ..
+                })
+            ),
+            "{:?}",
+            seen.violation()
+        );
+    }
+
     /// An index committed by one replica, then by another with another
     /// entry (the first having lost it meanwhile), is a violation.
     #[test]
@@ -313,6 +403,7 @@ mod tests {
         let mut seen = CommittedSoFar::default();
         seen.observe(0, &log(&[(1, "a"), (2, "x")], 2));
         seen.observe(1, &log(&[(1, "a"), (3, "y")], 1));
+        seen.stopped(0);
         seen.observe(0, &log(&[(1, "a")], 1));
         assert_eq!(seen.violation(), None);
         seen.observe(1, &log(&[(1, "a"), (3, "y")], 2));

@@ -428,8 +428,9 @@ impl<'a> Harness<'a> {
     /// entry committed and replaced before the run ends is caught too.
     fn observe_logs(&mut self) {
         for (replica, probe) in self.probes.iter().enumerate() {
-            if let Some(log) = probe.read_log() {
-                self.committed.observe(replica, &log);
+            match probe.read_log() {
+                Some(log) => self.committed.observe(replica, &log),
+                None => self.committed.stopped(replica),
             }
         }
     }
