@@ -94,7 +94,25 @@ pub enum RunError {
 /// assert!(!outcome.verdicts().violated(), "{}", outcome.verdicts());
 /// ```
 pub fn run_system(scenario: &Scenario, system: Rc<dyn System>) -> Result<Outcome, RunError> {
-    run_traced(scenario, system, false).map(|(outcome, _)| outcome)
+    run_with(scenario, system, RunOptions::default())
+}
+
+/// What a run computes beyond what every outcome holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Count the trace's edges ([`Outcome::trace_edges`]), which only
+    /// coverage-guided search reads ([`crate::guided::Cases::run_options`]
+    /// says when); without it they stay empty.
+    pub coverage: bool,
+}
+
+/// [`run_system`] with `options`.
+pub fn run_with(
+    scenario: &Scenario,
+    system: Rc<dyn System>,
+    options: RunOptions,
+) -> Result<Outcome, RunError> {
+    run_traced(scenario, system, options, false).map(|(outcome, _)| outcome)
 }
 
 /// Runs a scenario and keeps its trace: every event but turmoil's, one
@@ -104,20 +122,21 @@ pub fn run_recorded(
     scenario: &Scenario,
     system: Rc<dyn System>,
 ) -> Result<(Outcome, Vec<String>), RunError> {
-    run_traced(scenario, system, true)
+    run_traced(scenario, system, RunOptions::default(), true)
 }
 
 /// Runs a scenario, keeping every trace line when `record` is set.
 pub(crate) fn run_traced(
     scenario: &Scenario,
     system: Rc<dyn System>,
+    options: RunOptions,
     record: bool,
 ) -> Result<(Outcome, Vec<String>), RunError> {
     scenario.validate()?;
     check_declared(scenario, &system.declaration(), &*system.workload())?;
     let ledger = Ledger::new(scenario.faults.len());
     let points = points::begin(scenario.seed, scenario.buggify);
-    let result = tracing::subscriber::with_default(trace::begin(record), || {
+    let result = tracing::subscriber::with_default(trace::begin(record, options.coverage), || {
         Harness::new(scenario, system, ledger.clone()).run()
     });
     let summary = trace::finish();

@@ -11,7 +11,7 @@
 //! - `triggers`: watches for the events that event-triggered faults wait
 //!   for;
 //! - `coverage`: counts each host's pairs of consecutive events, what a
-//!   run reached for coverage-guided search.
+//!   run reached for coverage-guided search (only when a run asks).
 //!
 //! This file owns the wiring and the state. The subscriber is a plain
 //! [`Subscriber`], not a stack of filtered layers: each callsite is enabled
@@ -41,7 +41,8 @@ struct TraceState {
     digest: digest::Digest,
     effects: effects::Effects,
     triggers: triggers::Triggers,
-    coverage: coverage::Coverage,
+    /// The edges, when the run counts them.
+    coverage: Option<coverage::Coverage>,
     /// Every formatted line, when recording.
     recorded: Option<Vec<String>>,
     /// Whether effects are logged (as `trace` events on their target).
@@ -81,23 +82,24 @@ pub struct Summary {
     pub events: u64,
     pub effects: BTreeMap<String, u64>,
     pub message_times: Vec<u64>,
-    /// Pairs of consecutive events of one host, with how often (see `coverage`).
+    /// Pairs of consecutive events of one host, with how often (see
+    /// `coverage`); empty unless the run counted them.
     pub edges: BTreeMap<u64, u32>,
     /// Every formatted line, when recording.
     pub lines: Vec<String>,
 }
 
-/// Starts collecting for a run on this thread (`record` keeps every line)
-/// and returns the run's subscriber: digest, effects and triggers always,
-/// log lines as `RUST_LOG` says (see `log`).
-pub(crate) fn begin(record: bool) -> impl Subscriber + Send + Sync {
+/// Starts collecting for a run on this thread (`record` keeps every line,
+/// `coverage` counts the edges) and returns the run's subscriber: digest,
+/// effects and triggers always, log lines as `RUST_LOG` says (see `log`).
+pub(crate) fn begin(record: bool, coverage: bool) -> impl Subscriber + Send + Sync {
     let log = log::Filter::new(record);
     STATE.with(|state| {
         *state.borrow_mut() = Some(TraceState {
             digest: digest::Digest::default(),
             effects: effects::Effects::default(),
             triggers: triggers::Triggers::default(),
-            coverage: coverage::Coverage::default(),
+            coverage: coverage.then(coverage::Coverage::default),
             recorded: record.then(Vec::new),
             log_effects: log.enables_target(crate::effect::TARGET, Level::TRACE),
             stamps: Stamps::default(),
@@ -117,7 +119,10 @@ pub(crate) fn finish() -> Summary {
             events: state.digest.events(),
             effects: state.effects.counters,
             message_times: state.effects.message_times,
-            edges: state.coverage.edges(),
+            edges: state
+                .coverage
+                .map(coverage::Coverage::edges)
+                .unwrap_or_default(),
             lines: state.recorded.unwrap_or_default(),
         }
     })
@@ -251,7 +256,9 @@ impl Subscriber for TraceSubscriber {
                 let (time, host) = state.stamps.stamp();
                 state.digest.add(time, host, event);
                 state.triggers.watch(host, event);
-                state.coverage.add(host, meta);
+                if let Some(coverage) = state.coverage.as_mut() {
+                    coverage.add(host, meta);
+                }
             }
             if log {
                 let (time, host) = state.stamps.stamp();
