@@ -582,12 +582,13 @@ impl<'a> Harness<'a> {
         let name = format!("client-{process}");
         sim.client(name.clone(), async move {
             trace::register_host(&name);
+            let clock = HostClock::start();
             for op in ops {
                 if stop.get() {
                     break;
                 }
                 tokio::time::sleep(think).await;
-                perform(&mut *client, &history, process, op).await;
+                perform(&mut *client, &history, &clock, process, op).await;
             }
             done.set(done.get() + 1);
             Ok(())
@@ -718,8 +719,9 @@ impl Operator {
 
     async fn final_reads(&self, reads: Vec<Op>) {
         let mut client = self.system.client(self.ctx.clone());
+        let clock = HostClock::start();
         for op in reads {
-            perform(&mut *client, &self.history, self.ctx.process, op).await;
+            perform(&mut *client, &self.history, &clock, self.ctx.process, op).await;
         }
     }
 }
@@ -755,13 +757,46 @@ fn exit_of(replica: usize, result: &NodeResult) -> Exit {
 }
 
 /// Performs one operation and records it in the history.
-async fn perform(client: &mut dyn KvClient, history: &RefCell<History>, process: u64, op: Op) {
-    let now = || turmoil::sim_elapsed().unwrap_or_default().as_nanos() as u64;
+async fn perform(
+    client: &mut dyn KvClient,
+    history: &RefCell<History>,
+    clock: &HostClock,
+    process: u64,
+    op: Op,
+) {
     tracing::debug!(target: "replisim::client", process, ?op, "invoke");
-    history.borrow_mut().invoke(process, now(), op.clone());
+    history
+        .borrow_mut()
+        .invoke(process, clock.nanos(), op.clone());
     let completion = client.call(&op).await;
     tracing::debug!(target: "replisim::client", process, ?completion, "complete");
     history
         .borrow_mut()
-        .complete(process, now(), op, &completion);
+        .complete(process, clock.nanos(), op, &completion);
+}
+
+/// The simulated time on the current host: turmoil's time when the host
+/// began, plus how far the host's own (simulated) tokio clock has moved
+/// since, which turmoil moves one tick per step. The same as
+/// `turmoil::sim_elapsed()`, without looking the host up in turmoil's
+/// world at every read.
+struct HostClock {
+    since: Duration,
+    at: tokio::time::Instant,
+}
+
+impl HostClock {
+    /// The clock of the host whose software calls it.
+    fn start() -> Self {
+        HostClock {
+            since: turmoil::sim_elapsed().unwrap_or_default(),
+            at: tokio::time::Instant::now(), // determinism-ok: a host's tokio clock is driven by turmoil's simulated time
+        }
+    }
+
+    fn nanos(&self) -> u64 {
+        let now = self.since + self.at.elapsed();
+        debug_assert_eq!(Some(now), turmoil::sim_elapsed());
+        now.as_nanos() as u64
+    }
 }

@@ -586,14 +586,17 @@ impl Replica {
         if self.failover == Failover::Naive && self.is_primary() {
             return Response::Refused("a primary follows no one".into());
         }
-        let current = self.state.borrow().meta.clone();
         // With epochs checked an older epoch was refused above, so only a
         // newer epoch or another primary of this one changes who leads.
-        if epoch != current.epoch || current.primary != from {
+        let leader_changed = {
+            let current = &self.state.borrow().meta;
+            epoch != current.epoch || current.primary != from
+        };
+        if leader_changed {
             let meta = Meta {
                 epoch,
                 primary: from,
-                members: current.members,
+                members: self.state.borrow().meta.members.clone(),
             };
             if let Err(error) = self.meta_file.store(&meta).await {
                 return Response::Refused(self.disk_failed(error));
