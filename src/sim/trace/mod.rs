@@ -27,7 +27,11 @@ mod effects;
 mod log;
 mod triggers;
 
-use std::{cell::RefCell, collections::BTreeMap, time::Duration};
+use std::{
+    cell::{Cell, RefCell},
+    collections::BTreeMap,
+    time::Duration,
+};
 
 use tracing::{
     Event, Level, Metadata, Subscriber, level_filters::LevelFilter, span, subscriber::Interest,
@@ -56,6 +60,8 @@ struct Stamps {
     /// The hosts by their current tokio runtime (a handful: scanned).
     hosts: Vec<HostClock>,
     harness_time: Duration,
+    /// How many steps the simulation has taken.
+    step: u64,
 }
 
 /// A host's name, and its clock: the simulated time when its runtime was
@@ -69,6 +75,9 @@ struct HostClock {
     name: Box<str>,
     since: Duration,
     at: tokio::time::Instant,
+    /// The step of its last stamp and the time then: a host's clock stands
+    /// still within a step, so the events of one step read it once.
+    last: Cell<Option<(u64, Duration)>>,
 }
 
 thread_local! {
@@ -145,6 +154,7 @@ pub(crate) fn register_host(name: &str) {
             name: name.into(),
             since: turmoil::sim_elapsed().unwrap_or_default(),
             at: tokio::time::Instant::now(), // determinism-ok: a host's tokio clock is driven by turmoil's simulated time
+            last: Cell::new(None),
         };
         with_state(|state| {
             let hosts = &mut state.stamps.hosts;
@@ -154,7 +164,8 @@ pub(crate) fn register_host(name: &str) {
     }
 }
 
-/// Call after every step of the simulation: turmoil callsites judged
+/// Call after every step of the simulation (and only there: the hosts'
+/// clocks move at the next one): turmoil callsites judged
 /// during the step get their interest (quiet ones are switched off, sends
 /// are asked about per event). Not while an event is dispatched (the
 /// rebuild would see no subscriber) nor after the run (this thread's
@@ -162,7 +173,10 @@ pub(crate) fn register_host(name: &str) {
 /// the callsites another thread's run needs).
 pub(crate) fn after_step() {
     let mut judged = false;
-    with_state(|state| judged = state.effects.take_judged());
+    with_state(|state| {
+        judged = state.effects.take_judged();
+        state.stamps.step += 1;
+    });
     if judged {
         tracing::callsite::rebuild_interest_cache();
     }
@@ -214,7 +228,14 @@ impl Stamps {
             .and_then(|id| self.hosts.iter().find(|host| host.runtime == id));
         match host {
             Some(host) => {
-                let time = host.since + host.at.elapsed();
+                let time = match host.last.get() {
+                    Some((step, time)) if step == self.step => time,
+                    _ => {
+                        let time = host.since + host.at.elapsed();
+                        host.last.set(Some((self.step, time)));
+                        time
+                    }
+                };
                 debug_assert_eq!(Some(time), turmoil::sim_elapsed(), "{}", host.name);
                 (time, &host.name)
             }
