@@ -529,18 +529,24 @@ impl Replica {
             if state.meta.primary != self.id {
                 return;
             }
-            let mut acked: Vec<u64> = state
-                .meta
-                .members
-                .iter()
-                .filter(|&&m| m != self.id && !state.unresponsive.contains(&m))
-                .map(|m| state.matched.get(m).copied().unwrap_or(0))
-                .collect();
-            acked.sort_unstable_by(|a, b| b.cmp(a));
-            let need = self.mode.required_acks(acked.len());
+            // What each responsive backup holds (a handful: scanned, not
+            // collected).
+            let acked = || {
+                state
+                    .meta
+                    .members
+                    .iter()
+                    .filter(|&&m| m != self.id && !state.unresponsive.contains(&m))
+                    .map(|m| state.matched.get(m).copied().unwrap_or(0))
+            };
+            let need = self.mode.required_acks(acked().count());
             let mut reached = match need {
                 0 => state.last_index(),
-                n => acked[n - 1],
+                // The highest index `n` backups hold.
+                n => acked()
+                    .filter(|&index| acked().filter(|&held| held >= index).count() >= n)
+                    .max()
+                    .expect("no more acknowledgements required than backups"),
             }
             .min(state.last_index());
             // Fenced: entries of older epochs commit only under one of this
