@@ -775,7 +775,7 @@ mod tests {
 
     fn everything(seed: u64) -> Everything {
         Everything {
-            flag: seed % 2 == 0,
+            flag: seed.is_multiple_of(2),
             small: seed as u8,
             signed: -(seed as i16),
             big: u64::MAX - seed,
@@ -785,8 +785,8 @@ mod tests {
             letter: char::from_u32(0x41 + (seed % 0x2000) as u32).unwrap_or('?'),
             text: "é".repeat(seed as usize % 40),
             numbers: (0..seed % 20).map(|n| n as u8 * 13).collect(),
-            maybe: (seed % 3 == 0).then(|| format!("v{seed}")),
-            skipped: (seed % 4 == 0).then_some(4),
+            maybe: seed.is_multiple_of(3).then(|| format!("v{seed}")),
+            skipped: seed.is_multiple_of(4).then_some(4),
             shapes: vec![
                 Shape::Unit,
                 Shape::Newtype(seed as u32),
