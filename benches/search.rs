@@ -182,7 +182,7 @@ fn run_trial(registry: &Registry, bug: &Bug, trial: Trial, cap: Duration) -> Res
     while !result.found && cpu_time() - started < cap {
         let scenario = cases.next_case().expect("the space draws scenarios");
         result.cases += 1;
-        let Ok(outcome) = registry.run(&scenario) else {
+        let Ok(outcome) = registry.run_with(&scenario, cases.run_options()) else {
             continue;
         };
         if outcome.verdicts_within(&HOLDS_LIMITS).violated() {

@@ -47,7 +47,7 @@ use rand_chacha::ChaCha8Rng;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::{
-    sim::{Fault, Outcome, Scenario, ScheduledFault, Target},
+    sim::{Fault, Outcome, RunOptions, Scenario, ScheduledFault, Target},
     strategy::{self, ScenarioSpace, Search},
 };
 
@@ -98,6 +98,13 @@ impl Cases {
         match &mut self.source {
             Source::Drawn { .. } => 0,
             Source::Guided(guided) => guided.ran(scenario, reached),
+        }
+    }
+
+    /// How to run the cases: guided search reads each run's trace edges.
+    pub fn run_options(&self) -> RunOptions {
+        RunOptions {
+            coverage: matches!(self.source, Source::Guided(_)),
         }
     }
 

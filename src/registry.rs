@@ -51,7 +51,7 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     node::System,
-    sim::{Outcome, RunError, Scenario, ScenarioError, run_system},
+    sim::{Outcome, RunError, RunOptions, Scenario, ScenarioError, run_system, run_with},
 };
 
 /// Why a system could not be built.
@@ -374,6 +374,11 @@ impl Registry {
     /// Runs a scenario of one of these systems.
     pub fn run(&self, scenario: &Scenario) -> Result<Outcome, RunError> {
         run_system(scenario, self.system_for(scenario)?)
+    }
+
+    /// [`Registry::run`] with `options`.
+    pub fn run_with(&self, scenario: &Scenario, options: RunOptions) -> Result<Outcome, RunError> {
+        run_with(scenario, self.system_for(scenario)?, options)
     }
 
     fn known(&self) -> String {

@@ -68,7 +68,7 @@ use crate::{
     guided::{Cases, DrawError, Reached},
     points::{self, Kind, PointCount},
     registry::{Registry, SystemError},
-    sim::{self, Buggify, FaultCount, RunError, Scenario, Status, inert_faults, repro},
+    sim::{self, Buggify, FaultCount, RunError, RunOptions, Scenario, Status, inert_faults, repro},
     strategy::{FaultKinds, ScenarioSpace, Search, seeded_runner},
 };
 
@@ -437,7 +437,7 @@ pub fn sweep(
                     .enumerate()
                     .filter(|(i, _)| options.shard.contains(*i))
                     .collect();
-                let results = run_all(config, &scenarios, &ran);
+                let results = run_all(config, &scenarios, RunOptions::default(), &ran);
                 (scenarios, results)
             }
         };
@@ -509,7 +509,7 @@ fn run_guided(
             .map(|i| Ok((i, cases.next_case()?)))
             .collect::<Result<Vec<_>, DrawError>>()
             .map_err(|e| SweepError::Draw(e.to_string()))?;
-        let done = run_all(config, &batch, ran);
+        let done = run_all(config, &batch, cases.run_options(), ran);
         for ((_, scenario), (_, result)) in batch.iter().zip(&done) {
             if let Ok(result) = result {
                 cases.ran(scenario, &result.reached);
@@ -525,6 +525,7 @@ fn run_guided(
 fn run_all(
     config: &SweepConfig,
     scenarios: &[(usize, Scenario)],
+    options: RunOptions,
     ran: &(dyn Fn() + Sync),
 ) -> Vec<(usize, Result<RunResult, SweepError>)> {
     let threads = config.threads.max(1);
@@ -537,7 +538,7 @@ fn run_all(
                         .enumerate()
                         .filter(|(n, _)| n % threads == w)
                         .map(|(_, (i, scenario))| {
-                            let result = run_one(&config.registry, scenario);
+                            let result = run_one(&config.registry, scenario, options);
                             ran();
                             (*i, result)
                         })
@@ -554,8 +555,12 @@ fn run_all(
     })
 }
 
-fn run_one(registry: &Registry, scenario: &Scenario) -> Result<RunResult, SweepError> {
-    let outcome = sim::run_system(scenario, registry.system_for(scenario)?)?;
+fn run_one(
+    registry: &Registry,
+    scenario: &Scenario,
+    options: RunOptions,
+) -> Result<RunResult, SweepError> {
+    let outcome = sim::run_with(scenario, registry.system_for(scenario)?, options)?;
     let verdicts = outcome.verdicts_within(&SearchLimits::DETERMINISTIC);
     let reached = Reached::of(&outcome);
     let recovery_ms = outcome

@@ -120,7 +120,7 @@ use crate::{
     node::System,
     registry::{Registry, SystemError},
     report, shrink,
-    sim::{self, Outcome, RunError, Scenario, inert_faults, repro},
+    sim::{self, Outcome, RunError, RunOptions, Scenario, inert_faults, repro},
     strategy::{ScenarioSpace, Search, seeded_runner},
 };
 pub use tally::Exploration;
@@ -539,7 +539,11 @@ impl Explorer {
     }
 
     fn run(&self, scenario: &Scenario) -> Result<Outcome, RunError> {
-        sim::run_system(scenario, (self.system)(scenario)?)
+        self.run_with(scenario, RunOptions::default())
+    }
+
+    fn run_with(&self, scenario: &Scenario, options: RunOptions) -> Result<Outcome, RunError> {
+        sim::run_with(scenario, (self.system)(scenario)?, options)
     }
 
     fn cases(&self) -> u32 {
@@ -586,7 +590,7 @@ impl Explorer {
                 // A determinism failure is reported as it is, unshrunk.
                 return Ok(());
             }
-            match self.case(&scenario, property, tally) {
+            match self.case(&scenario, RunOptions::default(), property, tally) {
                 Case::Ran(_, verdict) => verdict.map_err(TestCaseError::fail),
                 Case::Unrunnable(reason) => Err(TestCaseError::fail(reason)),
                 Case::Diverged(diverged) => {
@@ -619,7 +623,7 @@ impl Explorer {
             let scenario = cases
                 .next_case()
                 .unwrap_or_else(|e| panic!("the search gave up: {e}"));
-            match self.case(&scenario, property, tally) {
+            match self.case(&scenario, cases.run_options(), property, tally) {
                 Case::Ran(outcome, Ok(())) => {
                     cases.ran(&scenario, &Reached::of(&outcome));
                 }
@@ -638,11 +642,12 @@ impl Explorer {
     fn case(
         &self,
         scenario: &Scenario,
+        options: RunOptions,
         property: &dyn Fn(&Outcome) -> Result<(), String>,
         tally: &RefCell<Tally>,
     ) -> Case {
         let case = tally.borrow().next_case();
-        let outcome = match self.run(scenario) {
+        let outcome = match self.run_with(scenario, options) {
             Ok(outcome) => outcome,
             Err(error) => {
                 tally.borrow_mut().ran(None, false);

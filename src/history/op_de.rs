@@ -129,9 +129,20 @@ fn required<T, E: de::Error>(slot: Option<T>, field: &'static str) -> Result<T, 
 
 impl Slots {
     fn into_op<E: de::Error>(self) -> Result<Op, E> {
-        let tag = required(self.tag, "f")?;
-        let key = required(self.key, "key")?;
-        let value = || match self.value.clone() {
+        let Slots {
+            tag,
+            key,
+            value,
+            from,
+            to,
+            amount,
+            element,
+            name,
+            arg,
+        } = self;
+        let tag = required(tag, "f")?;
+        let key = required(key, "key")?;
+        let required_value = |value: Option<Option<String>>| match value {
             Some(Some(value)) => Ok(value),
             Some(None) => Err(E::invalid_type(de::Unexpected::Unit, &"a string")),
             None => Err(E::missing_field("value")),
@@ -139,38 +150,38 @@ impl Slots {
         Ok(match tag {
             Tag::Read => Op::Read {
                 key,
-                value: self.value.clone().flatten(),
+                value: value.flatten(),
             },
             Tag::Write => Op::Write {
                 key,
-                value: value()?,
+                value: required_value(value)?,
             },
             Tag::Append => Op::Append {
                 key,
-                value: value()?,
+                value: required_value(value)?,
             },
             Tag::Cas => Op::Cas {
                 key,
-                from: required(self.from, "from")?,
-                to: required(self.to, "to")?,
+                from: required(from, "from")?,
+                to: required(to, "to")?,
             },
             Tag::Add => Op::Add {
                 key,
-                amount: required(self.amount, "amount")?,
+                amount: required(amount, "amount")?,
             },
             Tag::Insert => Op::Insert {
                 key,
-                element: required(self.element, "element")?,
+                element: required(element, "element")?,
             },
             Tag::Remove => Op::Remove {
                 key,
-                element: required(self.element, "element")?,
+                element: required(element, "element")?,
             },
             Tag::Call => Op::Call {
                 key,
-                name: required(self.name, "name")?,
-                arg: self.arg.flatten(),
-                value: self.value.clone().flatten(),
+                name: required(name, "name")?,
+                arg: arg.flatten(),
+                value: value.flatten(),
             },
         })
     }

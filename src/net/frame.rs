@@ -3,7 +3,13 @@
 //!
 //! A frame longer than [`MAX_FRAME_BYTES`] or one that does not decode is a
 //! [`FrameError`]; the receiving side closes that connection and carries on.
+//!
+//! A payload is encoded into a buffer its connection (or, for a request
+//! kept for re-sending, its client) reuses, then copied with its length
+//! into the connection's write buffer; a received one is decoded from the
+//! read buffer it arrived in.
 
+use bytes::{BufMut, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -45,20 +51,42 @@ impl FrameError {
     }
 }
 
-/// Room reserved for a payload: the built-in protocols' usual messages fit,
-/// so encoding one allocates once and never grows the buffer.
-const TYPICAL_PAYLOAD_BYTES: usize = 512;
+/// Replaces `payload` with one envelope's frame payload.
+pub fn encode_into<T: Serialize>(
+    payload: &mut Vec<u8>,
+    envelope: &Envelope<T>,
+) -> Result<(), FrameError> {
+    payload.clear();
+    codec::encode_into(payload, envelope)?;
+    Ok(())
+}
 
-/// One envelope's frame payload.
-pub fn encode<T: Serialize>(envelope: &Envelope<T>) -> Result<Vec<u8>, FrameError> {
-    let mut payload = Vec::with_capacity(TYPICAL_PAYLOAD_BYTES);
-    codec::encode_into(&mut payload, envelope)?;
-    Ok(payload)
+/// A payload of `len` bytes fits in a frame (as the codec refuses it
+/// otherwise).
+fn fits(len: usize) -> Result<(), FrameError> {
+    match len <= MAX_FRAME_BYTES {
+        true => Ok(()),
+        false => Err(FrameError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("a frame of {len} bytes exceeds {MAX_FRAME_BYTES}"),
+        ))),
+    }
+}
+
+/// Appends the frame of `payload` to `buffer`.
+fn put(buffer: &mut BytesMut, payload: &[u8]) -> Result<(), FrameError> {
+    fits(payload.len())?;
+    buffer.reserve(4 + payload.len());
+    buffer.put_u32(payload.len() as u32);
+    buffer.extend_from_slice(payload);
+    Ok(())
 }
 
 /// A connection that sends and receives [`Envelope`]s.
 pub struct FramedConn {
     inner: Framed<BoxStream, LengthDelimitedCodec>,
+    /// The payload being sent, its allocation kept from frame to frame.
+    payload: Vec<u8>,
 }
 
 impl FramedConn {
@@ -68,17 +96,26 @@ impl FramedConn {
             .new_codec();
         FramedConn {
             inner: Framed::new(stream, codec),
+            payload: Vec::new(),
         }
     }
 
     /// Encodes and sends one envelope.
     pub async fn send<T: Serialize>(&mut self, envelope: &Envelope<T>) -> Result<(), FrameError> {
-        self.send_encoded(&encode(envelope)?).await
+        encode_into(&mut self.payload, envelope)?;
+        put(self.inner.write_buffer_mut(), &self.payload)?;
+        self.flush().await
     }
 
-    /// Sends an envelope [`encode`]d earlier.
-    pub async fn send_encoded(&mut self, frame: &[u8]) -> Result<(), FrameError> {
-        self.inner.send(frame).await?;
+    /// Sends a payload [`encode_into`]d earlier.
+    pub async fn send_encoded(&mut self, payload: &[u8]) -> Result<(), FrameError> {
+        put(self.inner.write_buffer_mut(), payload)?;
+        self.flush().await
+    }
+
+    /// Writes out what the write buffer holds.
+    async fn flush(&mut self) -> Result<(), FrameError> {
+        SinkExt::<bytes::Bytes>::flush(&mut self.inner).await?;
         Ok(())
     }
 

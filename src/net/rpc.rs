@@ -23,7 +23,7 @@ use tokio::time::{Instant, sleep, timeout};
 
 use super::{
     Listener, NetError, Network,
-    frame::{Envelope, FrameError, FramedConn, encode},
+    frame::{Envelope, FrameError, FramedConn, encode_into},
 };
 use crate::effect;
 
@@ -56,6 +56,9 @@ pub struct RpcClient<Req, Resp> {
     next_id: u64,
     /// The last request sent, for the duplication fault.
     last_request: Option<Vec<u8>>,
+    /// The buffer the next request is encoded into (the one before the
+    /// last, reused).
+    spare: Vec<u8>,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
@@ -68,6 +71,7 @@ impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
             conn: None,
             next_id: 1,
             last_request: None,
+            spare: Vec::new(),
             _types: PhantomData,
         }
     }
@@ -139,9 +143,14 @@ impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
     }
 
     async fn exchange(&mut self, id: u64, req: &Req, deadline: Duration) -> Result<Resp, NetError> {
-        let frame = encode(&Envelope { id, body: req }).map_err(|e| broken(&self.addr, e))?;
+        let mut frame = std::mem::take(&mut self.spare);
+        if let Err(error) = encode_into(&mut frame, &Envelope { id, body: req }) {
+            self.spare = frame;
+            return Err(broken(&self.addr, error));
+        }
         self.connected(deadline).await?;
-        let frame = self.last_request.insert(frame);
+        self.spare = self.last_request.replace(frame).unwrap_or_default();
+        let frame = self.last_request.as_deref().expect("just set");
         let conn = self.conn.as_mut().expect("connected");
         let addr = &self.addr;
         conn.send_encoded(frame)

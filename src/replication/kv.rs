@@ -69,7 +69,7 @@ impl KvStore {
         match op {
             Op::Read { key, .. } => Completion::Ok(self.data.get(key).cloned()),
             Op::Write { key, value } => {
-                self.data.insert(key.clone(), value.clone());
+                self.set(key, value);
                 Completion::Ok(None)
             }
             Op::Append { key, value } => {
@@ -78,7 +78,7 @@ impl KvStore {
             }
             Op::Cas { key, from, to } => match self.data.get(key) {
                 Some(current) if current == from => {
-                    self.data.insert(key.clone(), to.clone());
+                    self.set(key, to);
                     Completion::Ok(None)
                 }
                 current => Completion::Fail(format!("cas expected {from:?}, found {current:?}")),
@@ -87,6 +87,17 @@ impl KvStore {
                 "a key-value store has no {} operation",
                 other.name()
             )),
+        }
+    }
+
+    /// Sets `key` to `value`, overwriting in place (no allocation when the
+    /// old value has room).
+    fn set(&mut self, key: &str, value: &str) {
+        match self.data.get_mut(key) {
+            Some(current) => value.clone_into(current),
+            None => {
+                self.data.insert(key.to_owned(), value.to_owned());
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 use std::{fmt, rc::Rc};
 
 use super::{
-    harness::{RunError, run_traced},
+    harness::{RunError, RunOptions, run_traced},
     scenario::Scenario,
 };
 use crate::node::System;
@@ -80,8 +80,8 @@ pub fn check_determinism(
     scenario: &Scenario,
     system: Rc<dyn System>,
 ) -> Result<u64, DeterminismError> {
-    let (first, first_lines) = run_traced(scenario, system.clone(), true)?;
-    let (second, second_lines) = run_traced(scenario, system, true)?;
+    let (first, first_lines) = run_traced(scenario, system.clone(), RunOptions::default(), true)?;
+    let (second, second_lines) = run_traced(scenario, system, RunOptions::default(), true)?;
     if first.digest == second.digest {
         return Ok(first.digest);
     }

@@ -94,7 +94,25 @@ pub enum RunError {
 /// assert!(!outcome.verdicts().violated(), "{}", outcome.verdicts());
 /// ```
 pub fn run_system(scenario: &Scenario, system: Rc<dyn System>) -> Result<Outcome, RunError> {
-    run_traced(scenario, system, false).map(|(outcome, _)| outcome)
+    run_with(scenario, system, RunOptions::default())
+}
+
+/// What a run computes beyond what every outcome holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Count the trace's edges ([`Outcome::trace_edges`]), which only
+    /// coverage-guided search reads ([`crate::guided::Cases::run_options`]
+    /// says when); without it they stay empty.
+    pub coverage: bool,
+}
+
+/// [`run_system`] with `options`.
+pub fn run_with(
+    scenario: &Scenario,
+    system: Rc<dyn System>,
+    options: RunOptions,
+) -> Result<Outcome, RunError> {
+    run_traced(scenario, system, options, false).map(|(outcome, _)| outcome)
 }
 
 /// Runs a scenario and keeps its trace: every event but turmoil's, one
@@ -104,20 +122,21 @@ pub fn run_recorded(
     scenario: &Scenario,
     system: Rc<dyn System>,
 ) -> Result<(Outcome, Vec<String>), RunError> {
-    run_traced(scenario, system, true)
+    run_traced(scenario, system, RunOptions::default(), true)
 }
 
 /// Runs a scenario, keeping every trace line when `record` is set.
 pub(crate) fn run_traced(
     scenario: &Scenario,
     system: Rc<dyn System>,
+    options: RunOptions,
     record: bool,
 ) -> Result<(Outcome, Vec<String>), RunError> {
     scenario.validate()?;
     check_declared(scenario, &system.declaration(), &*system.workload())?;
     let ledger = Ledger::new(scenario.faults.len());
     let points = points::begin(scenario.seed, scenario.buggify);
-    let result = tracing::subscriber::with_default(trace::begin(record), || {
+    let result = tracing::subscriber::with_default(trace::begin(record, options.coverage), || {
         Harness::new(scenario, system, ledger.clone()).run()
     });
     let summary = trace::finish();
@@ -564,12 +583,13 @@ impl<'a> Harness<'a> {
         let name = format!("client-{process}");
         sim.client(name.clone(), async move {
             trace::register_host(&name);
+            let clock = HostClock::start();
             for op in ops {
                 if stop.get() {
                     break;
                 }
                 tokio::time::sleep(think).await;
-                perform(&mut *client, &history, process, op).await;
+                perform(&mut *client, &history, &clock, process, op).await;
             }
             done.set(done.get() + 1);
             Ok(())
@@ -700,8 +720,9 @@ impl Operator {
 
     async fn final_reads(&self, reads: Vec<Op>) {
         let mut client = self.system.client(self.ctx.clone());
+        let clock = HostClock::start();
         for op in reads {
-            perform(&mut *client, &self.history, self.ctx.process, op).await;
+            perform(&mut *client, &self.history, &clock, self.ctx.process, op).await;
         }
     }
 }
@@ -737,13 +758,46 @@ fn exit_of(replica: usize, result: &NodeResult) -> Exit {
 }
 
 /// Performs one operation and records it in the history.
-async fn perform(client: &mut dyn KvClient, history: &RefCell<History>, process: u64, op: Op) {
-    let now = || turmoil::sim_elapsed().unwrap_or_default().as_nanos() as u64;
+async fn perform(
+    client: &mut dyn KvClient,
+    history: &RefCell<History>,
+    clock: &HostClock,
+    process: u64,
+    op: Op,
+) {
     tracing::debug!(target: "replisim::client", process, ?op, "invoke");
-    history.borrow_mut().invoke(process, now(), op.clone());
+    history
+        .borrow_mut()
+        .invoke(process, clock.nanos(), op.clone());
     let completion = client.call(&op).await;
     tracing::debug!(target: "replisim::client", process, ?completion, "complete");
     history
         .borrow_mut()
-        .complete(process, now(), op, &completion);
+        .complete(process, clock.nanos(), op, &completion);
+}
+
+/// The simulated time on the current host: turmoil's time when the host
+/// began, plus how far the host's own (simulated) tokio clock has moved
+/// since, which turmoil moves one tick per step. The same as
+/// `turmoil::sim_elapsed()`, without looking the host up in turmoil's
+/// world at every read.
+struct HostClock {
+    since: Duration,
+    at: tokio::time::Instant,
+}
+
+impl HostClock {
+    /// The clock of the host whose software calls it.
+    fn start() -> Self {
+        HostClock {
+            since: turmoil::sim_elapsed().unwrap_or_default(),
+            at: tokio::time::Instant::now(), // determinism-ok: a host's tokio clock is driven by turmoil's simulated time
+        }
+    }
+
+    fn nanos(&self) -> u64 {
+        let now = self.since + self.at.elapsed();
+        debug_assert_eq!(Some(now), turmoil::sim_elapsed());
+        now.as_nanos() as u64
+    }
 }

@@ -138,7 +138,8 @@ pub struct Outcome {
     /// What the run reached: each pair of consecutive trace events of one
     /// host (keyed by a hash of their two callsites, stable within a
     /// build) with how often it occurred. Coverage-guided search
-    /// ([`crate::guided`]) keeps the scenarios that reach new ones.
+    /// ([`crate::guided`]) keeps the scenarios that reach new ones. Counted
+    /// only when the run was asked to ([`super::RunOptions::coverage`]).
     pub trace_edges: BTreeMap<u64, u32>,
     /// Digest of the ordered trace events: equal digests, equal runs.
     pub digest: u64,

@@ -17,7 +17,10 @@ use std::{
     rc::Rc,
 };
 
-use super::{harness::run_traced, outcome::Outcome};
+use super::{
+    harness::{RunOptions, run_traced},
+    outcome::Outcome,
+};
 use crate::node::System;
 
 /// Where failing runs are written: `$REPLISIM_OUT`, else `replisim-out`.
@@ -100,7 +103,7 @@ pub fn write_trace(outcome: &Outcome, system: Rc<dyn System>, file: &Path) -> io
     if let Some(dir) = file.parent() {
         fs::create_dir_all(dir)?;
     }
-    let trace = match run_traced(&outcome.scenario, system, true) {
+    let trace = match run_traced(&outcome.scenario, system, RunOptions::default(), true) {
         Ok((rerun, lines)) => {
             let header = if rerun.digest == outcome.digest {
                 format!("# this replay reproduced digest {}", outcome.digest_hex())

@@ -35,8 +35,19 @@ pub(super) const HEADER_LEN: usize = 8;
 /// for the header, which is filled in last.
 pub(super) fn encode_frame<T: Serialize>(path: &str, value: &T) -> Result<Vec<u8>, StorageError> {
     let mut frame = Vec::with_capacity(HEADER_LEN + TYPICAL_RECORD_LEN);
+    encode_frame_into(&mut frame, path, value)?;
+    Ok(frame)
+}
+
+/// [`encode_frame`] into `frame`, replacing what it held.
+fn encode_frame_into<T: Serialize>(
+    frame: &mut Vec<u8>,
+    path: &str,
+    value: &T,
+) -> Result<(), StorageError> {
+    frame.clear();
     frame.resize(HEADER_LEN, 0);
-    codec::encode_into(&mut frame, value).map_err(|source| StorageError::Encode {
+    codec::encode_into(frame, value).map_err(|source| StorageError::Encode {
         path: path.to_owned(),
         source,
     })?;
@@ -51,7 +62,7 @@ pub(super) fn encode_frame<T: Serialize>(path: &str, value: &T) -> Result<Vec<u8
     let crc = crc32fast::hash(&frame[HEADER_LEN..]);
     frame[..4].copy_from_slice(&(len as u32).to_le_bytes());
     frame[4..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
-    Ok(frame)
+    Ok(())
 }
 
 /// Room reserved for a record: the built-in protocols' usual records fit,
@@ -128,6 +139,8 @@ pub struct Wal<T> {
     ends: Vec<u64>,
     unsynced: bool,
     poisoned: bool,
+    /// The frame being appended, its allocation kept from record to record.
+    frame: Vec<u8>,
     records: PhantomData<fn(T) -> T>,
 }
 
@@ -181,6 +194,7 @@ impl<T: Serialize + DeserializeOwned> Wal<T> {
             ends,
             unsynced: false,
             poisoned: false,
+            frame: Vec::new(),
             records: PhantomData,
         };
         Ok((wal, records))
@@ -191,10 +205,10 @@ impl<T: Serialize + DeserializeOwned> Wal<T> {
     /// exceeds [`MAX_RECORD_LEN`].
     pub async fn append(&mut self, record: &T) -> Result<(), StorageError> {
         self.usable()?;
-        let frame = encode_frame(&self.path, record)?;
-        let result = self.disk.append(&self.path, &frame).await;
+        encode_frame_into(&mut self.frame, &self.path, record)?;
+        let result = self.disk.append(&self.path, &self.frame).await;
         self.check(result)?;
-        self.ends.push(self.end() + frame.len() as u64);
+        self.ends.push(self.end() + self.frame.len() as u64);
         self.unsynced = true;
         Ok(())
     }

@@ -529,18 +529,24 @@ impl Replica {
             if state.meta.primary != self.id {
                 return;
             }
-            let mut acked: Vec<u64> = state
-                .meta
-                .members
-                .iter()
-                .filter(|&&m| m != self.id && !state.unresponsive.contains(&m))
-                .map(|m| state.matched.get(m).copied().unwrap_or(0))
-                .collect();
-            acked.sort_unstable_by(|a, b| b.cmp(a));
-            let need = self.mode.required_acks(acked.len());
+            // What each responsive backup holds (a handful: scanned, not
+            // collected).
+            let acked = || {
+                state
+                    .meta
+                    .members
+                    .iter()
+                    .filter(|&&m| m != self.id && !state.unresponsive.contains(&m))
+                    .map(|m| state.matched.get(m).copied().unwrap_or(0))
+            };
+            let need = self.mode.required_acks(acked().count());
             let mut reached = match need {
                 0 => state.last_index(),
-                n => acked[n - 1],
+                // The highest index `n` backups hold.
+                n => acked()
+                    .filter(|&index| acked().filter(|&held| held >= index).count() >= n)
+                    .max()
+                    .expect("no more acknowledgements required than backups"),
             }
             .min(state.last_index());
             // Fenced: entries of older epochs commit only under one of this
@@ -586,14 +592,17 @@ impl Replica {
         if self.failover == Failover::Naive && self.is_primary() {
             return Response::Refused("a primary follows no one".into());
         }
-        let current = self.state.borrow().meta.clone();
         // With epochs checked an older epoch was refused above, so only a
         // newer epoch or another primary of this one changes who leads.
-        if epoch != current.epoch || current.primary != from {
+        let leader_changed = {
+            let current = &self.state.borrow().meta;
+            epoch != current.epoch || current.primary != from
+        };
+        if leader_changed {
             let meta = Meta {
                 epoch,
                 primary: from,
-                members: current.members,
+                members: self.state.borrow().meta.members.clone(),
             };
             if let Err(error) = self.meta_file.store(&meta).await {
                 return Response::Refused(self.disk_failed(error));

@@ -11,7 +11,7 @@
 //! - `triggers`: watches for the events that event-triggered faults wait
 //!   for;
 //! - `coverage`: counts each host's pairs of consecutive events, what a
-//!   run reached for coverage-guided search.
+//!   run reached for coverage-guided search (only when a run asks).
 //!
 //! This file owns the wiring and the state. The subscriber is a plain
 //! [`Subscriber`], not a stack of filtered layers: each callsite is enabled
@@ -27,7 +27,11 @@ mod effects;
 mod log;
 mod triggers;
 
-use std::{cell::RefCell, collections::BTreeMap, time::Duration};
+use std::{
+    cell::{Cell, RefCell},
+    collections::BTreeMap,
+    time::Duration,
+};
 
 use tracing::{
     Event, Level, Metadata, Subscriber, level_filters::LevelFilter, span, subscriber::Interest,
@@ -41,7 +45,8 @@ struct TraceState {
     digest: digest::Digest,
     effects: effects::Effects,
     triggers: triggers::Triggers,
-    coverage: coverage::Coverage,
+    /// The edges, when the run counts them.
+    coverage: Option<coverage::Coverage>,
     /// Every formatted line, when recording.
     recorded: Option<Vec<String>>,
     /// Whether effects are logged (as `trace` events on their target).
@@ -55,6 +60,8 @@ struct Stamps {
     /// The hosts by their current tokio runtime (a handful: scanned).
     hosts: Vec<HostClock>,
     harness_time: Duration,
+    /// How many steps the simulation has taken.
+    step: u64,
 }
 
 /// A host's name, and its clock: the simulated time when its runtime was
@@ -68,6 +75,9 @@ struct HostClock {
     name: Box<str>,
     since: Duration,
     at: tokio::time::Instant,
+    /// The step of its last stamp and the time then: a host's clock stands
+    /// still within a step, so the events of one step read it once.
+    last: Cell<Option<(u64, Duration)>>,
 }
 
 thread_local! {
@@ -81,23 +91,24 @@ pub struct Summary {
     pub events: u64,
     pub effects: BTreeMap<String, u64>,
     pub message_times: Vec<u64>,
-    /// Pairs of consecutive events of one host, with how often (see `coverage`).
+    /// Pairs of consecutive events of one host, with how often (see
+    /// `coverage`); empty unless the run counted them.
     pub edges: BTreeMap<u64, u32>,
     /// Every formatted line, when recording.
     pub lines: Vec<String>,
 }
 
-/// Starts collecting for a run on this thread (`record` keeps every line)
-/// and returns the run's subscriber: digest, effects and triggers always,
-/// log lines as `RUST_LOG` says (see `log`).
-pub(crate) fn begin(record: bool) -> impl Subscriber + Send + Sync {
+/// Starts collecting for a run on this thread (`record` keeps every line,
+/// `coverage` counts the edges) and returns the run's subscriber: digest,
+/// effects and triggers always, log lines as `RUST_LOG` says (see `log`).
+pub(crate) fn begin(record: bool, coverage: bool) -> impl Subscriber + Send + Sync {
     let log = log::Filter::new(record);
     STATE.with(|state| {
         *state.borrow_mut() = Some(TraceState {
             digest: digest::Digest::default(),
             effects: effects::Effects::default(),
             triggers: triggers::Triggers::default(),
-            coverage: coverage::Coverage::default(),
+            coverage: coverage.then(coverage::Coverage::default),
             recorded: record.then(Vec::new),
             log_effects: log.enables_target(crate::effect::TARGET, Level::TRACE),
             stamps: Stamps::default(),
@@ -117,7 +128,10 @@ pub(crate) fn finish() -> Summary {
             events: state.digest.events(),
             effects: state.effects.counters,
             message_times: state.effects.message_times,
-            edges: state.coverage.edges(),
+            edges: state
+                .coverage
+                .map(coverage::Coverage::edges)
+                .unwrap_or_default(),
             lines: state.recorded.unwrap_or_default(),
         }
     })
@@ -140,6 +154,7 @@ pub(crate) fn register_host(name: &str) {
             name: name.into(),
             since: turmoil::sim_elapsed().unwrap_or_default(),
             at: tokio::time::Instant::now(), // determinism-ok: a host's tokio clock is driven by turmoil's simulated time
+            last: Cell::new(None),
         };
         with_state(|state| {
             let hosts = &mut state.stamps.hosts;
@@ -149,7 +164,8 @@ pub(crate) fn register_host(name: &str) {
     }
 }
 
-/// Call after every step of the simulation: turmoil callsites judged
+/// Call after every step of the simulation (and only there: the hosts'
+/// clocks move at the next one): turmoil callsites judged
 /// during the step get their interest (quiet ones are switched off, sends
 /// are asked about per event). Not while an event is dispatched (the
 /// rebuild would see no subscriber) nor after the run (this thread's
@@ -157,7 +173,10 @@ pub(crate) fn register_host(name: &str) {
 /// the callsites another thread's run needs).
 pub(crate) fn after_step() {
     let mut judged = false;
-    with_state(|state| judged = state.effects.take_judged());
+    with_state(|state| {
+        judged = state.effects.take_judged();
+        state.stamps.step += 1;
+    });
     if judged {
         tracing::callsite::rebuild_interest_cache();
     }
@@ -209,7 +228,14 @@ impl Stamps {
             .and_then(|id| self.hosts.iter().find(|host| host.runtime == id));
         match host {
             Some(host) => {
-                let time = host.since + host.at.elapsed();
+                let time = match host.last.get() {
+                    Some((step, time)) if step == self.step => time,
+                    _ => {
+                        let time = host.since + host.at.elapsed();
+                        host.last.set(Some((self.step, time)));
+                        time
+                    }
+                };
                 debug_assert_eq!(Some(time), turmoil::sim_elapsed(), "{}", host.name);
                 (time, &host.name)
             }
@@ -251,7 +277,9 @@ impl Subscriber for TraceSubscriber {
                 let (time, host) = state.stamps.stamp();
                 state.digest.add(time, host, event);
                 state.triggers.watch(host, event);
-                state.coverage.add(host, meta);
+                if let Some(coverage) = state.coverage.as_mut() {
+                    coverage.add(host, meta);
+                }
             }
             if log {
                 let (time, host) = state.stamps.stamp();

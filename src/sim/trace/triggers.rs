@@ -113,7 +113,7 @@ mod tests {
     /// named), emits three events outside any host (so from "harness"), and
     /// says which triggers fired after each.
     fn fired_after_each(triggers: Vec<(Option<&str>, Trigger)>) -> Vec<Vec<usize>> {
-        let subscriber = begin(false);
+        let subscriber = begin(false, false);
         for (id, (host, trigger)) in triggers.into_iter().enumerate() {
             arm(id, host.map(str::to_string), trigger);
         }
