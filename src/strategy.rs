@@ -595,10 +595,10 @@ pub struct Churn {
 const CHURN_STRIKES: usize = 3;
 
 /// With [`FaultKinds::churn`]'s probability, a churn: one of `churns`, and
-/// [`CHURN_STRIKES`] faults of one kind on its role's holder (or on one replica,
+/// three (`CHURN_STRIKES`) faults of one kind on its role's holder (or on one replica,
 /// at its own occurrences, for a moment that strikes its emitter), the
 /// j-th fired at the j-th occurrence of its moment after they are armed,
-/// at once or after one of [`TRIGGER_DELAYS_MS`], each undone after a
+/// at once or after one of `TRIGGER_DELAYS_MS` (1 to 32 ms), each undone after a
 /// while (all brief, or all long: up to twice the horizon, or
 /// [`FaultKinds::lasting_at_most`]): Jepsen's kill-leader nemesis, and the Raft paper's figure 8
 /// (three leaders in turn, each struck soon after its election) within

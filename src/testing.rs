@@ -5,7 +5,7 @@
 //!
 //! 1. the regression corpus: every scenario file committed under
 //!    `fixtures/regressions/<name>/` is replayed, and the property must hold;
-//! 2. exploration: proptest's [`TestRunner`] draws cases, and on a failure
+//! 2. exploration: proptest's [`proptest::test_runner::TestRunner`] draws cases, and on a failure
 //!    shrinks it;
 //! 3. on a (shrunk) failure: the scenario is saved, with its digest, under
 //!    `fixtures/regressions/<name>/` (commit it once the bug is fixed, and it

@@ -90,7 +90,7 @@ pub trait Workload {
     }
 
     /// Linearizability of the whole history's operations (final reads
-    /// included, as [`History::operations`] pairs them) against this
+    /// included, as [`crate::history::History::operations`] pairs them) against this
     /// workload's sequential model.
     fn linearizability(&self, ops: &[Operation], limits: &SearchLimits)
     -> Verdict<NonLinearizable>;

@@ -2,7 +2,7 @@
 //! hashing, quorums of N, R and W, version vectors with siblings, read
 //! repair, sloppy quorums with hinted handoff, and anti-entropy.
 //!
-//! - Placement ([`ring`]): one token per node, evenly spaced; a key's
+//! - Placement (`ring`): one token per node, evenly spaced; a key's
 //!   preference list is the N nodes from its head on; the nodes after them
 //!   are its fallbacks.
 //! - Versions ([`version`]): dotted version vectors; concurrent writes are
