@@ -25,7 +25,7 @@ use std::{collections::BTreeMap, fmt};
 use serde::{Deserialize, Serialize};
 
 use super::Verdict;
-use crate::history::{Op, Operation};
+use crate::history::{EventType, Op, Operation};
 
 /// An acknowledged write that the final state does not reflect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,10 +159,17 @@ pub(crate) fn final_read<'a, T>(
     Ok((read, state))
 }
 
-/// Whether `o` may have taken effect after `w` did: it completed `ok` or
-/// is indeterminate, and did not complete before `w` was invoked.
+/// Whether `o` may have taken effect after `w` did: it completed `ok` and
+/// not before `w` was invoked, or it is indeterminate. An indeterminate
+/// operation may take effect any time after its invocation (Jepsen's
+/// `:info`): the time its client gave up bounds nothing, since a request
+/// still in flight, or re-sent by the transport, may land later.
 pub(crate) fn may_follow(o: &Operation, w: &Operation) -> bool {
-    o.may_have_happened() && o.complete_time.is_none_or(|done| done >= w.invoke_time)
+    match o.kind {
+        EventType::Info | EventType::Invoke => true,
+        EventType::Ok => o.complete_time.is_none_or(|done| done >= w.invoke_time),
+        _ => false,
+    }
 }
 
 /// Whether the final value came from a write that may have followed `w`.
@@ -208,6 +215,23 @@ mod tests {
             check(&h.operations(), &finals(Some("b"))).is_violation(),
             "b finished before a began"
         );
+    }
+
+    /// A write its client gave up on before `a` began may still land after
+    /// `a` (a request in flight, or re-sent by the transport): it may have
+    /// overwritten `a`.
+    #[test]
+    fn an_indeterminate_write_may_land_after_a_later_one() {
+        let mut h = History::default();
+        write(
+            &mut h,
+            1,
+            (1, 2),
+            "b",
+            Completion::Info("connect failed".into()),
+        );
+        write(&mut h, 0, (3, 4), "a", Completion::Ok(None));
+        assert!(check(&h.operations(), &finals(Some("b"))).is_ok());
     }
 
     #[test]
