@@ -21,6 +21,8 @@
 
 #[path = "support/planted.rs"]
 mod planted;
+#[path = "support/explore.rs"]
+mod support;
 
 use std::{cell::RefCell, rc::Rc};
 
@@ -140,20 +142,15 @@ fn lww_clock_offset_loses_a_newer_write() {
 #[test]
 fn explore_reports_crdt_claims_apart_and_bugs_by_name() {
     let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("sweep.json");
     let explore = |bug: &[&str]| {
-        let json = dir.path().join("sweep.json");
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_replisim"))
-            .args(["explore", "--protocols", "crdt-counter", "--runs", "20"])
-            .args(["--faults", "partitions", "--seed", "7"])
-            .args(bug)
-            .arg("--json")
-            .arg(&json)
-            .env("REPLISIM_OUT", dir.path())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-        let summary: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let args = [
+            &["--protocols", "crdt-counter", "--runs", "20"][..],
+            &["--faults", "partitions", "--seed", "7"],
+            bug,
+        ]
+        .concat();
+        let (summary, stdout) = support::explore(dir.path(), &json, &args);
         (summary["systems"][0].clone(), stdout)
     };
     let (system, stdout) = explore(&[]);

@@ -22,6 +22,8 @@
 
 #[path = "support/planted.rs"]
 mod planted;
+#[path = "support/explore.rs"]
+mod support;
 
 use replisim::{
     check::{Guarantee, Verdict},
@@ -196,18 +198,20 @@ fn hint_dropped_on_restart_is_caught() {
 fn explore_reports_stale_reads_of_a_weak_quorum() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("sweep.json");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_replisim"))
-        .args(["explore", "--protocols", "dynamo:3/1/1,dynamo:3/2/2"])
-        .args(["--runs", "20", "--faults", "partitions", "--seed", "7"])
-        .arg("--json")
-        .arg(&json)
-        .env("REPLISIM_OUT", dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(output.status.success(), "{stdout}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (summary, stdout) = support::explore(
+        dir.path(),
+        &json,
+        &[
+            "--protocols",
+            "dynamo:3/1/1,dynamo:3/2/2",
+            "--runs",
+            "20",
+            "--faults",
+            "partitions",
+            "--seed",
+            "7",
+        ],
+    );
     let weak = &summary["systems"][0];
     assert_eq!(weak["system"], "dynamo:3/1/1");
     assert_eq!(

@@ -2,6 +2,9 @@
 //! runs disjoint slices of the same sweep, and `--merge` adds the slices'
 //! summaries up to exactly the unsharded sweep's counts.
 
+#[path = "support/explore.rs"]
+mod support;
+
 use std::{path::Path, process::Command};
 
 use serde_json::Value;
@@ -9,18 +12,7 @@ use serde_json::Value;
 /// Runs `replisim explore` with `args`, writing the summary to `json`;
 /// returns the summary.
 fn explore(out: &Path, json: &Path, args: &[&str]) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_replisim"))
-        .arg("explore")
-        .args(args)
-        .arg("--json")
-        .arg(json)
-        .env("REPLISIM_OUT", out)
-        .output()
-        .expect("the replisim binary runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{args:?}\n{stdout}\n{stderr}");
-    serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
+    support::explore(out, json, args).0
 }
 
 const SWEEP: &[&str] = &[

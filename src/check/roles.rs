@@ -48,26 +48,26 @@ pub fn exclusive<'a>(
     takes: impl IntoIterator<Item = (u64, usize, &'a str, u64)>,
 ) -> Verdict<SharedRole> {
     let mut holders: BTreeMap<(&str, u64), Vec<(usize, u64)>> = BTreeMap::new();
-    let mut shared: Option<(u64, (&str, u64))> = None;
-    let mut any = false;
+    let mut shared = None;
     for (time, replica, role, epoch) in takes {
-        any = true;
         let held = holders.entry((role, epoch)).or_default();
         if held.iter().all(|&(r, _)| r != replica) {
             held.push((replica, time));
-            if held.len() == 2 && shared.is_none() {
-                shared = Some((time, (role, epoch)));
+            if held.len() == 2 {
+                shared.get_or_insert((role, epoch));
             }
         }
     }
     match shared {
-        Some((_, key)) => Verdict::Violation(SharedRole {
+        Some(key) => Verdict::Violation(SharedRole {
             role: key.0.to_string(),
             epoch: key.1,
             holders: holders.remove(&key).unwrap_or_default(),
         }),
-        None if any => Verdict::Ok,
-        None => Verdict::Unknown("no replica took a role with an epoch".to_string()),
+        None if holders.is_empty() => {
+            Verdict::Unknown("no replica took a role with an epoch".to_string())
+        }
+        None => Verdict::Ok,
     }
 }
 

@@ -36,7 +36,7 @@ use super::{
     nemesis::{FailOver, Ledger, Nemesis, Strike, host},
     outcome::{Outcome, RoleChange, RunStats},
     scenario::{Scenario, ScenarioError},
-    trace,
+    trace::{self, HostTime},
 };
 use crate::{
     check::convergence::{self, Placement, ReplicaState},
@@ -583,7 +583,7 @@ impl<'a> Harness<'a> {
         let name = format!("client-{process}");
         sim.client(name.clone(), async move {
             trace::register_host(&name);
-            let clock = HostClock::start();
+            let clock = HostTime::start();
             for op in ops {
                 if stop.get() {
                     break;
@@ -720,7 +720,7 @@ impl Operator {
 
     async fn final_reads(&self, reads: Vec<Op>) {
         let mut client = self.system.client(self.ctx.clone());
-        let clock = HostClock::start();
+        let clock = HostTime::start();
         for op in reads {
             perform(&mut *client, &self.history, &clock, self.ctx.process, op).await;
         }
@@ -761,43 +761,17 @@ fn exit_of(replica: usize, result: &NodeResult) -> Exit {
 async fn perform(
     client: &mut dyn KvClient,
     history: &RefCell<History>,
-    clock: &HostClock,
+    clock: &HostTime,
     process: u64,
     op: Op,
 ) {
     tracing::debug!(target: "replisim::client", process, ?op, "invoke");
     history
         .borrow_mut()
-        .invoke(process, clock.nanos(), op.clone());
+        .invoke(process, clock.now().as_nanos() as u64, op.clone());
     let completion = client.call(&op).await;
     tracing::debug!(target: "replisim::client", process, ?completion, "complete");
     history
         .borrow_mut()
-        .complete(process, clock.nanos(), op, &completion);
-}
-
-/// The simulated time on the current host: turmoil's time when the host
-/// began, plus how far the host's own (simulated) tokio clock has moved
-/// since, which turmoil moves one tick per step. The same as
-/// `turmoil::sim_elapsed()`, without looking the host up in turmoil's
-/// world at every read.
-struct HostClock {
-    since: Duration,
-    at: tokio::time::Instant,
-}
-
-impl HostClock {
-    /// The clock of the host whose software calls it.
-    fn start() -> Self {
-        HostClock {
-            since: turmoil::sim_elapsed().unwrap_or_default(),
-            at: tokio::time::Instant::now(), // determinism-ok: a host's tokio clock is driven by turmoil's simulated time
-        }
-    }
-
-    fn nanos(&self) -> u64 {
-        let now = self.since + self.at.elapsed();
-        debug_assert_eq!(Some(now), turmoil::sim_elapsed());
-        now.as_nanos() as u64
-    }
+        .complete(process, clock.now().as_nanos() as u64, op, &completion);
 }

@@ -64,17 +64,39 @@ struct Stamps {
     step: u64,
 }
 
-/// A host's name, and its clock: the simulated time when its runtime was
-/// registered, and that runtime's (paused, simulated) clock then. turmoil
-/// moves a running host's clock exactly one tick per step, so the
-/// simulated time is `since` plus how far the clock moved: the same as
-/// `turmoil::sim_elapsed()`, without looking the host up in turmoil's
-/// world for every event.
+/// The simulated time as the current host's software sees it: the
+/// simulated time when it started, and its runtime's (paused, simulated)
+/// clock then. turmoil moves a running host's clock exactly one tick per
+/// step, so the simulated time is `since` plus how far the clock moved:
+/// the same as `turmoil::sim_elapsed()`, without looking the host up in
+/// turmoil's world at every read.
+pub(crate) struct HostTime {
+    since: Duration,
+    at: tokio::time::Instant,
+}
+
+impl HostTime {
+    /// The clock of the host whose software calls it.
+    pub(crate) fn start() -> Self {
+        HostTime {
+            since: turmoil::sim_elapsed().unwrap_or_default(),
+            at: tokio::time::Instant::now(), // determinism-ok: a host's tokio clock is driven by turmoil's simulated time
+        }
+    }
+
+    /// The simulated time now.
+    pub(crate) fn now(&self) -> Duration {
+        let now = self.since + self.at.elapsed();
+        debug_assert_eq!(Some(now), turmoil::sim_elapsed());
+        now
+    }
+}
+
+/// A host's name and its clock ([`HostTime`]), by its tokio runtime.
 struct HostClock {
     runtime: tokio::runtime::Id,
     name: Box<str>,
-    since: Duration,
-    at: tokio::time::Instant,
+    time: HostTime,
     /// The step of its last stamp and the time then: a host's clock stands
     /// still within a step, so the events of one step read it once.
     last: Cell<Option<(u64, Duration)>>,
@@ -152,8 +174,7 @@ pub(crate) fn register_host(name: &str) {
         let clock = HostClock {
             runtime: handle.id(),
             name: name.into(),
-            since: turmoil::sim_elapsed().unwrap_or_default(),
-            at: tokio::time::Instant::now(), // determinism-ok: a host's tokio clock is driven by turmoil's simulated time
+            time: HostTime::start(),
             last: Cell::new(None),
         };
         with_state(|state| {
@@ -231,12 +252,11 @@ impl Stamps {
                 let time = match host.last.get() {
                     Some((step, time)) if step == self.step => time,
                     _ => {
-                        let time = host.since + host.at.elapsed();
+                        let time = host.time.now();
                         host.last.set(Some((self.step, time)));
                         time
                     }
                 };
-                debug_assert_eq!(Some(time), turmoil::sim_elapsed(), "{}", host.name);
                 (time, &host.name)
             }
             None => (self.harness_time, "harness"),
