@@ -13,9 +13,11 @@
 //!   workload's length, and AFL's finer buckets would call nearly every
 //!   case new), the roles replicas took
 //!   with their epochs (terms, views) and how often the roles changed
-//!   hands, the faults that fired and were effective by kind, the fault
-//!   effects by kind and magnitude, the replicas' exits, replicas lost,
-//!   and how soon the replicas agreed;
+//!   hands, the moments the system declares worth striking at that the
+//!   run reached and how many replicas emitted them
+//!   ([`Outcome::moments_reached`]), the faults that fired and were
+//!   effective by kind, the fault effects by kind and magnitude, the
+//!   replicas' exits, replicas lost, and how soon the replicas agreed;
 //! - a case that reached a feature no earlier case did joins the corpus;
 //!   three mutations in four start from an entry that reached a new
 //!   state (a role, epoch, fault effect...), not only new trace edges,
@@ -25,7 +27,12 @@
 //!   with one to three mutations: a fault's time shifted, its target,
 //!   trigger or duration changed, its kind redrawn, a fault added, removed,
 //!   doubled on another replica at the same moment, or taken from another
-//!   entry, a knob changed (seed, clients, operations, keys, think time);
+//!   entry, a knob changed (seed, clients, operations, keys, think time),
+//!   and, from what the entry's run showed, a replica struck (crashed,
+//!   paused, isolated, lost, or every replica's power cut) at a moment it
+//!   reached there (its last occurrence or any, at once or a few ms
+//!   after), or the replicas some key was placed on
+//!   ([`Outcome::placement`]) cut off from the rest;
 //!   the others are drawn fresh, three in four as `random` draws and the
 //!   rest as `swarm` does: guided search keeps most of random's reach and
 //!   spends the other half of its cases near what was new.
@@ -36,7 +43,7 @@
 //! seed gives the same sequence of cases, as long as each case's result
 //! is reported before the next case is asked for, in order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::{
     strategy::{BoxedStrategy, Strategy, ValueTree},
@@ -48,7 +55,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::{
     sim::{Fault, Outcome, RunOptions, Scenario, ScheduledFault, Target},
-    strategy::{self, ScenarioSpace, Search},
+    strategy::{self, FaultKind, ScenarioSpace, Search},
 };
 
 /// Why no case could be drawn (a strategy that rejects every value).
@@ -117,10 +124,11 @@ impl Cases {
     }
 }
 
-fn draw(
-    strategy: &BoxedStrategy<Scenario>,
+/// One value of `strategy`.
+fn draw<T: std::fmt::Debug>(
+    strategy: &BoxedStrategy<T>,
     runner: &mut TestRunner,
-) -> Result<Scenario, DrawError> {
+) -> Result<T, DrawError> {
     strategy
         .new_tree(runner)
         .map(|tree| tree.current())
@@ -134,9 +142,24 @@ fn draw(
 pub struct Reached {
     /// The trace's edges, with their coarse hit counts.
     edges: BTreeSet<u64>,
-    /// Everything else: the protocol's states (roles, epochs), what the
-    /// faults did, and the `buggify!` and `sometimes!` points reached.
+    /// Everything else: the protocol's states (roles, epochs), the declared
+    /// moments reached, what the faults did, and the `buggify!` and
+    /// `sometimes!` points reached.
     states: BTreeSet<u64>,
+    /// Where mutations of this run's scenario may strike: the declared
+    /// moments each replica reached, and the groups of replicas its keys
+    /// were placed on.
+    handles: Handles,
+}
+
+/// What a run showed of where to strike next.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Handles {
+    /// (declared moment's index, replica) and how often it was reached.
+    moments: Vec<((usize, usize), u32)>,
+    /// The distinct groups of replicas some key was placed on, when fewer
+    /// than all of them ([`Outcome::placement`]).
+    groups: Vec<Vec<usize>>,
 }
 
 impl Reached {
@@ -158,8 +181,7 @@ impl Reached {
         let mut add = |tag: &str, a: &[u8], b: u64| {
             states.insert(feature(tag, a, b));
         };
-        let mut changes: std::collections::BTreeMap<&str, (u64, BTreeSet<usize>)> =
-            Default::default();
+        let mut changes: BTreeMap<&str, (u64, BTreeSet<usize>)> = Default::default();
         for change in &outcome.role_changes {
             let epoch = change.epoch.map_or(u64::MAX, bucket);
             add("role", change.role.as_bytes(), epoch);
@@ -170,6 +192,16 @@ impl Reached {
         for (role, (count, holders)) in changes {
             add("role changes", role.as_bytes(), bucket(count));
             add("role holders", role.as_bytes(), holders.len() as u64);
+        }
+        let mut moments: BTreeMap<usize, (u64, u64)> = Default::default();
+        for (&(moment, _), &count) in &outcome.moments_reached {
+            let (total, emitters) = moments.entry(moment).or_default();
+            *total += u64::from(count);
+            *emitters += 1;
+        }
+        for (moment, (total, emitters)) in moments {
+            add("moment", &moment.to_le_bytes(), bucket(total));
+            add("moment emitters", &moment.to_le_bytes(), emitters);
         }
         for (kind, count) in &outcome.stats.faults {
             add("fired", kind.as_bytes(), bucket(count.fired));
@@ -188,7 +220,21 @@ impl Reached {
         add("lost", b"", outcome.lost.len() as u64);
         let converged = outcome.stats.converged_after_ms.map_or(u64::MAX, bucket);
         add("converged", b"", converged);
-        Reached { edges, states }
+        let groups: BTreeSet<Vec<usize>> = outcome
+            .placement
+            .values()
+            .filter(|group| !group.is_empty() && group.len() < outcome.scenario.replicas)
+            .map(|group| group.iter().copied().collect())
+            .collect();
+        let handles = Handles {
+            moments: outcome.moments_reached.clone().into_iter().collect(),
+            groups: groups.into_iter().collect(),
+        };
+        Reached {
+            edges,
+            states,
+            handles,
+        }
     }
 
     /// How many features.
@@ -232,6 +278,7 @@ struct Entry {
     scenario: Scenario,
     picked: u32,
     new_state: bool,
+    handles: Handles,
 }
 
 /// Coverage-guided search over a [`ScenarioSpace`] (see the module docs).
@@ -274,10 +321,11 @@ impl Guided {
             };
             return draw(strategy, &mut self.runner);
         }
-        let mut scenario = self.pick().clone();
+        let entry = self.pick();
+        let mut scenario = self.corpus[entry].scenario.clone();
         let mutations = self.rng.random_range(1..=3);
         for _ in 0..mutations {
-            self.mutate(&mut scenario)?;
+            self.mutate(&mut scenario, entry)?;
         }
         scenario.faults =
             strategy::keep_survivors(scenario.faults, scenario.replicas, self.space.needs_quorum);
@@ -304,6 +352,7 @@ impl Guided {
                 scenario: scenario.clone(),
                 picked: 0,
                 new_state: states > 0,
+                handles: reached.handles.clone(),
             });
         }
         states + edges
@@ -313,7 +362,7 @@ impl Guided {
     /// state (when there are some), else among all; of two drawn at
     /// random, the one mutated less often (the later on a tie: newer
     /// entries reached something more recently).
-    fn pick(&mut self) -> &Scenario {
+    fn pick(&mut self) -> usize {
         let states: Vec<usize> = (0..self.corpus.len())
             .filter(|&i| self.corpus[i].new_state)
             .collect();
@@ -329,19 +378,30 @@ impl Guided {
             false => second,
         };
         self.corpus[chosen].picked += 1;
-        &self.corpus[chosen].scenario
+        chosen
     }
 
-    /// One random mutation of `scenario` (one that applies: a scenario
-    /// without faults gets one added).
-    fn mutate(&mut self, scenario: &mut Scenario) -> Result<(), DrawError> {
+    /// One random mutation of `scenario`, derived from corpus entry
+    /// `entry` (one that applies: a scenario without faults gets one added
+    /// or struck at a moment its entry reached).
+    fn mutate(&mut self, scenario: &mut Scenario, entry: usize) -> Result<(), DrawError> {
         let (space, runner, rng) = (&self.space, &mut self.runner, &mut self.rng);
+        let handles = &self.corpus[entry].handles;
         let horizon = space.horizon_ms.max(1);
         let n = scenario.faults.len();
         let replicas = scenario.replicas;
+        // Striking at a reached moment (9) and cutting a placed group off
+        // (10) count twice: they aim where the entry's run showed action.
         let choice = match n {
-            0 => 0,
-            _ => rng.random_range(0..11),
+            0 => [0, 9][rng.random_range(0..2)],
+            _ => [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 10, 10, 11, 12][rng.random_range(0..15)],
+        };
+        // Without what they need, they add or remove a fault instead.
+        let can_cut = !handles.groups.is_empty() && space.kinds.contains(FaultKind::Partition);
+        let choice = match choice {
+            9 if handles.moments.is_empty() => 0,
+            10 if !can_cut => 0,
+            choice => choice,
         };
         let i = rng.random_range(0..n.max(1));
         match choice {
@@ -374,10 +434,7 @@ impl Guided {
                 }
             }
             4 => {
-                let trigger = strategy::trigger(space.cluster(replicas), 100)
-                    .new_tree(runner)
-                    .map_err(|reason| DrawError(reason.to_string()))?
-                    .current();
+                let trigger = draw(&strategy::trigger(space.cluster(replicas), 100), runner)?;
                 let fault = &mut scenario.faults[i];
                 fault.trigger = match fault.trigger.is_some() {
                     true => None,
@@ -432,9 +489,65 @@ impl Guided {
                     scenario.faults.push(fault);
                 }
             }
+            // A replica struck at a moment it reached in the entry's run
+            // ("the fallback that just took a hint loses power"): the
+            // moment's last occurrence there (what the run ends with), or
+            // any, at once or a little after.
+            9 => {
+                let ((moment, replica), count) =
+                    handles.moments[rng.random_range(0..handles.moments.len())];
+                let cluster = space.cluster(replicas);
+                if let (Some(trigger), Some(strike)) = (
+                    space.events.get(moment),
+                    strategy::strike(&space.kinds, cluster, horizon),
+                ) {
+                    let mut fault = draw(&strike, runner)?;
+                    strategy::retarget(&mut fault.fault, replica);
+                    let count = u64::from(count.max(1));
+                    let nth = match rng.random_bool(0.5) {
+                        true => count,
+                        false => rng.random_range(1..=count),
+                    };
+                    let delay = draw(&strategy::trigger_delay(), runner)?;
+                    fault.trigger = Some(
+                        trigger
+                            .clone()
+                            .on(Target::Replica(replica))
+                            .nth(nth)
+                            .delayed(delay),
+                    );
+                    add_or_replace(scenario, fault, i, space.max_faults);
+                }
+            }
+            // The replicas some key was placed on cut off from the rest
+            // (its owners away from the nodes that stand in for them), for
+            // a while or until the workload ends.
+            10 => {
+                let group = handles.groups[rng.random_range(0..handles.groups.len())].clone();
+                let at_ms = rng.random_range(0..horizon);
+                let mut fault = ScheduledFault::at(
+                    at_ms,
+                    Fault::Partition {
+                        groups: vec![group],
+                    },
+                );
+                if rng.random_bool(0.5) {
+                    fault = fault.lasting(rng.random_range(1..=horizon));
+                }
+                add_or_replace(scenario, fault, i, space.max_faults);
+            }
             _ => mutate_knob(space, rng, scenario),
         }
         Ok(())
+    }
+}
+
+/// Adds `fault` to `scenario` within `max_faults`, or puts it in the place
+/// of fault `i` when there is no room.
+fn add_or_replace(scenario: &mut Scenario, fault: ScheduledFault, i: usize, max_faults: usize) {
+    match scenario.faults.len() < max_faults.max(1) {
+        true => scenario.faults.push(fault),
+        false => scenario.faults[i] = fault,
     }
 }
 
@@ -462,10 +575,7 @@ fn fresh_fault(
     replicas: usize,
 ) -> Result<Option<ScheduledFault>, DrawError> {
     let strategy = strategy::fault(&space.kinds, space.cluster(replicas), space.horizon_ms);
-    let fault = strategy
-        .new_tree(runner)
-        .map_err(|reason| DrawError(reason.to_string()))?
-        .current();
+    let fault = draw(&strategy, runner)?;
     Ok((fault.fault != Fault::Heal).then_some(fault))
 }
 
@@ -495,6 +605,7 @@ mod tests {
         Reached {
             edges,
             states: features,
+            handles: Handles::default(),
         }
     }
 
@@ -558,6 +669,94 @@ mod tests {
             derived * 2 > scenarios.len() - WARM_UP as usize,
             "{derived} derived"
         );
+    }
+
+    /// An entry whose run showed replica 1 reach the space's moment 5
+    /// times and a key placed on replicas 0 and 1 gets cases that strike
+    /// replica 1 at that moment and that cut 0 and 1 off.
+    #[test]
+    fn mutations_strike_at_reached_moments_and_cut_placed_groups() {
+        let space = space();
+        let mut guided = Guided::new(&space, 11);
+        let mut entry = Scenario::new("sync", 1);
+        entry.replicas = 3;
+        let reached = Reached {
+            edges: BTreeSet::new(),
+            states: BTreeSet::from([1]),
+            handles: Handles {
+                moments: vec![((0, 1), 5)],
+                groups: vec![vec![0, 1]],
+            },
+        };
+        guided.ran(&entry, &reached);
+        let (mut struck, mut cut) = (0, 0);
+        for _ in 0..400 {
+            let case = guided.next_case().unwrap();
+            for fault in &case.faults {
+                let moment = fault.trigger.as_ref().filter(|t| {
+                    t.message == space.events[0].message && t.host == Some(Target::Replica(1))
+                });
+                if let Some(trigger) = moment {
+                    assert!((1..=5).contains(&trigger.nth.max(1)), "{trigger:?}");
+                    struck += 1;
+                }
+                if fault.fault
+                    == (Fault::Partition {
+                        groups: vec![vec![0, 1]],
+                    })
+                {
+                    cut += 1;
+                }
+            }
+        }
+        assert!(struck > 0 && cut > 0, "struck {struck}, cut {cut}");
+    }
+
+    /// A run asked for coverage counts the declared moments each replica
+    /// reached, and `Reached` keeps them and the groups keys were placed
+    /// on; a run not asked counts none.
+    #[test]
+    fn runs_count_the_moments_replicas_reached() {
+        let registry = crate::replication::registry();
+        let mut scenario = Scenario::new("dynamo:3/2/2", 7);
+        scenario.replicas = 5;
+        scenario.clients = 2;
+        scenario.workload.ops_per_client = 6;
+        scenario.workload.keys = 1;
+        scenario.workload.mix = crate::workload::Mix::new([("read", 1), ("write", 1)]);
+        // k0's preference list is replicas 3, 4 and 0: cut off, its writes
+        // go to fallbacks 1 and 2 as hints.
+        scenario.faults = vec![ScheduledFault::at(
+            20,
+            Fault::Partition {
+                groups: vec![vec![0, 3, 4]],
+            },
+        )];
+        let options = RunOptions { coverage: true };
+        let outcome = registry.run_with(&scenario, options).unwrap();
+        let hinted: BTreeSet<usize> = outcome
+            .moments_reached
+            .keys()
+            .filter(|(moment, _)| *moment == 0)
+            .map(|(_, replica)| *replica)
+            .collect();
+        assert_eq!(
+            hinted,
+            BTreeSet::from([1, 2]),
+            "{:?}",
+            outcome.moments_reached
+        );
+        let reached = Reached::of(&outcome);
+        assert!(reached.handles.groups.contains(&vec![0, 3, 4]));
+        assert!(
+            reached
+                .handles
+                .moments
+                .iter()
+                .any(|&((m, r), n)| m == 0 && r == 1 && n > 0)
+        );
+        let plain = registry.run(&scenario).unwrap();
+        assert!(plain.moments_reached.is_empty());
     }
 
     #[test]

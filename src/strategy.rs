@@ -406,11 +406,10 @@ pub(crate) fn trigger(
     if cluster.events.is_empty() || percent == 0 || cluster.replicas == 0 {
         return Just(None).boxed();
     }
-    let delay = prop_oneof![Just(0), select(&TRIGGER_DELAYS_MS[..])];
     let event = (
         select(cluster.events.to_vec()),
         option::of(0..cluster.replicas),
-        delay,
+        trigger_delay(),
     )
         .prop_map(|(trigger, emitter, delay)| (trigger.delayed(delay), emitter));
     match percent {
@@ -620,17 +619,8 @@ pub fn churn(
         .clamp(1, 2 * horizon_ms.max(1));
     // One scale per churn: brief strikes, or ones that outlast an election
     // or two (a leader cut off while the next is elected and struck).
-    let scale = select(vec![(1, (longest / 8).max(1)), (longest / 2, longest)]).prop_flat_map(
-        |(low, high)| {
-            vec(
-                (
-                    prop_oneof![Just(0), select(&TRIGGER_DELAYS_MS[..])],
-                    low..=high,
-                ),
-                CHURN_STRIKES,
-            )
-        },
-    );
+    let scale = select(vec![(1, (longest / 8).max(1)), (longest / 2, longest)])
+        .prop_flat_map(|(low, high)| vec((trigger_delay(), low..=high), CHURN_STRIKES));
     let drawn = (
         0..horizon_ms.max(2) / 2,
         select(churns.to_vec()),
@@ -664,6 +654,42 @@ pub fn churn(
             .prop_map(Option::unwrap_or_default)
             .boxed(),
     }
+}
+
+/// The kinds that strike a replica itself (its process or its machine),
+/// not its links.
+const STRIKING: [FaultKind; 5] = [
+    FaultKind::Crash,
+    FaultKind::Pause,
+    FaultKind::Isolate,
+    FaultKind::Lose,
+    FaultKind::PowerLoss,
+];
+
+/// A fault of those of `kinds` that strike a replica itself (crash, pause,
+/// isolate, lose, power loss), untriggered, at time 0, lasting as
+/// [`fault`]'s do; `None` when `kinds` has none of them.
+pub(crate) fn strike(
+    kinds: &FaultKinds,
+    cluster: Cluster,
+    horizon_ms: u64,
+) -> Option<BoxedStrategy<ScheduledFault>> {
+    let striking: BTreeSet<FaultKind> = STRIKING
+        .into_iter()
+        .filter(|&k| kinds.contains(k))
+        .collect();
+    let narrow = FaultKinds {
+        kinds: striking,
+        triggered: 0,
+        ..kinds.clone()
+    };
+    (!narrow.kinds.is_empty()).then(|| timed_fault(&narrow, cluster, horizon_ms))
+}
+
+/// A delay (ms) after a trigger's event: none, or one of
+/// [`TRIGGER_DELAYS_MS`] (half and half).
+pub(crate) fn trigger_delay() -> BoxedStrategy<u64> {
+    prop_oneof![Just(0), select(&TRIGGER_DELAYS_MS[..])].boxed()
 }
 
 /// Points a node fault at replica `id`; link faults are left alone.
@@ -795,17 +821,13 @@ impl ScenarioSpace {
         self.roles = declared.roles;
         self.operations = system.workload().kinds().to_vec();
         self.needs_quorum = declared.needs_quorum;
-        self.events = declared
-            .events
-            .iter()
-            .map(|moment| Trigger::message(&moment.message).with_target(&moment.target))
-            .collect();
+        self.events = declared.events.iter().map(Trigger::from).collect();
         self.churns = declared
             .events
             .iter()
             .filter_map(|moment| {
                 Some(Churn {
-                    trigger: Trigger::message(&moment.message).with_target(&moment.target),
+                    trigger: Trigger::from(moment),
                     strike: moment.churn.clone()?,
                 })
             })

@@ -31,6 +31,8 @@ use std::{collections::BTreeMap, fmt};
 
 use serde::{Deserialize, Serialize};
 
+use crate::node::Moment;
+
 /// A replica, by id or by a role it holds when the fault fires (in JSON, a
 /// number or a role name such as `"primary"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -521,6 +523,13 @@ impl Trigger {
                 .fields
                 .iter()
                 .all(|(name, want)| text(name) == Some(want.as_str()))
+    }
+}
+
+/// The trigger that matches a declared moment's events (from any host).
+impl From<&Moment> for Trigger {
+    fn from(moment: &Moment) -> Self {
+        Trigger::message(&moment.message).with_target(&moment.target)
     }
 }
 

@@ -32,8 +32,8 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
-    fault::{Fault, ScheduledFault, Target},
-    nemesis::{FailOver, Ledger, Nemesis, Strike, host},
+    fault::{Fault, ScheduledFault, Target, Trigger},
+    nemesis::{FailOver, Ledger, Nemesis, Strike, host, replica_of},
     outcome::{Outcome, RoleChange, RunStats},
     scenario::{Scenario, ScenarioError},
     trace::{self, HostTime},
@@ -133,10 +133,14 @@ pub(crate) fn run_traced(
     record: bool,
 ) -> Result<(Outcome, Vec<String>), RunError> {
     scenario.validate()?;
-    check_declared(scenario, &system.declaration(), &*system.workload())?;
+    let declaration = system.declaration();
+    check_declared(scenario, &declaration, &*system.workload())?;
     let ledger = Ledger::new(scenario.faults.len());
     let points = points::begin(scenario.seed, scenario.buggify);
-    let result = tracing::subscriber::with_default(trace::begin(record, options.coverage), || {
+    let moments = options
+        .coverage
+        .then(|| declaration.events.iter().map(Trigger::from).collect());
+    let result = tracing::subscriber::with_default(trace::begin(record, moments), || {
         Harness::new(scenario, system, ledger.clone()).run()
     });
     let summary = trace::finish();
@@ -154,6 +158,11 @@ pub(crate) fn run_traced(
     outcome.stats.effects = summary.effects;
     outcome.message_times = summary.message_times;
     outcome.trace_edges = summary.edges;
+    outcome.moments_reached = summary
+        .moments
+        .into_iter()
+        .filter_map(|((moment, host), count)| Some(((moment, replica_of(&host)?), count)))
+        .collect();
     Ok((outcome, summary.lines))
 }
 
@@ -661,6 +670,7 @@ impl<'a> Harness<'a> {
             exits,
             message_times: Vec::new(),
             trace_edges: Default::default(),
+            moments_reached: Default::default(),
             digest: 0,
             checked: RefCell::default(),
         }

@@ -141,6 +141,11 @@ pub struct Outcome {
     /// ([`crate::guided`]) keeps the scenarios that reach new ones. Counted
     /// only when the run was asked to ([`super::RunOptions::coverage`]).
     pub trace_edges: BTreeMap<u64, u32>,
+    /// How often each replica emitted each moment its system declares
+    /// ([`crate::node::Declaration::events`]), keyed by the moment's index
+    /// there and the replica: where a fault triggered on it would have
+    /// struck. Counted only with [`super::RunOptions::coverage`].
+    pub moments_reached: BTreeMap<(usize, usize), u32>,
     /// Digest of the ordered trace events: equal digests, equal runs.
     pub digest: u64,
     /// The last verdicts computed, with the search limits they had: the

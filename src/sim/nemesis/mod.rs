@@ -188,6 +188,12 @@ pub(super) fn host(id: usize) -> String {
     format!("replica-{id}")
 }
 
+/// The replica a host name ([`host`]) names; `None` for other hosts
+/// (clients, the harness).
+pub(super) fn replica_of(host: &str) -> Option<usize> {
+    host.strip_prefix("replica-")?.parse().ok()
+}
+
 impl Nemesis {
     pub fn new(
         replicas: usize,

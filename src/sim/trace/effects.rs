@@ -252,7 +252,7 @@ mod tests {
     /// enters the digest.
     #[test]
     fn turmoil_drops_and_holds_are_counted_by_their_message() {
-        tracing::subscriber::with_default(begin(false, false), || {
+        tracing::subscriber::with_default(begin(false, None), || {
             for _ in 0..2 {
                 for word in ["Deliver", "Drop", "Hold"] {
                     tracing::trace!(target: "turmoil", src = 1, dst = 2, protocol = %"TCP", "{word}");

@@ -10,8 +10,9 @@
 //!   "message held" events);
 //! - `triggers`: watches for the events that event-triggered faults wait
 //!   for;
-//! - `coverage`: counts each host's pairs of consecutive events, what a
-//!   run reached for coverage-guided search (only when a run asks).
+//! - `coverage`: counts each host's pairs of consecutive events and the
+//!   declared moments it emitted, what a run reached for coverage-guided
+//!   search (only when a run asks).
 //!
 //! This file owns the wiring and the state. The subscriber is a plain
 //! [`Subscriber`], not a stack of filtered layers: each callsite is enabled
@@ -39,6 +40,8 @@ use tracing::{
 
 pub(crate) use effects::{add_effect, take_link_messages, watch_links};
 pub(crate) use triggers::{arm, take_fired};
+
+use crate::sim::fault::Trigger;
 
 /// The trace state of the simulation running on this thread.
 struct TraceState {
@@ -116,21 +119,25 @@ pub struct Summary {
     /// Pairs of consecutive events of one host, with how often (see
     /// `coverage`); empty unless the run counted them.
     pub edges: BTreeMap<u64, u32>,
+    /// How often each host emitted each declared moment (by the moment's
+    /// index); empty unless the run counted them.
+    pub moments: BTreeMap<(usize, String), u32>,
     /// Every formatted line, when recording.
     pub lines: Vec<String>,
 }
 
 /// Starts collecting for a run on this thread (`record` keeps every line,
-/// `coverage` counts the edges) and returns the run's subscriber: digest,
-/// effects and triggers always, log lines as `RUST_LOG` says (see `log`).
-pub(crate) fn begin(record: bool, coverage: bool) -> impl Subscriber + Send + Sync {
+/// `coverage` counts the edges and these moments' occurrences) and returns
+/// the run's subscriber: digest, effects and triggers always, log lines as
+/// `RUST_LOG` says (see `log`).
+pub(crate) fn begin(record: bool, coverage: Option<Vec<Trigger>>) -> impl Subscriber + Send + Sync {
     let log = log::Filter::new(record);
     STATE.with(|state| {
         *state.borrow_mut() = Some(TraceState {
             digest: digest::Digest::default(),
             effects: effects::Effects::default(),
             triggers: triggers::Triggers::default(),
-            coverage: coverage.then(coverage::Coverage::default),
+            coverage: coverage.map(coverage::Coverage::new),
             recorded: record.then(Vec::new),
             log_effects: log.enables_target(crate::effect::TARGET, Level::TRACE),
             stamps: Stamps::default(),
@@ -145,15 +152,17 @@ pub(crate) fn finish() -> Summary {
     STATE.with(|state| {
         let state = state.borrow_mut().take().expect("trace::begin was called");
         crate::effect::divert(None);
+        let (edges, moments) = state
+            .coverage
+            .map(coverage::Coverage::finish)
+            .unwrap_or_default();
         Summary {
             digest: state.digest.value(),
             events: state.digest.events(),
             effects: state.effects.counters,
             message_times: state.effects.message_times,
-            edges: state
-                .coverage
-                .map(coverage::Coverage::edges)
-                .unwrap_or_default(),
+            edges,
+            moments,
             lines: state.recorded.unwrap_or_default(),
         }
     })
@@ -298,7 +307,7 @@ impl Subscriber for TraceSubscriber {
                 state.digest.add(time, host, event);
                 state.triggers.watch(host, event);
                 if let Some(coverage) = state.coverage.as_mut() {
-                    coverage.add(host, meta);
+                    coverage.add(host, event);
                 }
             }
             if log {

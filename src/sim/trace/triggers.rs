@@ -37,8 +37,7 @@ impl Triggers {
         if !self.armed.iter().any(may_match) {
             return;
         }
-        let mut texts = Texts::default();
-        event.record(&mut texts);
+        let texts = Texts::of(event);
         let fired = &mut self.fired;
         self.armed.retain_mut(|armed| {
             if !(may_match(armed) && armed.trigger.matches_fields(|name| texts.get(name))) {
@@ -57,10 +56,17 @@ impl Triggers {
 /// An event's message and fields as text: strings as they are, other
 /// values as `Debug` shows them (which for `%` fields is their `Display`).
 #[derive(Default)]
-struct Texts(Vec<(&'static str, String)>);
+pub(super) struct Texts(Vec<(&'static str, String)>);
 
 impl Texts {
-    fn get(&self, name: &str) -> Option<&str> {
+    /// The texts of `event`'s message and fields.
+    pub(super) fn of(event: &Event<'_>) -> Self {
+        let mut texts = Texts::default();
+        event.record(&mut texts);
+        texts
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(field, _)| *field == name)
@@ -113,7 +119,7 @@ mod tests {
     /// named), emits three events outside any host (so from "harness"), and
     /// says which triggers fired after each.
     fn fired_after_each(triggers: Vec<(Option<&str>, Trigger)>) -> Vec<Vec<usize>> {
-        let subscriber = begin(false, false);
+        let subscriber = begin(false, None);
         for (id, (host, trigger)) in triggers.into_iter().enumerate() {
             arm(id, host.map(str::to_string), trigger);
         }
