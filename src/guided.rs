@@ -32,7 +32,10 @@
 //!   paused, isolated, lost, or every replica's power cut) at a moment it
 //!   reached there (its last occurrence or any, at once or a few ms
 //!   after), or the replicas some key was placed on
-//!   ([`Outcome::placement`]) cut off from the rest;
+//!   ([`Outcome::placement`]) cut off from the rest; an entry that
+//!   reached a new state is first struck so in a case of its own (a
+//!   follow-up, before other mutations), and half the strikes cut every
+//!   replica's power (a crash-consistency probe at the moment);
 //!   the others are drawn fresh, three in four as `random` draws and the
 //!   rest as `swarm` does: guided search keeps most of random's reach and
 //!   spends the other half of its cases near what was new.
@@ -43,7 +46,7 @@
 //! seed gives the same sequence of cases, as long as each case's result
 //! is reported before the next case is asked for, in order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use proptest::{
     strategy::{BoxedStrategy, Strategy, ValueTree},
@@ -272,6 +275,15 @@ const WARM_UP: u64 = 8;
 /// The most entries the corpus keeps (the oldest go first).
 const CORPUS_LIMIT: usize = 256;
 
+/// The mutation that strikes a replica at a moment it reached.
+const STRIKE: usize = 9;
+
+/// The mutation that cuts a placed group of replicas off.
+const CUT: usize = 10;
+
+/// The most entries waiting for their follow-up strike.
+const FOLLOW_UPS_LIMIT: usize = 16;
+
 /// A scenario that reached something new, how often it was mutated, and
 /// whether what it reached first was a state (not only trace edges).
 struct Entry {
@@ -292,6 +304,10 @@ pub struct Guided {
     rng: ChaCha8Rng,
     seen: BTreeSet<u64>,
     corpus: Vec<Entry>,
+    /// Entries that just reached a new state, each struck at a moment it
+    /// reached in a case of its own before other mutations (AFL's
+    /// deterministic stage for a fresh entry, in one case).
+    follow_ups: VecDeque<(Scenario, Handles)>,
     drawn: u64,
 }
 
@@ -306,6 +322,7 @@ impl Guided {
             rng: ChaCha8Rng::seed_from_u64(seed),
             seen: BTreeSet::new(),
             corpus: Vec::new(),
+            follow_ups: VecDeque::new(),
             drawn: 0,
         }
     }
@@ -313,6 +330,10 @@ impl Guided {
     /// The next case: a mutated corpus entry, or a fresh draw.
     pub fn next_case(&mut self) -> Result<Scenario, DrawError> {
         self.drawn += 1;
+        if let Some((mut scenario, handles)) = self.follow_ups.pop_front() {
+            self.apply(STRIKE, &mut scenario, &handles)?;
+            return Ok(self.keep_survivors(scenario));
+        }
         let fresh = self.corpus.is_empty() || self.drawn <= WARM_UP || self.rng.random_bool(0.5);
         if fresh {
             let strategy = match self.rng.random_ratio(3, 4) {
@@ -321,15 +342,22 @@ impl Guided {
             };
             return draw(strategy, &mut self.runner);
         }
-        let entry = self.pick();
-        let mut scenario = self.corpus[entry].scenario.clone();
+        let picked = self.pick();
+        let entry = &self.corpus[picked];
+        let (mut scenario, handles) = (entry.scenario.clone(), entry.handles.clone());
         let mutations = self.rng.random_range(1..=3);
         for _ in 0..mutations {
-            self.mutate(&mut scenario, entry)?;
+            self.mutate(&mut scenario, &handles)?;
         }
+        Ok(self.keep_survivors(scenario))
+    }
+
+    /// `scenario` without the machine losses that would leave too few
+    /// replicas.
+    fn keep_survivors(&self, mut scenario: Scenario) -> Scenario {
         scenario.faults =
             strategy::keep_survivors(scenario.faults, scenario.replicas, self.space.needs_quorum);
-        Ok(scenario)
+        scenario
     }
 
     /// Adds `scenario` to the corpus if `reached` holds a feature no
@@ -347,6 +375,13 @@ impl Guided {
                 // The oldest entry that reached only edges goes first.
                 let oldest = self.corpus.iter().position(|e| !e.new_state).unwrap_or(0);
                 self.corpus.remove(oldest);
+            }
+            if states > 0
+                && !reached.handles.moments.is_empty()
+                && self.follow_ups.len() < FOLLOW_UPS_LIMIT
+            {
+                self.follow_ups
+                    .push_back((scenario.clone(), reached.handles.clone()));
             }
             self.corpus.push(Entry {
                 scenario: scenario.clone(),
@@ -381,26 +416,36 @@ impl Guided {
         chosen
     }
 
-    /// One random mutation of `scenario`, derived from corpus entry
-    /// `entry` (one that applies: a scenario without faults gets one added
-    /// or struck at a moment its entry reached).
-    fn mutate(&mut self, scenario: &mut Scenario, entry: usize) -> Result<(), DrawError> {
+    /// One random mutation of `scenario`, derived from a corpus entry
+    /// whose run showed `handles` (one that applies: a scenario without
+    /// faults gets one added or struck at a moment its entry reached).
+    fn mutate(&mut self, scenario: &mut Scenario, handles: &Handles) -> Result<(), DrawError> {
+        // Striking at a reached moment and cutting a placed group off
+        // count twice: they aim where the entry's run showed action.
+        let choice = match scenario.faults.len() {
+            0 => [0, STRIKE][self.rng.random_range(0..2)],
+            _ => [0, 1, 2, 3, 4, 5, 6, 7, 8, STRIKE, STRIKE, CUT, CUT, 11, 12]
+                [self.rng.random_range(0..15)],
+        };
+        self.apply(choice, scenario, handles)
+    }
+
+    /// Mutation `choice` of `scenario` (see [`Guided::mutate`]).
+    fn apply(
+        &mut self,
+        choice: usize,
+        scenario: &mut Scenario,
+        handles: &Handles,
+    ) -> Result<(), DrawError> {
         let (space, runner, rng) = (&self.space, &mut self.runner, &mut self.rng);
-        let handles = &self.corpus[entry].handles;
         let horizon = space.horizon_ms.max(1);
         let n = scenario.faults.len();
         let replicas = scenario.replicas;
-        // Striking at a reached moment (9) and cutting a placed group off
-        // (10) count twice: they aim where the entry's run showed action.
-        let choice = match n {
-            0 => [0, 9][rng.random_range(0..2)],
-            _ => [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 10, 10, 11, 12][rng.random_range(0..15)],
-        };
         // Without what they need, they add or remove a fault instead.
         let can_cut = !handles.groups.is_empty() && space.kinds.contains(FaultKind::Partition);
         let choice = match choice {
-            9 if handles.moments.is_empty() => 0,
-            10 if !can_cut => 0,
+            STRIKE if handles.moments.is_empty() => 0,
+            CUT if !can_cut => 0,
             choice => choice,
         };
         let i = rng.random_range(0..n.max(1));
@@ -493,9 +538,14 @@ impl Guided {
             // ("the fallback that just took a hint loses power"): the
             // moment's last occurrence there (what the run ends with), or
             // any, at once or a little after.
-            9 => {
-                let ((moment, replica), count) =
-                    handles.moments[rng.random_range(0..handles.moments.len())];
+            STRIKE => {
+                let moments: BTreeSet<usize> = handles.moments.iter().map(|m| m.0.0).collect();
+                let moment = *moments
+                    .iter()
+                    .nth(rng.random_range(0..moments.len()))
+                    .unwrap();
+                let emitters: Vec<_> = handles.moments.iter().filter(|m| m.0.0 == moment).collect();
+                let &((_, replica), count) = emitters[rng.random_range(0..emitters.len())];
                 let cluster = space.cluster(replicas);
                 if let (Some(trigger), Some(strike)) = (
                     space.events.get(moment),
@@ -503,6 +553,12 @@ impl Guided {
                 ) {
                     let mut fault = draw(&strike, runner)?;
                     strategy::retarget(&mut fault.fault, replica);
+                    // Half the strikes probe crash consistency at the
+                    // moment, as ALICE and CrashMonkey do at each
+                    // persistence point: every replica loses power.
+                    if space.kinds.contains(FaultKind::PowerLoss) && rng.random_bool(0.5) {
+                        fault.fault = Fault::PowerLoss;
+                    }
                     let count = u64::from(count.max(1));
                     let nth = match rng.random_bool(0.5) {
                         true => count,
@@ -522,7 +578,7 @@ impl Guided {
             // The replicas some key was placed on cut off from the rest
             // (its owners away from the nodes that stand in for them), for
             // a while or until the workload ends.
-            10 => {
+            CUT => {
                 let group = handles.groups[rng.random_range(0..handles.groups.len())].clone();
                 let at_ms = rng.random_range(0..horizon);
                 let mut fault = ScheduledFault::at(
@@ -672,8 +728,9 @@ mod tests {
     }
 
     /// An entry whose run showed replica 1 reach the space's moment 5
-    /// times and a key placed on replicas 0 and 1 gets cases that strike
-    /// replica 1 at that moment and that cut 0 and 1 off.
+    /// times and a key placed on replicas 0 and 1 gets a follow-up that
+    /// strikes replica 1 at that moment, then more such cases and cases
+    /// that cut 0 and 1 off.
     #[test]
     fn mutations_strike_at_reached_moments_and_cut_placed_groups() {
         let space = space();
@@ -689,6 +746,14 @@ mod tests {
             },
         };
         guided.ran(&entry, &reached);
+        // The entry reached a new state: the next case is its follow-up,
+        // the entry struck at the moment, and nothing else changed.
+        let follow_up = guided.next_case().unwrap();
+        assert_eq!(follow_up.seed, entry.seed);
+        assert_eq!(follow_up.faults.len(), 1, "{:?}", follow_up.faults);
+        let trigger = follow_up.faults[0].trigger.as_ref().unwrap();
+        assert_eq!(trigger.host, Some(Target::Replica(1)));
+        assert_eq!(trigger.message, space.events[0].message);
         let (mut struck, mut cut) = (0, 0);
         for _ in 0..400 {
             let case = guided.next_case().unwrap();
