@@ -6,7 +6,12 @@
 //! creates one). Only usable from inside a turmoil host: every call panics
 //! elsewhere. Operations go through turmoil's tokio shim, so they take
 //! simulated time when the simulation configures I/O latency
-//! (`Builder::fs().io_latency()`).
+//! (`Builder::fs().io_latency()`); a disk made with
+//! [`SimDisk::without_latency`] (replisim's harness, which configures
+//! neither latency nor a page cache) writes, syncs and truncates its open
+//! files through turmoil's synchronous shim instead: the same effects,
+//! without the latency bookkeeping (a path lookup, an allocation) the tokio
+//! shim does around every call even when there is no latency to apply.
 //!
 //! Open files are cached under the names callers use (a handful per node,
 //! scanned in the order they were opened), with the append offset kept in
@@ -18,6 +23,7 @@ use super::{Disk, InjectedIoError, missing_dirs, parent, resolve, temp_path};
 use crate::effect;
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use turmoil::fs::shim::std::fs as sync_fs;
@@ -25,8 +31,38 @@ use turmoil::fs::shim::tokio::fs::{self, File, OpenOptions};
 
 /// An open file and the offset its next append goes to.
 struct OpenFile {
-    file: File,
+    file: Io,
     end: Cell<u64>,
+}
+
+/// How calls reach an open file: through turmoil's tokio shim (with I/O
+/// latency, if configured) or its synchronous one (none).
+enum Io {
+    Timed(File),
+    Direct(sync_fs::File),
+}
+
+impl Io {
+    async fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        match self {
+            Io::Timed(file) => file.write_at(data, offset).await.map(drop),
+            Io::Direct(file) => FileExt::write_at(file, data, offset).map(drop),
+        }
+    }
+
+    async fn sync_all(&self) -> io::Result<()> {
+        match self {
+            Io::Timed(file) => file.sync_all().await,
+            Io::Direct(file) => file.sync_all(),
+        }
+    }
+
+    async fn set_len(&self, len: u64) -> io::Result<()> {
+        match self {
+            Io::Timed(file) => file.set_len(len).await,
+            Io::Direct(file) => file.set_len(len),
+        }
+    }
 }
 
 /// A file open under the name a caller used, and the path it resolves to
@@ -41,6 +77,8 @@ struct Cached {
 pub struct SimDisk {
     root: PathBuf,
     open: RefCell<Vec<Cached>>,
+    /// Whether open files are reached through the tokio shim ([`Io::Timed`]).
+    timed: bool,
 }
 
 /// The file a call goes to: open under its name already, or not yet.
@@ -57,6 +95,19 @@ impl SimDisk {
         SimDisk {
             root: root.into(),
             open: RefCell::new(Vec::new()),
+            timed: true,
+        }
+    }
+
+    /// [`SimDisk::new`] for a simulation that configures no I/O latency and
+    /// no page cache (`Builder::fs().io_latency()`, `.page_cache()`): the
+    /// same effects through turmoil's synchronous shim, cheaper. Under a
+    /// configured latency its appends, syncs and truncations would take no
+    /// simulated time.
+    pub fn without_latency(root: impl Into<PathBuf>) -> Self {
+        SimDisk {
+            timed: false,
+            ..SimDisk::new(root)
         }
     }
 
@@ -81,7 +132,7 @@ impl SimDisk {
             .map(|c| Rc::clone(&c.file));
         let file = match same {
             Some(file) => file,
-            None => Rc::new(open_file(&path, create).await?),
+            None => Rc::new(open_file(&path, create, self.timed).await?),
         };
         self.open.borrow_mut().push(Cached {
             name: name.to_string(),
@@ -116,8 +167,8 @@ impl SimDisk {
 }
 
 /// Opens the file at `path` (with `create`, creating it and its directory
-/// durably when missing).
-async fn open_file(path: &Path, create: bool) -> io::Result<OpenFile> {
+/// durably when missing), reached through the tokio shim if `timed`.
+async fn open_file(path: &Path, create: bool, timed: bool) -> io::Result<OpenFile> {
     let mut options = OpenOptions::new();
     options.read(true).write(true);
     let file = match options.open(path).await {
@@ -131,6 +182,10 @@ async fn open_file(path: &Path, create: bool) -> io::Result<OpenFile> {
         other => other?,
     };
     let end = Cell::new(file.metadata().await?.len());
+    let file = match timed {
+        true => Io::Timed(file),
+        false => Io::Direct(file.into_std()),
+    };
     Ok(OpenFile { file, end })
 }
 
@@ -184,7 +239,7 @@ impl Disk for SimDisk {
             self.with_handle(path, handle, true, async |open| {
                 let offset = open.end.get();
                 open.end.set(offset + data.len() as u64);
-                open.file.write_at(data, offset).await.map(drop)
+                open.file.write_at(data, offset).await
             })
             .await,
         )
