@@ -19,8 +19,9 @@
 //! the length; the entry is dropped on any error or replacement and
 //! reopened on demand.
 
-use super::{Disk, InjectedIoError, missing_dirs, parent, resolve, temp_path};
+use super::{Disk, DiskIo, InjectedIoError, missing_dirs, parent, resolve, temp_path};
 use crate::effect;
+use futures_util::FutureExt;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -166,6 +167,24 @@ impl SimDisk {
     }
 }
 
+impl SimDisk {
+    /// The future of a call: boxed when the call may take simulated time,
+    /// its result when it cannot ([`SimDisk::without_latency`]: nothing in
+    /// turmoil's filesystem waits when no latency is configured, so the
+    /// call finishes at its first poll, here).
+    fn io<'a>(&self, call: impl Future<Output = io::Result<()>> + 'a) -> DiskIo<'a> {
+        if self.timed {
+            return DiskIo::later(call);
+        }
+        let finished = std::pin::pin!(call).now_or_never().unwrap_or_else(|| {
+            Err(io::Error::other(
+                "SimDisk::without_latency on a filesystem that simulates I/O latency",
+            ))
+        });
+        DiskIo::done(finished)
+    }
+}
+
 /// Opens the file at `path` (with `create`, creating it and its directory
 /// durably when missing), reached through the tokio shim if `timed`.
 async fn open_file(path: &Path, create: bool, timed: bool) -> io::Result<OpenFile> {
@@ -233,24 +252,28 @@ impl Disk for SimDisk {
         }
     }
 
-    async fn append(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        let handle = self.lookup(path)?;
-        counted(
-            self.with_handle(path, handle, true, async |open| {
-                let offset = open.end.get();
-                open.end.set(offset + data.len() as u64);
-                open.file.write_at(data, offset).await
-            })
-            .await,
-        )
+    fn append<'a>(&'a self, path: &'a str, data: &'a [u8]) -> DiskIo<'a> {
+        self.io(async move {
+            let handle = self.lookup(path)?;
+            counted(
+                self.with_handle(path, handle, true, async |open| {
+                    let offset = open.end.get();
+                    open.end.set(offset + data.len() as u64);
+                    open.file.write_at(data, offset).await
+                })
+                .await,
+            )
+        })
     }
 
-    async fn sync(&self, path: &str) -> io::Result<()> {
-        let handle = self.lookup(path)?;
-        counted(
-            self.with_handle(path, handle, false, async |open| open.file.sync_all().await)
-                .await,
-        )
+    fn sync<'a>(&'a self, path: &'a str) -> DiskIo<'a> {
+        self.io(async move {
+            let handle = self.lookup(path)?;
+            counted(
+                self.with_handle(path, handle, false, async |open| open.file.sync_all().await)
+                    .await,
+            )
+        })
     }
 
     async fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
@@ -361,8 +384,14 @@ mod tests {
     }
 
     /// Runs the write phase on a host, crashes and restarts it, and returns
-    /// what the read phase found.
-    fn crash_and_restart(mut builder: turmoil::Builder, synced: u64, unsynced: u64) -> Found {
+    /// what the read phase found (on [`SimDisk::new`]'s disks if `timed`,
+    /// else on [`SimDisk::without_latency`]'s).
+    fn crash_and_restart(
+        mut builder: turmoil::Builder,
+        timed: bool,
+        synced: u64,
+        unsynced: u64,
+    ) -> Found {
         builder.tick_duration(std::time::Duration::from_millis(1));
         let mut sim = builder.build();
         let restarted = Rc::new(Cell::new(false));
@@ -372,7 +401,10 @@ mod tests {
         sim.host("node", move || {
             let (restarted, found, done) = (r.get(), f.clone(), d.clone());
             async move {
-                let disk: Rc<dyn Disk> = Rc::new(SimDisk::new(ROOT));
+                let disk: Rc<dyn Disk> = match timed {
+                    true => Rc::new(SimDisk::new(ROOT)),
+                    false => Rc::new(SimDisk::without_latency(ROOT)),
+                };
                 if restarted {
                     *found.borrow_mut() = Some(read_phase(disk).await?);
                 } else {
@@ -414,11 +446,31 @@ mod tests {
         sim.run().unwrap();
     }
 
+    /// A disk made for no latency refuses to run on one that has it,
+    /// rather than skip the waits.
+    #[test]
+    fn without_latency_refuses_a_filesystem_with_latency() {
+        let mut builder = turmoil::Builder::new();
+        builder.fs().io_latency();
+        let mut sim = builder.build();
+        sim.client("node", async {
+            let disk = SimDisk::without_latency(ROOT);
+            let refused = disk.append("wal", b"x").await.unwrap_err();
+            assert!(refused.to_string().contains("latency"), "{refused}");
+            Ok(())
+        });
+        sim.run().unwrap();
+    }
+
     #[test]
     fn crash_keeps_exactly_what_was_synced() {
         let mut builder = turmoil::Builder::new();
         builder.fs().io_latency();
-        let found = crash_and_restart(builder, 10, 5);
+        assert_kept_what_was_synced(crash_and_restart(builder, true, 10, 5));
+        assert_kept_what_was_synced(crash_and_restart(turmoil::Builder::new(), false, 10, 5));
+    }
+
+    fn assert_kept_what_was_synced(found: Found) {
         assert_eq!(found.records, (0..10).collect::<Vec<_>>());
         assert_eq!(found.after_reopen.last(), Some(&1000));
         assert_eq!(found.after_reopen.len(), 11);
@@ -435,7 +487,7 @@ mod tests {
         for seed in 0..20 {
             let mut builder = turmoil::Builder::new();
             builder.rng_seed(seed).fs().block_size(4);
-            let found = crash_and_restart(builder, synced, unsynced);
+            let found = crash_and_restart(builder, seed % 2 == 0, synced, unsynced);
             let n = found.records.len() as u64;
             assert!(
                 (synced..=synced + unsynced).contains(&n),
