@@ -307,9 +307,14 @@ impl<'a> Harness<'a> {
         for id in 0..scenario.replicas {
             self.add_replica(&mut sim, id);
         }
+        let mut planned = 0;
         for process in 0..scenario.clients as u64 {
-            self.add_client(&mut sim, process);
+            planned += self.add_client(&mut sim, process);
         }
+        let reads = self.workload.final_reads(&scenario.workload);
+        // An invocation and a completion per operation: the history is
+        // allocated once, not grown by copying.
+        (self.history.borrow_mut().events).reserve(2 * (planned + reads.len()));
 
         let mut schedule: Vec<(usize, &ScheduledFault)> =
             scenario.faults.iter().enumerate().collect();
@@ -388,7 +393,6 @@ impl<'a> Harness<'a> {
         let placement = self.placement(&replica_states);
         let converged_after =
             converged_since.map(|since| since.saturating_sub(workload_end).as_millis() as u64);
-        let reads = self.workload.final_reads(&scenario.workload);
         self.command(&mut sim, Command::FinalReads { reads });
         let final_reads_done = self.finish_commands(&mut sim, quiet_until + limits.final_reads)?;
         trace::set_harness_time(sim.elapsed());
@@ -589,9 +593,11 @@ impl<'a> Harness<'a> {
         }
     }
 
-    fn add_client(&self, sim: &mut turmoil::Sim<'a>, process: u64) {
+    /// Adds client `process`; returns how many operations it will perform.
+    fn add_client(&self, sim: &mut turmoil::Sim<'a>, process: u64) -> usize {
         let spec = &self.scenario.workload;
         let ops = self.workload.operations(spec, self.scenario.seed, process);
+        let planned = ops.len();
         let think = spec.think_time;
         let mut client = self.system.client(self.client_context(process));
         let history = self.history.clone();
@@ -611,6 +617,7 @@ impl<'a> Harness<'a> {
             done.set(done.get() + 1);
             Ok(())
         });
+        planned
     }
 
     /// Hands `command` to the operator, starting its host on first use (an
