@@ -102,9 +102,10 @@ impl SimDisk {
 
     /// [`SimDisk::new`] for a simulation that configures no I/O latency and
     /// no page cache (`Builder::fs().io_latency()`, `.page_cache()`): the
-    /// same effects through turmoil's synchronous shim, cheaper. Under a
-    /// configured latency its appends, syncs and truncations would take no
-    /// simulated time.
+    /// same effects through turmoil's synchronous shim, cheaper, and
+    /// appends and syncs that finish when called. Not for a filesystem with
+    /// latency: an append or sync that would wait fails instead, and the
+    /// other calls skip some of the waits.
     pub fn without_latency(root: impl Into<PathBuf>) -> Self {
         SimDisk {
             timed: false,
