@@ -165,14 +165,27 @@ type PlacementReader = Box<dyn Fn(&str) -> Vec<usize>>;
 #[derive(Default)]
 struct Readers {
     state: Option<Box<dyn Fn() -> ReplicaState>>,
+    /// The state's version, if its replica keeps one (`None` from the
+    /// function: the replica is gone).
+    version: Option<Box<dyn Fn() -> Option<u64>>>,
+    /// How often readers were registered or cleared.
+    published: u64,
     log: Option<Box<dyn Fn() -> PublishedLog>>,
     placement: Option<PlacementReader>,
+}
+
+/// Where a probe's published state stood ([`StateProbe::version`]): equal
+/// versions read equal states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateVersion {
+    published: u64,
+    version: Option<u64>,
 }
 
 impl StateProbe {
     /// Registers (or replaces) the function that reads this replica's state.
     pub fn publish(&self, read: impl Fn() -> ReplicaState + 'static) {
-        self.0.borrow_mut().state = Some(Box::new(read));
+        self.set_state(Box::new(read), None);
     }
 
     /// Publishes `read` of `replica` without keeping it alive: once the
@@ -184,6 +197,53 @@ impl StateProbe {
     ) {
         let replica = Rc::downgrade(replica);
         self.publish(move || replica.upgrade().map(|r| read(&r)).unwrap_or_default());
+    }
+
+    /// [`StateProbe::publish_weak`] with the state's `version`: a number
+    /// that changes whenever `read` would return another state (a count of
+    /// the replica's changes to it, say). An observer that already read a
+    /// version reads the state again only once it changed (the harness
+    /// watches the states after every step of the quiet period), so
+    /// publishing one makes a run cheaper; a version that stays put while
+    /// the state changes hides the change.
+    pub fn publish_weak_versioned<T: 'static>(
+        &self,
+        replica: &Rc<T>,
+        read: impl Fn(&T) -> ReplicaState + 'static,
+        version: impl Fn(&T) -> u64 + 'static,
+    ) {
+        let weak = Rc::downgrade(replica);
+        let read = move || weak.upgrade().map(|r| read(&r)).unwrap_or_default();
+        let weak = Rc::downgrade(replica);
+        let version = move || weak.upgrade().map(|r| version(&r));
+        self.set_state(Box::new(read), Some(Box::new(version)));
+    }
+
+    fn set_state(
+        &self,
+        read: Box<dyn Fn() -> ReplicaState>,
+        version: Option<Box<dyn Fn() -> Option<u64>>>,
+    ) {
+        let mut readers = self.0.borrow_mut();
+        readers.state = Some(read);
+        readers.version = version;
+        readers.published += 1;
+    }
+
+    /// The published state's version: `None` when a reader without one
+    /// ([`StateProbe::publish`]) is registered, so that only reading tells
+    /// whether the state changed.
+    pub fn version(&self) -> Option<StateVersion> {
+        let readers = self.0.borrow();
+        let version = match (&readers.state, &readers.version) {
+            (None, _) => None,
+            (Some(_), Some(version)) => version(),
+            (Some(_), None) => return None,
+        };
+        Some(StateVersion {
+            published: readers.published,
+            version,
+        })
     }
 
     /// Reads the state, if a live replica published a reader.
@@ -207,7 +267,9 @@ impl StateProbe {
     /// ([`crate::check::convergence`]). Without it, every key belongs to
     /// every replica.
     pub fn publish_placement(&self, replicas_of: impl Fn(&str) -> Vec<usize> + 'static) {
-        self.0.borrow_mut().placement = Some(Box::new(replicas_of));
+        let mut readers = self.0.borrow_mut();
+        readers.placement = Some(Box::new(replicas_of));
+        readers.published += 1;
     }
 
     /// Whether a placement was published.
@@ -222,7 +284,11 @@ impl StateProbe {
 
     /// Forgets the readers (the replica crashed).
     pub fn clear(&self) {
-        *self.0.borrow_mut() = Readers::default();
+        let mut readers = self.0.borrow_mut();
+        *readers = Readers {
+            published: readers.published + 1,
+            ..Readers::default()
+        };
     }
 }
 

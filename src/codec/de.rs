@@ -366,6 +366,12 @@ impl<'de> Decoder<'de> {
 
 #[inline]
 fn visit_str<'de, V: Visitor<'de>>(bytes: &'de [u8], visitor: V) -> Result<V::Value, Error> {
+    // Field names, variant names and most values are short ASCII strings:
+    // checking that is several times cheaper than `from_utf8`'s validation.
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        return visitor.visit_borrowed_str(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
     match std::str::from_utf8(bytes) {
         Ok(s) => visitor.visit_borrowed_str(s),
         // As `rmp_serde`: a visitor may take the bytes instead.

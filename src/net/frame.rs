@@ -7,7 +7,10 @@
 //! A payload is encoded into a buffer its connection (or, for a request
 //! kept for re-sending, its client) reuses, then copied with its length
 //! into the connection's write buffer; a received one is decoded from the
-//! read buffer it arrived in.
+//! read buffer it arrived in, which starts at [`READ_BUFFER_BYTES`] and
+//! grows only for a larger frame (`tokio_util`'s default of 8 KiB per
+//! connection was most of the memory a simulation held, and was returned
+//! to the system and faulted back in at every run).
 
 use bytes::{BufMut, BytesMut};
 use futures_util::{SinkExt, StreamExt};
@@ -19,6 +22,10 @@ use crate::codec;
 
 /// The largest frame either side accepts (1 MiB).
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
+
+/// The capacity a connection's read buffer starts with: room for a few
+/// of the usual frames.
+const READ_BUFFER_BYTES: usize = 512;
 
 /// One message on the wire. `id` pairs a response with its request; a
 /// one-way message has `id == 0` and gets no response.
@@ -95,7 +102,7 @@ impl FramedConn {
             .max_frame_length(MAX_FRAME_BYTES)
             .new_codec();
         FramedConn {
-            inner: Framed::new(stream, codec),
+            inner: Framed::with_capacity(stream, codec, READ_BUFFER_BYTES),
             payload: Vec::new(),
         }
     }

@@ -166,12 +166,12 @@ impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
                 }
                 Some(Err(e)) => return Err(broken(addr, e)),
                 Some(Ok((envelope, checksum))) if envelope.id == id => {
-                    tracing::trace!(target: "replisim::net", peer = %addr, id, checksum, "response");
+                    tracing::trace!(target: "replisim::net", peer = addr.as_str(), id, checksum, "response");
                     effect::record(effect::MESSAGES_DELIVERED, 1);
                     return Ok(envelope.body);
                 }
                 Some(Ok((envelope, _))) => {
-                    tracing::debug!(target: "replisim::net", peer = %addr, id = envelope.id, "dropping a late response");
+                    tracing::debug!(target: "replisim::net", peer = addr.as_str(), id = envelope.id, "dropping a late response");
                     effect::record("late_responses", 1);
                 }
             }
@@ -194,7 +194,7 @@ impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
                         });
                     }
                     Err(e) => {
-                        tracing::trace!(target: "replisim::net", peer = %self.addr, error = %e, "connect failed");
+                        tracing::trace!(target: "replisim::net", peer = self.addr.as_str(), error = %e, "connect failed");
                         effect::record("connect_failures", 1);
                         sleep(backoff).await;
                         backoff = (backoff * 2).min(self.config.max_backoff);
@@ -207,7 +207,7 @@ impl<Req: Serialize, Resp: DeserializeOwned> RpcClient<Req, Resp> {
                 .as_deref()
                 .filter(|_| self.net.duplicates_on_reconnect(&self.addr))
             {
-                tracing::debug!(target: "replisim::net", peer = %self.addr, "re-sending the previous request (duplication fault)");
+                tracing::debug!(target: "replisim::net", peer = self.addr.as_str(), "re-sending the previous request (duplication fault)");
                 effect::record("duplicates_sent", 1);
                 conn.send_encoded(previous)
                     .await
@@ -247,7 +247,7 @@ where
 {
     loop {
         let (stream, peer) = listener.accept().await?;
-        tracing::trace!(target: "replisim::net", %peer, "accepted");
+        tracing::trace!(target: "replisim::net", peer = peer.as_str(), "accepted");
         tokio::task::spawn_local(serve_connection(
             FramedConn::new(stream),
             peer,
@@ -268,16 +268,16 @@ async fn serve_connection<Req, Resp>(
         let (envelope, checksum) = match received {
             Ok(received) => received,
             Err(error) if error.is_disconnect() => {
-                tracing::debug!(target: "replisim::net", %peer, %error, "connection lost");
+                tracing::debug!(target: "replisim::net", peer = peer.as_str(), %error, "connection lost");
                 return;
             }
             Err(error) => {
-                tracing::error!(target: "replisim::net", %peer, %error, "closing connection after a bad frame");
+                tracing::error!(target: "replisim::net", peer = peer.as_str(), %error, "closing connection after a bad frame");
                 effect::record("bad_frames", 1);
                 return;
             }
         };
-        tracing::trace!(target: "replisim::net", %peer, id = envelope.id, checksum, "request");
+        tracing::trace!(target: "replisim::net", peer = peer.as_str(), id = envelope.id, checksum, "request");
         effect::record(effect::MESSAGES_DELIVERED, 1);
         let Some(body) = handler(envelope.body).await else {
             continue;
@@ -290,7 +290,7 @@ async fn serve_connection<Req, Resp>(
             body,
         };
         if let Err(error) = conn.send(&reply).await {
-            tracing::debug!(target: "replisim::net", %peer, %error, "could not answer");
+            tracing::debug!(target: "replisim::net", peer = peer.as_str(), %error, "could not answer");
             return;
         }
     }

@@ -46,7 +46,7 @@ use crate::{
     net::SimNetwork,
     node::{
         Board, ClientContext, Declaration, Directory, KvClient, NodeContext, NodeResult,
-        REPLICA_PORT, Roles, StateProbe, System,
+        REPLICA_PORT, Roles, StateProbe, StateVersion, System,
     },
     points,
     storage::{InjectedIoError, SimDisk},
@@ -316,9 +316,14 @@ impl<'a> Harness<'a> {
         for id in 0..scenario.replicas {
             self.add_replica(&mut sim, id);
         }
+        let mut planned = 0;
         for process in 0..scenario.clients as u64 {
-            self.add_client(&mut sim, process);
+            planned += self.add_client(&mut sim, process);
         }
+        let reads = self.workload.final_reads(&scenario.workload);
+        // An invocation and a completion per operation: the history is
+        // allocated once, not grown by copying.
+        (self.history.borrow_mut().events).reserve(2 * (planned + reads.len()));
 
         let mut schedule: Vec<(usize, &ScheduledFault)> =
             scenario.faults.iter().enumerate().collect();
@@ -376,10 +381,14 @@ impl<'a> Harness<'a> {
         let quiet_until = sim.elapsed() + limits.quiesce;
         // Since when every surviving replica has reported the same state.
         let mut converged_since = None;
+        let mut states = States::default();
+        let mut agreed = false;
         while sim.elapsed() < quiet_until {
             self.step(&mut sim)?;
-            let states = self.replica_states();
-            converged_since = match convergence::agree(&states, &self.placement(&states)) {
+            if self.refresh(&mut states) {
+                agreed = convergence::agree(&states.read, &self.placement(&states.read));
+            }
+            converged_since = match agreed {
                 true => converged_since.or(Some(sim.elapsed())),
                 false => None,
             };
@@ -388,11 +397,11 @@ impl<'a> Harness<'a> {
         // before the final reads, so that a read cannot hide a replica the
         // system failed to bring up to date (reading a probe logs nothing,
         // so the trace and its digest are the same as before).
-        let replica_states = self.replica_states();
+        self.refresh(&mut states);
+        let replica_states = states.read;
         let placement = self.placement(&replica_states);
         let converged_after =
             converged_since.map(|since| since.saturating_sub(workload_end).as_millis() as u64);
-        let reads = self.workload.final_reads(&scenario.workload);
         self.command(&mut sim, Command::FinalReads { reads });
         let final_reads_done = self.finish_commands(&mut sim, quiet_until + limits.final_reads)?;
         trace::set_harness_time(sim.elapsed());
@@ -402,13 +411,25 @@ impl<'a> Harness<'a> {
         Ok(outcome)
     }
 
-    /// Each surviving replica's published state now (`None`: it has not
-    /// published one, being down or still recovering).
-    fn replica_states(&self) -> BTreeMap<usize, Option<ReplicaState>> {
-        (0..self.scenario.replicas)
-            .filter(|id| !self.nemesis.lost.contains(id))
-            .map(|id| (id, self.probes[id].read()))
-            .collect()
+    /// Brings `states` up to date with each surviving replica's published
+    /// state, reading again only those whose version changed (or that
+    /// have none); says whether any may have changed.
+    fn refresh(&self, states: &mut States) -> bool {
+        let mut changed = false;
+        for (id, probe) in self.probes.iter().enumerate() {
+            if self.nemesis.lost.contains(&id) {
+                changed |= states.read.remove(&id).is_some();
+                continue;
+            }
+            let version = probe.version();
+            if version.is_some() && states.versions.get(&id) == Some(&version) {
+                continue;
+            }
+            states.versions.insert(id, version);
+            states.read.insert(id, probe.read());
+            changed = true;
+        }
+        changed
     }
 
     /// Where each key of `states` belongs, as the first surviving replica
@@ -549,7 +570,7 @@ impl<'a> Harness<'a> {
                 id,
                 replicas: replicas.clone(),
                 net: Rc::new(SimNetwork::with_duplicates(duplication.clone())),
-                disk: Rc::new(SimDisk::new("/data")),
+                disk: Rc::new(SimDisk::without_latency("/data")),
                 clock: faults.clock(),
                 state: probe.clone(),
                 roles: roles.clone(),
@@ -581,9 +602,11 @@ impl<'a> Harness<'a> {
         }
     }
 
-    fn add_client(&self, sim: &mut turmoil::Sim<'a>, process: u64) {
+    /// Adds client `process`; returns how many operations it will perform.
+    fn add_client(&self, sim: &mut turmoil::Sim<'a>, process: u64) -> usize {
         let spec = &self.scenario.workload;
         let ops = self.workload.operations(spec, self.scenario.seed, process);
+        let planned = ops.len();
         let think = spec.think_time;
         let mut client = self.system.client(self.client_context(process));
         let history = self.history.clone();
@@ -603,6 +626,7 @@ impl<'a> Harness<'a> {
             done.set(done.get() + 1);
             Ok(())
         });
+        planned
     }
 
     /// Hands `command` to the operator, starting its host on first use (an
@@ -675,6 +699,15 @@ impl<'a> Harness<'a> {
             checked: RefCell::default(),
         }
     }
+}
+
+/// The surviving replicas' published states as last read (`None`: a
+/// replica had not published one, being down or still recovering), and
+/// the version each was read at.
+#[derive(Default)]
+struct States {
+    read: BTreeMap<usize, Option<ReplicaState>>,
+    versions: BTreeMap<usize, Option<StateVersion>>,
 }
 
 /// The operator host: fails over and performs the final reads.

@@ -75,7 +75,9 @@ pub struct DiskSpec {
 }
 
 impl DiskSpec {
-    /// Applies the classes to turmoil's filesystem configuration.
+    /// Applies the classes to turmoil's filesystem configuration: never an
+    /// I/O latency or a page cache, which the harness's disks
+    /// ([`crate::storage::SimDisk::without_latency`]) would not apply.
     pub(crate) fn configure(&self, fs: &mut turmoil::FsConfig) {
         if self.torn_writes {
             fs.block_size(512);

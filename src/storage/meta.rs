@@ -9,7 +9,7 @@ use super::{Disk, StorageError};
 use crate::effect;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::cell::{Ref, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::marker::PhantomData;
 use std::rc::Rc;
 
@@ -86,6 +86,8 @@ impl<T: Serialize + DeserializeOwned> MetaFile<T> {
 pub struct DurableValue<T> {
     file: MetaFile<T>,
     value: RefCell<T>,
+    /// How often the value changed.
+    changes: Cell<u64>,
     storing: tokio::sync::Mutex<()>,
 }
 
@@ -108,6 +110,7 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> DurableValue<T> {
         Ok(DurableValue {
             file,
             value: RefCell::new(value),
+            changes: Cell::new(0),
             storing: tokio::sync::Mutex::new(()),
         })
     }
@@ -115,6 +118,12 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> DurableValue<T> {
     /// The current value (do not hold it across an `await`).
     pub fn get(&self) -> Ref<'_, T> {
         self.value.borrow()
+    }
+
+    /// How often the value changed since it was opened: a version of it
+    /// (for [`crate::node::StateProbe::publish_weak_versioned`]).
+    pub fn changes(&self) -> u64 {
+        self.changes.get()
     }
 
     /// Applies `change` to a copy, stores the copy when it differs, and
@@ -126,6 +135,7 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> DurableValue<T> {
         if next != *self.value.borrow() {
             self.file.store(&next).await?;
             *self.value.borrow_mut() = next;
+            self.changes.set(self.changes.get() + 1);
         }
         Ok(result)
     }

@@ -44,8 +44,13 @@ pub use real::RealDisk;
 pub use sim::SimDisk;
 pub use wal::{MAX_RECORD_LEN, Wal};
 
+use std::future::Ready;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::future::{Either, LocalBoxFuture};
 
 /// A node's durable storage, as protocol code sees it.
 #[async_trait::async_trait(?Send)]
@@ -54,14 +59,41 @@ pub trait Disk {
     async fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>>;
     /// Appends `data` to `path`, creating it (and syncing its directory) if needed.
     /// Not durable until [`Disk::sync`].
-    async fn append(&self, path: &str, data: &[u8]) -> io::Result<()>;
+    fn append<'a>(&'a self, path: &'a str, data: &'a [u8]) -> DiskIo<'a>;
     /// Makes everything appended to `path` so far durable (`fsync`).
-    async fn sync(&self, path: &str) -> io::Result<()>;
+    fn sync<'a>(&'a self, path: &'a str) -> DiskIo<'a>;
     /// Cuts `path` to `len` bytes and makes that durable.
     async fn truncate(&self, path: &str, len: u64) -> io::Result<()>;
     /// Replaces `path` with `data` atomically and durably (write a temporary
     /// file, sync it, rename it over `path`, sync the directory).
     async fn write_atomic(&self, path: &str, data: &[u8]) -> io::Result<()>;
+}
+
+/// The future of a [`Disk::append`] or [`Disk::sync`], the calls a
+/// [`Wal`] makes for every record: the call's result when the disk
+/// finished it at once ([`RealDisk`], [`SimDisk::without_latency`]),
+/// otherwise a boxed future. So those calls allocate only on a disk that
+/// makes them wait (the other calls are rare and always boxed).
+pub struct DiskIo<'a>(Either<Ready<io::Result<()>>, LocalBoxFuture<'a, io::Result<()>>>);
+
+impl<'a> DiskIo<'a> {
+    /// A call that finished with `result`.
+    pub fn done(result: io::Result<()>) -> Self {
+        DiskIo(Either::Left(std::future::ready(result)))
+    }
+
+    /// A call that finishes with `call`.
+    pub fn later(call: impl Future<Output = io::Result<()>> + 'a) -> Self {
+        DiskIo(Either::Right(Box::pin(call)))
+    }
+}
+
+impl Future for DiskIo<'_> {
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.get_mut().0).poll(cx)
+    }
 }
 
 /// What can go wrong in the storage layer.

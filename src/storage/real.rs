@@ -11,7 +11,7 @@
 //! Open files are cached per path in a `BTreeMap`, opened in append mode so
 //! the kernel positions every append at the end of the file.
 
-use super::{Disk, missing_dirs, parent, resolve, temp_path};
+use super::{Disk, DiskIo, missing_dirs, parent, resolve, temp_path};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -87,13 +87,14 @@ impl Disk for RealDisk {
         }
     }
 
-    async fn append(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        let file = self.handle(&resolve(&self.root, path)?, true)?;
-        (&*file).write_all(data)
+    fn append<'a>(&'a self, path: &'a str, data: &'a [u8]) -> DiskIo<'a> {
+        let append = || (&*self.handle(&resolve(&self.root, path)?, true)?).write_all(data);
+        DiskIo::done(append())
     }
 
-    async fn sync(&self, path: &str) -> io::Result<()> {
-        self.handle(&resolve(&self.root, path)?, false)?.sync_all()
+    fn sync<'a>(&'a self, path: &'a str) -> DiskIo<'a> {
+        let sync = || self.handle(&resolve(&self.root, path)?, false)?.sync_all();
+        DiskIo::done(sync())
     }
 
     async fn truncate(&self, path: &str, len: u64) -> io::Result<()> {

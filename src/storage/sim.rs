@@ -6,7 +6,12 @@
 //! creates one). Only usable from inside a turmoil host: every call panics
 //! elsewhere. Operations go through turmoil's tokio shim, so they take
 //! simulated time when the simulation configures I/O latency
-//! (`Builder::fs().io_latency()`).
+//! (`Builder::fs().io_latency()`); a disk made with
+//! [`SimDisk::without_latency`] (replisim's harness, which configures
+//! neither latency nor a page cache) writes, syncs and truncates its open
+//! files through turmoil's synchronous shim instead: the same effects,
+//! without the latency bookkeeping (a path lookup, an allocation) the tokio
+//! shim does around every call even when there is no latency to apply.
 //!
 //! Open files are cached under the names callers use (a handful per node,
 //! scanned in the order they were opened), with the append offset kept in
@@ -14,10 +19,12 @@
 //! the length; the entry is dropped on any error or replacement and
 //! reopened on demand.
 
-use super::{Disk, InjectedIoError, missing_dirs, parent, resolve, temp_path};
+use super::{Disk, DiskIo, InjectedIoError, missing_dirs, parent, resolve, temp_path};
 use crate::effect;
+use futures_util::FutureExt;
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use turmoil::fs::shim::std::fs as sync_fs;
@@ -25,8 +32,38 @@ use turmoil::fs::shim::tokio::fs::{self, File, OpenOptions};
 
 /// An open file and the offset its next append goes to.
 struct OpenFile {
-    file: File,
+    file: Io,
     end: Cell<u64>,
+}
+
+/// How calls reach an open file: through turmoil's tokio shim (with I/O
+/// latency, if configured) or its synchronous one (none).
+enum Io {
+    Timed(File),
+    Direct(sync_fs::File),
+}
+
+impl Io {
+    async fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        match self {
+            Io::Timed(file) => file.write_at(data, offset).await.map(drop),
+            Io::Direct(file) => FileExt::write_at(file, data, offset).map(drop),
+        }
+    }
+
+    async fn sync_all(&self) -> io::Result<()> {
+        match self {
+            Io::Timed(file) => file.sync_all().await,
+            Io::Direct(file) => file.sync_all(),
+        }
+    }
+
+    async fn set_len(&self, len: u64) -> io::Result<()> {
+        match self {
+            Io::Timed(file) => file.set_len(len).await,
+            Io::Direct(file) => file.set_len(len),
+        }
+    }
 }
 
 /// A file open under the name a caller used, and the path it resolves to
@@ -41,6 +78,8 @@ struct Cached {
 pub struct SimDisk {
     root: PathBuf,
     open: RefCell<Vec<Cached>>,
+    /// Whether open files are reached through the tokio shim ([`Io::Timed`]).
+    timed: bool,
 }
 
 /// The file a call goes to: open under its name already, or not yet.
@@ -57,6 +96,20 @@ impl SimDisk {
         SimDisk {
             root: root.into(),
             open: RefCell::new(Vec::new()),
+            timed: true,
+        }
+    }
+
+    /// [`SimDisk::new`] for a simulation that configures no I/O latency and
+    /// no page cache (`Builder::fs().io_latency()`, `.page_cache()`): the
+    /// same effects through turmoil's synchronous shim, cheaper, and
+    /// appends and syncs that finish when called. Not for a filesystem with
+    /// latency: an append or sync that would wait fails instead, and the
+    /// other calls skip some of the waits.
+    pub fn without_latency(root: impl Into<PathBuf>) -> Self {
+        SimDisk {
+            timed: false,
+            ..SimDisk::new(root)
         }
     }
 
@@ -81,7 +134,7 @@ impl SimDisk {
             .map(|c| Rc::clone(&c.file));
         let file = match same {
             Some(file) => file,
-            None => Rc::new(open_file(&path, create).await?),
+            None => Rc::new(open_file(&path, create, self.timed).await?),
         };
         self.open.borrow_mut().push(Cached {
             name: name.to_string(),
@@ -115,9 +168,27 @@ impl SimDisk {
     }
 }
 
+impl SimDisk {
+    /// The future of a call: boxed when the call may take simulated time,
+    /// its result when it cannot ([`SimDisk::without_latency`]: nothing in
+    /// turmoil's filesystem waits when no latency is configured, so the
+    /// call finishes at its first poll, here).
+    fn io<'a>(&self, call: impl Future<Output = io::Result<()>> + 'a) -> DiskIo<'a> {
+        if self.timed {
+            return DiskIo::later(call);
+        }
+        let finished = std::pin::pin!(call).now_or_never().unwrap_or_else(|| {
+            Err(io::Error::other(
+                "SimDisk::without_latency on a filesystem that simulates I/O latency",
+            ))
+        });
+        DiskIo::done(finished)
+    }
+}
+
 /// Opens the file at `path` (with `create`, creating it and its directory
-/// durably when missing).
-async fn open_file(path: &Path, create: bool) -> io::Result<OpenFile> {
+/// durably when missing), reached through the tokio shim if `timed`.
+async fn open_file(path: &Path, create: bool, timed: bool) -> io::Result<OpenFile> {
     let mut options = OpenOptions::new();
     options.read(true).write(true);
     let file = match options.open(path).await {
@@ -131,6 +202,10 @@ async fn open_file(path: &Path, create: bool) -> io::Result<OpenFile> {
         other => other?,
     };
     let end = Cell::new(file.metadata().await?.len());
+    let file = match timed {
+        true => Io::Timed(file),
+        false => Io::Direct(file.into_std()),
+    };
     Ok(OpenFile { file, end })
 }
 
@@ -178,24 +253,28 @@ impl Disk for SimDisk {
         }
     }
 
-    async fn append(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        let handle = self.lookup(path)?;
-        counted(
-            self.with_handle(path, handle, true, async |open| {
-                let offset = open.end.get();
-                open.end.set(offset + data.len() as u64);
-                open.file.write_at(data, offset).await.map(drop)
-            })
-            .await,
-        )
+    fn append<'a>(&'a self, path: &'a str, data: &'a [u8]) -> DiskIo<'a> {
+        self.io(async move {
+            let handle = self.lookup(path)?;
+            counted(
+                self.with_handle(path, handle, true, async |open| {
+                    let offset = open.end.get();
+                    open.end.set(offset + data.len() as u64);
+                    open.file.write_at(data, offset).await
+                })
+                .await,
+            )
+        })
     }
 
-    async fn sync(&self, path: &str) -> io::Result<()> {
-        let handle = self.lookup(path)?;
-        counted(
-            self.with_handle(path, handle, false, async |open| open.file.sync_all().await)
-                .await,
-        )
+    fn sync<'a>(&'a self, path: &'a str) -> DiskIo<'a> {
+        self.io(async move {
+            let handle = self.lookup(path)?;
+            counted(
+                self.with_handle(path, handle, false, async |open| open.file.sync_all().await)
+                    .await,
+            )
+        })
     }
 
     async fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
@@ -306,8 +385,14 @@ mod tests {
     }
 
     /// Runs the write phase on a host, crashes and restarts it, and returns
-    /// what the read phase found.
-    fn crash_and_restart(mut builder: turmoil::Builder, synced: u64, unsynced: u64) -> Found {
+    /// what the read phase found (on [`SimDisk::new`]'s disks if `timed`,
+    /// else on [`SimDisk::without_latency`]'s).
+    fn crash_and_restart(
+        mut builder: turmoil::Builder,
+        timed: bool,
+        synced: u64,
+        unsynced: u64,
+    ) -> Found {
         builder.tick_duration(std::time::Duration::from_millis(1));
         let mut sim = builder.build();
         let restarted = Rc::new(Cell::new(false));
@@ -317,7 +402,10 @@ mod tests {
         sim.host("node", move || {
             let (restarted, found, done) = (r.get(), f.clone(), d.clone());
             async move {
-                let disk: Rc<dyn Disk> = Rc::new(SimDisk::new(ROOT));
+                let disk: Rc<dyn Disk> = match timed {
+                    true => Rc::new(SimDisk::new(ROOT)),
+                    false => Rc::new(SimDisk::without_latency(ROOT)),
+                };
                 if restarted {
                     *found.borrow_mut() = Some(read_phase(disk).await?);
                 } else {
@@ -359,11 +447,31 @@ mod tests {
         sim.run().unwrap();
     }
 
+    /// A disk made for no latency refuses to run on one that has it,
+    /// rather than skip the waits.
+    #[test]
+    fn without_latency_refuses_a_filesystem_with_latency() {
+        let mut builder = turmoil::Builder::new();
+        builder.fs().io_latency();
+        let mut sim = builder.build();
+        sim.client("node", async {
+            let disk = SimDisk::without_latency(ROOT);
+            let refused = disk.append("wal", b"x").await.unwrap_err();
+            assert!(refused.to_string().contains("latency"), "{refused}");
+            Ok(())
+        });
+        sim.run().unwrap();
+    }
+
     #[test]
     fn crash_keeps_exactly_what_was_synced() {
         let mut builder = turmoil::Builder::new();
         builder.fs().io_latency();
-        let found = crash_and_restart(builder, 10, 5);
+        assert_kept_what_was_synced(crash_and_restart(builder, true, 10, 5));
+        assert_kept_what_was_synced(crash_and_restart(turmoil::Builder::new(), false, 10, 5));
+    }
+
+    fn assert_kept_what_was_synced(found: Found) {
         assert_eq!(found.records, (0..10).collect::<Vec<_>>());
         assert_eq!(found.after_reopen.last(), Some(&1000));
         assert_eq!(found.after_reopen.len(), 11);
@@ -380,7 +488,7 @@ mod tests {
         for seed in 0..20 {
             let mut builder = turmoil::Builder::new();
             builder.rng_seed(seed).fs().block_size(4);
-            let found = crash_and_restart(builder, synced, unsynced);
+            let found = crash_and_restart(builder, seed % 2 == 0, synced, unsynced);
             let n = found.records.len() as u64;
             assert!(
                 (synced..=synced + unsynced).contains(&n),

@@ -33,33 +33,36 @@ impl Workload for KeyValue {
 
     fn operations(&self, spec: &WorkloadSpec, seed: u64, process: u64) -> Vec<Op> {
         let mut rng = client_rng(seed, process);
-        let mut last_written: Vec<Option<String>> = vec![None; spec.keys];
+        let value = |n: usize| format!("c{process}-{n}");
+        // Which of this client's operations last wrote each key's value.
+        let mut last_written: Vec<Option<usize>> = vec![None; spec.keys];
         let total = spec.mix.total();
         (0..spec.ops_per_client)
             .map(|n| {
                 let k = rng.random_range(0..spec.keys);
                 let key = key(k);
-                let value = format!("c{process}-{n}");
                 match spec.mix.pick(self.kinds(), rng.random_range(0..total)) {
                     "read" => Op::Read { key, value: None },
                     "write" => {
-                        last_written[k] = Some(value.clone());
-                        Op::Write { key, value }
+                        last_written[k] = Some(n);
+                        Op::Write {
+                            key,
+                            value: value(n),
+                        }
                     }
                     "append" => {
                         last_written[k] = None;
                         Op::Append {
                             key,
-                            value: format!("{value};"),
+                            value: format!("{};", value(n)),
                         }
                     }
                     _ => {
-                        let from = last_written[k].take().unwrap_or_default();
-                        last_written[k] = Some(value.clone());
+                        let from = last_written[k].replace(n).map(value).unwrap_or_default();
                         Op::Cas {
                             key,
                             from,
-                            to: value,
+                            to: value(n),
                         }
                     }
                 }

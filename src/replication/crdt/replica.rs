@@ -110,8 +110,11 @@ pub(super) async fn run<C: Crdt>(node: NodeContext, config: CrdtConfig) -> NodeR
         failure: RefCell::new(None),
         failed: Notify::new(),
     });
-    node.state
-        .publish_weak(&replica, |r| r.state.get().store.snapshot());
+    node.state.publish_weak_versioned(
+        &replica,
+        |r| r.state.get().store.snapshot(),
+        |r| r.state.changes(),
+    );
     let listener = node.net.bind(node.port()).await?;
     let handling = replica.clone();
     let handler: Handler<Request<C>, Response<C>> = Rc::new(move |request| {

@@ -123,15 +123,19 @@ pub(super) async fn run(node: NodeContext, quorums: Quorums, config: DynamoConfi
         peers: Peers::new(&node, config),
         fail_stop: FailStop::default(),
     });
-    node.state.publish_weak(&replica, |r| {
-        r.state
-            .get()
-            .store
-            .iter()
-            .filter(|(_, siblings)| !siblings.is_empty())
-            .map(|(key, siblings)| (key.clone(), siblings.to_string()))
-            .collect()
-    });
+    node.state.publish_weak_versioned(
+        &replica,
+        |r| {
+            r.state
+                .get()
+                .store
+                .iter()
+                .filter(|(_, siblings)| !siblings.is_empty())
+                .map(|(key, siblings)| (key.clone(), siblings.to_string()))
+                .collect()
+        },
+        |r| r.state.changes(),
+    );
     node.state.publish_placement(move |key| ring.owners(key));
     let listener = node.net.bind(node.port()).await?;
     let handling = replica.clone();

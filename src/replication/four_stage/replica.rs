@@ -57,6 +57,8 @@ pub(super) struct State {
     pub log: Vec<Entry>,
     machine: KvMachine,
     applied: u64,
+    /// How often `machine` changed: the published state's version.
+    changes: u64,
     pub commit: u64,
     /// Per backup, the highest index known to match the primary's log.
     matched: BTreeMap<usize, u64>,
@@ -83,6 +85,7 @@ impl State {
             log,
             machine: KvMachine::default(),
             applied: 0,
+            changes: 0,
             commit: 0,
             matched: BTreeMap::new(),
             waiting: BTreeSet::new(),
@@ -131,6 +134,7 @@ impl State {
                 self.results.insert(entry.index, result);
             }
             self.applied += 1;
+            self.changes += 1;
         }
     }
 
@@ -148,6 +152,7 @@ impl State {
         if self.applied > len {
             self.machine = KvMachine::default();
             self.applied = 0;
+            self.changes += 1;
             self.apply_to(self.commit);
         }
     }
@@ -245,8 +250,11 @@ pub(super) async fn run(node: NodeContext, setup: Setup) -> NodeResult {
         roles: node.roles.clone(),
     });
     replica.publish_role();
-    node.state
-        .publish_weak(&replica, |r| r.state.borrow().machine.store().snapshot());
+    node.state.publish_weak_versioned(
+        &replica,
+        |r| r.state.borrow().machine.store().snapshot(),
+        |r| r.state.borrow().changes,
+    );
     replica.advance_commit();
     replica.start_shippers_if_primary();
     if failover.is_automatic() {
