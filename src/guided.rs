@@ -57,7 +57,7 @@ use rand_chacha::ChaCha8Rng;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::{
-    sim::{Fault, Outcome, RunOptions, Scenario, ScheduledFault, Target},
+    sim::{Fault, MomentReached, Outcome, RunOptions, Scenario, ScheduledFault, Target, Trigger},
     strategy::{self, FaultKind, ScenarioSpace, Search},
 };
 
@@ -111,7 +111,8 @@ impl Cases {
         }
     }
 
-    /// How to run the cases: guided search reads each run's trace edges.
+    /// How to run the cases: guided search reads each run's trace edges
+    /// and the moments its replicas reached.
     pub fn run_options(&self) -> RunOptions {
         RunOptions {
             coverage: matches!(self.source, Source::Guided(_)),
@@ -158,11 +159,26 @@ pub struct Reached {
 /// What a run showed of where to strike next.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Handles {
-    /// (declared moment's index, replica) and how often it was reached.
-    moments: Vec<((usize, usize), u32)>,
+    /// The declared moments each replica reached, with how often.
+    moments: Vec<MomentReached>,
     /// The distinct groups of replicas some key was placed on, when fewer
     /// than all of them ([`Outcome::placement`]).
     groups: Vec<Vec<usize>>,
+}
+
+impl Handles {
+    /// Each distinct moment reached (in the order they came), with the
+    /// replicas that reached it and how often.
+    fn by_moment(&self) -> Vec<(&Trigger, Vec<&MomentReached>)> {
+        let mut moments: Vec<(&Trigger, Vec<&MomentReached>)> = Vec::new();
+        for reached in &self.moments {
+            match moments.iter_mut().find(|(m, _)| **m == reached.moment) {
+                Some((_, emitters)) => emitters.push(reached),
+                None => moments.push((&reached.moment, vec![reached])),
+            }
+        }
+        moments
+    }
 }
 
 impl Reached {
@@ -196,15 +212,21 @@ impl Reached {
             add("role changes", role.as_bytes(), bucket(count));
             add("role holders", role.as_bytes(), holders.len() as u64);
         }
-        let mut moments: BTreeMap<usize, (u64, u64)> = Default::default();
-        for (&(moment, _), &count) in &outcome.moments_reached {
-            let (total, emitters) = moments.entry(moment).or_default();
-            *total += u64::from(count);
-            *emitters += 1;
-        }
-        for (moment, (total, emitters)) in moments {
-            add("moment", &moment.to_le_bytes(), bucket(total));
-            add("moment emitters", &moment.to_le_bytes(), emitters);
+        let groups: BTreeSet<Vec<usize>> = outcome
+            .placement
+            .values()
+            .filter(|group| !group.is_empty() && group.len() < outcome.scenario.replicas)
+            .map(|group| group.iter().copied().collect())
+            .collect();
+        let handles = Handles {
+            moments: outcome.moments_reached.clone(),
+            groups: groups.into_iter().collect(),
+        };
+        for (moment, emitters) in handles.by_moment() {
+            let moment = moment.to_string();
+            let total = emitters.iter().map(|e| u64::from(e.count)).sum();
+            add("moment", moment.as_bytes(), bucket(total));
+            add("moment emitters", moment.as_bytes(), emitters.len() as u64);
         }
         for (kind, count) in &outcome.stats.faults {
             add("fired", kind.as_bytes(), bucket(count.fired));
@@ -223,16 +245,6 @@ impl Reached {
         add("lost", b"", outcome.lost.len() as u64);
         let converged = outcome.stats.converged_after_ms.map_or(u64::MAX, bucket);
         add("converged", b"", converged);
-        let groups: BTreeSet<Vec<usize>> = outcome
-            .placement
-            .values()
-            .filter(|group| !group.is_empty() && group.len() < outcome.scenario.replicas)
-            .map(|group| group.iter().copied().collect())
-            .collect();
-        let handles = Handles {
-            moments: outcome.moments_reached.clone().into_iter().collect(),
-            groups: groups.into_iter().collect(),
-        };
         Reached {
             edges,
             states,
@@ -539,18 +551,13 @@ impl Guided {
             // moment's last occurrence there (what the run ends with), or
             // any, at once or a little after.
             STRIKE => {
-                let moments: BTreeSet<usize> = handles.moments.iter().map(|m| m.0.0).collect();
-                let moment = *moments
-                    .iter()
-                    .nth(rng.random_range(0..moments.len()))
-                    .unwrap();
-                let emitters: Vec<_> = handles.moments.iter().filter(|m| m.0.0 == moment).collect();
-                let &((_, replica), count) = emitters[rng.random_range(0..emitters.len())];
-                let cluster = space.cluster(replicas);
-                if let (Some(trigger), Some(strike)) = (
-                    space.events.get(moment),
-                    strategy::strike(&space.kinds, cluster, horizon),
-                ) {
+                let moments = handles.by_moment();
+                let (trigger, emitters) = &moments[rng.random_range(0..moments.len())];
+                let &MomentReached { replica, count, .. } =
+                    emitters[rng.random_range(0..emitters.len())];
+                if let Some(strike) =
+                    strategy::strike(&space.kinds, space.cluster(replicas), horizon)
+                {
                     let mut fault = draw(&strike, runner)?;
                     strategy::retarget(&mut fault.fault, replica);
                     // Half the strikes probe crash consistency at the
@@ -566,7 +573,7 @@ impl Guided {
                     };
                     let delay = draw(&strategy::trigger_delay(), runner)?;
                     fault.trigger = Some(
-                        trigger
+                        (*trigger)
                             .clone()
                             .on(Target::Replica(replica))
                             .nth(nth)
@@ -741,7 +748,11 @@ mod tests {
             edges: BTreeSet::new(),
             states: BTreeSet::from([1]),
             handles: Handles {
-                moments: vec![((0, 1), 5)],
+                moments: vec![MomentReached {
+                    moment: space.events[0].clone(),
+                    replica: 1,
+                    count: 5,
+                }],
                 groups: vec![vec![0, 1]],
             },
         };
@@ -799,11 +810,12 @@ mod tests {
         )];
         let options = RunOptions { coverage: true };
         let outcome = registry.run_with(&scenario, options).unwrap();
+        let stored_a_hint = Trigger::message("stored a hint").with_target("replisim::dynamo");
         let hinted: BTreeSet<usize> = outcome
             .moments_reached
-            .keys()
-            .filter(|(moment, _)| *moment == 0)
-            .map(|(_, replica)| *replica)
+            .iter()
+            .filter(|reached| reached.moment == stored_a_hint)
+            .map(|reached| reached.replica)
             .collect();
         assert_eq!(
             hinted,
@@ -818,7 +830,7 @@ mod tests {
                 .handles
                 .moments
                 .iter()
-                .any(|&((m, r), n)| m == 0 && r == 1 && n > 0)
+                .any(|r| r.moment == stored_a_hint && r.replica == 1 && r.count > 0)
         );
         let plain = registry.run(&scenario).unwrap();
         assert!(plain.moments_reached.is_empty());

@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use super::{
     fault::{Fault, ScheduledFault, Target, Trigger},
     nemesis::{FailOver, Ledger, Nemesis, Strike, host, replica_of},
-    outcome::{Outcome, RoleChange, RunStats},
+    outcome::{MomentReached, Outcome, RoleChange, RunStats},
     scenario::{Scenario, ScenarioError},
     trace::{self, HostTime},
 };
@@ -100,9 +100,11 @@ pub fn run_system(scenario: &Scenario, system: Rc<dyn System>) -> Result<Outcome
 /// What a run computes beyond what every outcome holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunOptions {
-    /// Count the trace's edges ([`Outcome::trace_edges`]), which only
-    /// coverage-guided search reads ([`crate::guided::Cases::run_options`]
-    /// says when); without it they stay empty.
+    /// Count the trace's edges ([`Outcome::trace_edges`]) and the declared
+    /// moments each replica reached ([`Outcome::moments_reached`]), which
+    /// only coverage-guided search reads
+    /// ([`crate::guided::Cases::run_options`] says when); without it they
+    /// stay empty.
     pub coverage: bool,
 }
 
@@ -161,7 +163,14 @@ pub(crate) fn run_traced(
     outcome.moments_reached = summary
         .moments
         .into_iter()
-        .filter_map(|((moment, host), count)| Some(((moment, replica_of(&host)?), count)))
+        .filter_map(|(moment, host, count)| {
+            let replica = replica_of(&host)?;
+            Some(MomentReached {
+                moment,
+                replica,
+                count,
+            })
+        })
         .collect();
     Ok((outcome, summary.lines))
 }

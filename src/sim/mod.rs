@@ -26,5 +26,5 @@ pub use crate::points::Buggify;
 pub use determinism::{DeterminismError, Divergence, check_determinism};
 pub use fault::{Family, Fault, FaultCount, ScheduledFault, Target, Trigger};
 pub use harness::{RunError, RunOptions, run_recorded, run_system, run_with};
-pub use outcome::{Outcome, RoleChange, RunStats, Status, Verdicts, inert_faults};
+pub use outcome::{MomentReached, Outcome, RoleChange, RunStats, Status, Verdicts, inert_faults};
 pub use scenario::{DiskSpec, NetworkSpec, PhaseLimits, Scenario, ScenarioError};

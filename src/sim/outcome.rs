@@ -10,7 +10,10 @@ use std::{cell::RefCell, collections::BTreeMap, fmt, rc::Rc};
 
 use serde::{Deserialize, Serialize};
 
-use super::{fault::FaultCount, scenario::Scenario};
+use super::{
+    fault::{FaultCount, Trigger},
+    scenario::Scenario,
+};
 use crate::{
     check::convergence::{Placement, ReplicaState},
     check::{
@@ -102,6 +105,16 @@ pub struct RoleChange {
     pub epoch: Option<u64>,
 }
 
+/// A declared moment one replica reached in a run, and how often
+/// ([`Outcome::moments_reached`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MomentReached {
+    /// The trigger that matches the moment's events (from any replica).
+    pub moment: Trigger,
+    pub replica: usize,
+    pub count: u32,
+}
+
 /// Everything a run produced.
 #[derive(Clone)]
 pub struct Outcome {
@@ -141,11 +154,12 @@ pub struct Outcome {
     /// ([`crate::guided`]) keeps the scenarios that reach new ones. Counted
     /// only when the run was asked to ([`super::RunOptions::coverage`]).
     pub trace_edges: BTreeMap<u64, u32>,
-    /// How often each replica emitted each moment its system declares
-    /// ([`crate::node::Declaration::events`]), keyed by the moment's index
-    /// there and the replica: where a fault triggered on it would have
-    /// struck. Counted only with [`super::RunOptions::coverage`].
-    pub moments_reached: BTreeMap<(usize, usize), u32>,
+    /// The moments its system declares worth striking at
+    /// ([`crate::node::Declaration::events`]) that each replica reached,
+    /// with how often (in the declaration's order, then by replica): where
+    /// a fault triggered on one would have struck. Counted only with
+    /// [`super::RunOptions::coverage`].
+    pub moments_reached: Vec<MomentReached>,
     /// Digest of the ordered trace events: equal digests, equal runs.
     pub digest: u64,
     /// The last verdicts computed, with the search limits they had: the

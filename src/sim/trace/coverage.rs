@@ -20,6 +20,9 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::triggers::Texts;
 use crate::sim::fault::Trigger;
 
+/// Each declared moment a host reached, with how often.
+pub(super) type MomentCounts = Vec<(Trigger, Box<str>, u32)>;
+
 /// The edges and moments reached so far, and each host's last event.
 pub(super) struct Coverage {
     /// Each host's name and the callsite of its last event (a handful of
@@ -28,8 +31,9 @@ pub(super) struct Coverage {
     edges: BTreeMap<u64, u32>,
     /// The system's declared moments, as triggers that match them.
     moments: Vec<Trigger>,
-    /// How often each (moment, host) occurred.
-    moments_reached: BTreeMap<(usize, String), u32>,
+    /// How often each (moment's index, host) occurred (a handful:
+    /// scanned).
+    moments_reached: Vec<(usize, Box<str>, u32)>,
 }
 
 impl Coverage {
@@ -39,7 +43,7 @@ impl Coverage {
             last: Vec::new(),
             edges: BTreeMap::new(),
             moments,
-            moments_reached: BTreeMap::new(),
+            moments_reached: Vec::new(),
         }
     }
 
@@ -62,18 +66,26 @@ impl Coverage {
         }
         let texts = Texts::of(event);
         for (i, moment) in self.moments.iter().enumerate() {
-            if moment.matches_target(meta.target()) && moment.matches_fields(|n| texts.get(n)) {
-                *self
-                    .moments_reached
-                    .entry((i, host.to_string()))
-                    .or_default() += 1;
+            if !(moment.matches_target(meta.target()) && moment.matches_fields(|n| texts.get(n))) {
+                continue;
+            }
+            let reached = self.moments_reached.iter_mut();
+            match reached
+                .into_iter()
+                .find(|(m, h, _)| *m == i && **h == *host)
+            {
+                Some((_, _, count)) => *count += 1,
+                None => self.moments_reached.push((i, host.into(), 1)),
             }
         }
     }
 
-    /// Every edge reached, with how often; and how often each host emitted
-    /// each moment (by the moment's index).
-    pub fn finish(self) -> (BTreeMap<u64, u32>, BTreeMap<(usize, String), u32>) {
-        (self.edges, self.moments_reached)
+    /// Every edge reached, with how often; and each moment a host
+    /// reached, with how often (in the order of the moments, then hosts).
+    pub fn finish(mut self) -> (BTreeMap<u64, u32>, MomentCounts) {
+        self.moments_reached.sort();
+        let moments = self.moments_reached.into_iter();
+        let reached = moments.map(|(i, host, count)| (self.moments[i].clone(), host, count));
+        (self.edges, reached.collect())
     }
 }

@@ -119,9 +119,9 @@ pub struct Summary {
     /// Pairs of consecutive events of one host, with how often (see
     /// `coverage`); empty unless the run counted them.
     pub edges: BTreeMap<u64, u32>,
-    /// How often each host emitted each declared moment (by the moment's
-    /// index); empty unless the run counted them.
-    pub moments: BTreeMap<(usize, String), u32>,
+    /// Each declared moment a host reached, with how often; empty unless
+    /// the run counted them.
+    pub moments: coverage::MomentCounts,
     /// Every formatted line, when recording.
     pub lines: Vec<String>,
 }
