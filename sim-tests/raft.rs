@@ -10,7 +10,9 @@ mod planted;
 use replisim::{
     check::Guarantee,
     replication,
-    sim::{Fault, Scenario, ScheduledFault, Status, Target, check_determinism, run_recorded},
+    sim::{
+        Fault, Outcome, Scenario, ScheduledFault, Status, Target, check_determinism, run_recorded,
+    },
     strategy::{FaultKind, FaultKinds, ScenarioSpace, Search},
     testing::{self, Explorer},
 };
@@ -180,10 +182,11 @@ fn elections_are_deterministic() {
 
 /// `vote-without-log-check`: a candidate missing committed entries wins an
 /// election and overwrites them. Found within the budget, and shrunk (to
-/// 3 faults as a rule; 4 when a churn's three strikes all take part).
+/// 2 to 4 faults as a rule; a runner seed in CI once needed 5, each of
+/// them needed for that network timing).
 #[test]
 fn vote_without_log_check_is_caught_and_shrunk() {
-    caught_and_shrunk("vote-without-log-check", Search::Random, 400, 4);
+    caught_and_shrunk("vote-without-log-check", Search::Random, 400);
 }
 
 /// `vote-before-persist`: a voter that crashes (alone, or in a power loss)
@@ -194,7 +197,7 @@ fn vote_without_log_check_is_caught_and_shrunk() {
 /// finds it. Found within the budget, and shrunk.
 #[test]
 fn vote_before_persist_is_caught_and_shrunk() {
-    caught_and_shrunk("vote-before-persist", Search::Random, 600, 4);
+    caught_and_shrunk("vote-before-persist", Search::Random, 600);
 }
 
 /// `truncate-on-stale-append`: a late append cuts entries off a
@@ -205,56 +208,71 @@ fn vote_before_persist_is_caught_and_shrunk() {
 /// within the budget, and shrunk.
 #[test]
 fn truncate_on_stale_append_is_caught_and_shrunk() {
-    caught_and_shrunk("truncate-on-stale-append", Search::Random, 100, 4);
+    caught_and_shrunk("truncate-on-stale-append", Search::Random, 100);
 }
 
 /// `commit-old-term-by-count` (figure 8): leaders struck in turn leave an
 /// entry of an old term on a majority, committed by counting, then
 /// replaced by a later leader. About one case in 250 finds it, so the
-/// budget (a minute or two of one core) is kept out of the default run. Found within the budget, and shrunk (a churn's three strikes and
-/// the faults that keep a replica behind).
+/// budget (a minute or two of one core) is kept out of the default run.
+/// Found within the budget, and shrunk (a churn's three strikes and the
+/// faults that keep a replica behind).
 #[test]
 #[ignore = "long: up to 3000 cases; cargo test --test raft -- --ignored"]
 fn commit_old_term_by_count_is_caught_and_shrunk() {
-    caught_and_shrunk("commit-old-term-by-count", Search::Random, 3000, 7);
+    caught_and_shrunk("commit-old-term-by-count", Search::Random, 3000);
 }
 
 /// Guided search finds it too, and replisim's structural shrinker (a
 /// guided case has no proptest value tree) shrinks it as far.
 #[test]
 fn vote_without_log_check_is_caught_by_guided_search_and_shrunk() {
-    caught_and_shrunk("vote-without-log-check", Search::Guided, 400, 4);
+    caught_and_shrunk("vote-without-log-check", Search::Guided, 400);
 }
 
 /// Explores `bug` with `search` until a safety guarantee (linearizable,
 /// durable, log agreement, exclusive roles: what the planted bugs break)
-/// fails within
-/// `cases`; the shrunk case has at most `faults` faults (a churn's strikes
-/// included) and passes without the bug.
-fn caught_and_shrunk(bug: &str, search: Search, cases: u32, most_faults: usize) {
+/// fails within `cases`. The shrunk case is as small as shrinking can
+/// make it by dropping faults (without any one of its faults it passes:
+/// how many it keeps depends on the network timing its seed drew) and
+/// passes without the bug.
+fn caught_and_shrunk(bug: &str, search: Search, cases: u32) {
     let kinds = FaultKinds::everything()
         .without(FaultKind::Corruption)
         .simultaneous(2);
     let space = space(kinds).bug(bug).search(search);
     let outcome = Explorer::this_test(cases)
         .registry(replication::registry())
-        .find_violation_space(&space, |outcome| {
-            let verdicts = outcome.verdicts();
-            let safety = [
-                Guarantee::Linearizable,
-                Guarantee::Durable,
-                Guarantee::LogAgreement,
-                Guarantee::ExclusiveRoles,
-            ];
-            match safety
-                .iter()
-                .any(|&g| verdicts.status(g) == Status::Violated)
-            {
-                true => Err(verdicts.to_string()),
-                false => Ok(()),
-            }
+        .find_violation_space(&space, |outcome| match unsafe_in(outcome) {
+            Some(verdicts) => Err(verdicts),
+            None => Ok(()),
         });
-    let faults = &outcome.scenario.faults;
-    assert!(faults.len() <= most_faults, "not shrunk: {faults:?}");
-    planted::assert_passes_without_the_bug(&replication::registry(), &outcome.scenario);
+    let scenario = &outcome.scenario;
+    for dropped in 0..scenario.faults.len() {
+        let mut smaller = scenario.clone();
+        smaller.faults.remove(dropped);
+        let run = replication::registry().run(&smaller).unwrap();
+        assert_eq!(
+            unsafe_in(&run),
+            None,
+            "not shrunk: it fails without fault {dropped} of {:?}",
+            scenario.faults
+        );
+    }
+    planted::assert_passes_without_the_bug(&replication::registry(), scenario);
+}
+
+/// The verdicts of `outcome`, when it broke a safety guarantee.
+fn unsafe_in(outcome: &Outcome) -> Option<String> {
+    let verdicts = outcome.verdicts();
+    let safety = [
+        Guarantee::Linearizable,
+        Guarantee::Durable,
+        Guarantee::LogAgreement,
+        Guarantee::ExclusiveRoles,
+    ];
+    safety
+        .iter()
+        .any(|&g| verdicts.status(g) == Status::Violated)
+        .then(|| verdicts.to_string())
 }
