@@ -32,10 +32,13 @@
 //!   paused, isolated, lost, or every replica's power cut) at a moment it
 //!   reached there (its last occurrence or any, at once or a few ms
 //!   after), or the replicas some key was placed on
-//!   ([`Outcome::placement`]) cut off from the rest; an entry that
-//!   reached a new state is first struck so in a case of its own (a
-//!   follow-up, before other mutations), and half the strikes cut every
-//!   replica's power (a crash-consistency probe at the moment);
+//!   ([`Outcome::placement`]) cut off from the rest; half the strikes
+//!   cut every replica's power; an entry that reached a new state is
+//!   first probed in a case of its own (a follow-up, before other
+//!   mutations): every replica's power cut a few ms after a replica last
+//!   reached a moment there, and off until the workload ends, so that no
+//!   later write masks what the disks held then (a crash-consistency
+//!   probe, as ALICE and CrashMonkey make at each persistence point);
 //!   the others are drawn fresh, three in four as `random` draws and the
 //!   rest as `swarm` does: guided search keeps most of random's reach and
 //!   spends the other half of its cases near what was new.
@@ -293,6 +296,10 @@ const STRIKE: usize = 9;
 /// The mutation that cuts a placed group of replicas off.
 const CUT: usize = 10;
 
+/// The mutation that cuts every replica's power at a moment reached, until
+/// the workload ends (a follow-up's).
+const PROBE: usize = 13;
+
 /// The most entries waiting for their follow-up strike.
 const FOLLOW_UPS_LIMIT: usize = 16;
 
@@ -343,7 +350,7 @@ impl Guided {
     pub fn next_case(&mut self) -> Result<Scenario, DrawError> {
         self.drawn += 1;
         if let Some((mut scenario, handles)) = self.follow_ups.pop_front() {
-            self.apply(STRIKE, &mut scenario, &handles)?;
+            self.apply(PROBE, &mut scenario, &handles)?;
             return Ok(self.keep_survivors(scenario));
         }
         let fresh = self.corpus.is_empty() || self.drawn <= WARM_UP || self.rng.random_bool(0.5);
@@ -456,7 +463,8 @@ impl Guided {
         // Without what they need, they add or remove a fault instead.
         let can_cut = !handles.groups.is_empty() && space.kinds.contains(FaultKind::Partition);
         let choice = match choice {
-            STRIKE if handles.moments.is_empty() => 0,
+            STRIKE | PROBE if handles.moments.is_empty() => 0,
+            PROBE if !space.kinds.contains(FaultKind::PowerLoss) => STRIKE,
             CUT if !can_cut => 0,
             choice => choice,
         };
@@ -550,6 +558,28 @@ impl Guided {
             // ("the fallback that just took a hint loses power"): the
             // moment's last occurrence there (what the run ends with), or
             // any, at once or a little after.
+            // Every replica's power cut a little after the last time a
+            // replica reached a moment in the entry's run (time for what
+            // the moment allowed to be acknowledged), and off until the
+            // workload ends, so no later write masks what the disks held
+            // then: a crash-consistency probe, as ALICE and CrashMonkey
+            // make at each persistence point.
+            PROBE => {
+                let moments = handles.by_moment();
+                let (trigger, emitters) = &moments[rng.random_range(0..moments.len())];
+                let &MomentReached { replica, count, .. } =
+                    emitters[rng.random_range(0..emitters.len())];
+                let delay = draw(&strategy::trigger_delay_after(), runner)?;
+                let mut fault = ScheduledFault::at(0, Fault::PowerLoss);
+                fault.trigger = Some(
+                    (*trigger)
+                        .clone()
+                        .on(Target::Replica(replica))
+                        .nth(u64::from(count.max(1)))
+                        .delayed(delay),
+                );
+                add_or_replace(scenario, fault, i, space.max_faults);
+            }
             STRIKE => {
                 let moments = handles.by_moment();
                 let (trigger, emitters) = &moments[rng.random_range(0..moments.len())];
@@ -736,8 +766,9 @@ mod tests {
 
     /// An entry whose run showed replica 1 reach the space's moment 5
     /// times and a key placed on replicas 0 and 1 gets a follow-up that
-    /// strikes replica 1 at that moment, then more such cases and cases
-    /// that cut 0 and 1 off.
+    /// cuts every replica's power a little after replica 1 reached that
+    /// moment the fifth time, until the workload ends, then more cases
+    /// that strike replica 1 there and cases that cut 0 and 1 off.
     #[test]
     fn mutations_strike_at_reached_moments_and_cut_placed_groups() {
         let space = space();
@@ -758,13 +789,18 @@ mod tests {
         };
         guided.ran(&entry, &reached);
         // The entry reached a new state: the next case is its follow-up,
-        // the entry struck at the moment, and nothing else changed.
+        // the entry probed at the moment's last occurrence, and nothing
+        // else changed.
         let follow_up = guided.next_case().unwrap();
         assert_eq!(follow_up.seed, entry.seed);
         assert_eq!(follow_up.faults.len(), 1, "{:?}", follow_up.faults);
-        let trigger = follow_up.faults[0].trigger.as_ref().unwrap();
+        let probe = &follow_up.faults[0];
+        assert_eq!((&probe.fault, probe.for_ms), (&Fault::PowerLoss, None));
+        let trigger = probe.trigger.as_ref().unwrap();
         assert_eq!(trigger.host, Some(Target::Replica(1)));
         assert_eq!(trigger.message, space.events[0].message);
+        assert_eq!(trigger.nth, 5);
+        assert!(trigger.delay_ms > 0, "{trigger:?}");
         let (mut struck, mut cut) = (0, 0);
         for _ in 0..400 {
             let case = guided.next_case().unwrap();

@@ -692,6 +692,12 @@ pub(crate) fn trigger_delay() -> BoxedStrategy<u64> {
     prop_oneof![Just(0), select(&TRIGGER_DELAYS_MS[..])].boxed()
 }
 
+/// A delay (ms) after a trigger's event, never none: one of
+/// [`TRIGGER_DELAYS_MS`].
+pub(crate) fn trigger_delay_after() -> BoxedStrategy<u64> {
+    select(&TRIGGER_DELAYS_MS[..]).boxed()
+}
+
 /// Points a node fault at replica `id`; link faults are left alone.
 pub(crate) fn retarget(fault: &mut Fault, id: usize) {
     if let Some(node) = fault.node_mut() {
