@@ -773,3 +773,35 @@ fn an_exploration_that_never_reaches_a_sometimes_property_fails() {
         "{message}"
     );
 }
+
+/// Every replica down with nothing to bring one back (a power loss that
+/// lasts until the workload ends): no operation can succeed, so the
+/// workload ends at once instead of letting its clients retry until its
+/// time limit. A power loss that ends lets the workload go on.
+#[test]
+fn the_workload_ends_when_every_replica_is_down_for_good() {
+    let mut scenario = Scenario::new("sync", 3);
+    scenario.workload.ops_per_client = 200;
+    scenario.faults = vec![ScheduledFault::at(100, Fault::PowerLoss)];
+    let down = run(&scenario);
+    let workload_limit_ms = scenario.limits.workload.as_millis() as u64;
+    assert!(
+        down.stats.simulated_ms < workload_limit_ms,
+        "{} ms simulated",
+        down.stats.simulated_ms
+    );
+    assert!(down.verdicts().passed(), "{}", down.verdicts());
+
+    scenario.faults = vec![ScheduledFault::at(100, Fault::PowerLoss).lasting(100)];
+    let back = run(&scenario);
+    let after = back
+        .history
+        .operations()
+        .into_iter()
+        .filter(|o| o.invoke_time > 200_000_000 && o.is_ok())
+        .count();
+    assert!(
+        after > 0,
+        "no operation succeeded after the power came back"
+    );
+}

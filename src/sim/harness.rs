@@ -32,7 +32,7 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
-    fault::{Fault, ScheduledFault, Target, Trigger},
+    fault::{Family, Fault, ScheduledFault, Target, Trigger},
     nemesis::{FailOver, Ledger, Nemesis, Strike, host, replica_of},
     outcome::{MomentReached, Outcome, RoleChange, RunStats},
     scenario::{Scenario, ScenarioError},
@@ -340,6 +340,13 @@ impl<'a> Harness<'a> {
         let mut pending = schedule.into_iter().peekable();
         // Triggered faults whose event came, waiting for their delay: (when, id).
         let mut delayed: Vec<(Duration, usize)> = Vec::new();
+        // Every replica down with nothing to restart one before the end:
+        // no operation can succeed, and clients would only retry until the
+        // workload's time limit, so the workload ends at once.
+        let restarts_scheduled = scenario
+            .faults
+            .iter()
+            .any(|f| matches!(f.fault, Fault::Restart { .. }));
         let workload_end = loop {
             let now = sim.elapsed();
             trace::set_harness_time(now);
@@ -366,7 +373,13 @@ impl<'a> Harness<'a> {
                 self.apply(&mut sim, id, now);
             }
             self.nemesis.undo_due(&mut sim, now);
-            if self.clients_done.get() == scenario.clients || now >= limits.workload {
+            if self.clients_done.get() == scenario.clients
+                || now >= limits.workload
+                || (!restarts_scheduled
+                    && self
+                        .nemesis
+                        .all_down(|id| scenario.faults[id].fault.family() == Family::Node))
+            {
                 break now;
             }
             self.step(&mut sim)?;

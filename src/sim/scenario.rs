@@ -168,7 +168,9 @@ impl Default for NetworkSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhaseLimits {
-    /// The workload phase ends when every client finished or after this long.
+    /// The workload phase ends when every client finished or after this
+    /// long, or as soon as every replica is down with nothing to restart
+    /// one before the end (no operation could succeed until the heal).
     #[serde(with = "millis")]
     pub workload: Duration,
     /// After the workload every fault is healed and the cluster gets this

@@ -254,6 +254,14 @@ impl Nemesis {
         applied.fail_over.then_some(FailOver)
     }
 
+    /// Whether every replica is crashed or lost with no restart to come
+    /// from an undo: no undo pending of a fault for which `node_fault`
+    /// holds (by fault number).
+    pub fn all_down(&self, node_fault: impl Fn(usize) -> bool) -> bool {
+        (0..self.replicas).all(|r| self.crashed.contains(&r) || self.lost.contains(&r))
+            && !self.undo.iter().any(|(_, id, _)| node_fault(*id))
+    }
+
     /// Undoes the faults whose time is up.
     pub fn undo_due(&mut self, sim: &mut turmoil::Sim, now: Duration) {
         if self.undo.iter().all(|(at, ..)| *at > now) {
