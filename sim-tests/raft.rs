@@ -182,7 +182,7 @@ fn elections_are_deterministic() {
 
 /// `vote-without-log-check`: a candidate missing committed entries wins an
 /// election and overwrites them. Found within the budget, and shrunk (to
-/// 2 to 4 faults as a rule; a runner seed in CI once needed 5, each of
+/// 1 to 4 faults as a rule; a runner seed in CI once needed 5, each of
 /// them needed for that network timing).
 #[test]
 fn vote_without_log_check_is_caught_and_shrunk() {

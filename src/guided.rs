@@ -170,6 +170,15 @@ struct Handles {
 }
 
 impl Handles {
+    /// A moment reached, by a replica that reached it (a moment first,
+    /// then one of its replicas, each uniformly), with how often it did.
+    /// `moments` must not be empty.
+    fn pick(&self, rng: &mut ChaCha8Rng) -> MomentReached {
+        let moments = self.by_moment();
+        let (_, emitters) = &moments[rng.random_range(0..moments.len())];
+        emitters[rng.random_range(0..emitters.len())].clone()
+    }
+
     /// Each distinct moment reached (in the order they came), with the
     /// replicas that reached it and how often.
     fn by_moment(&self) -> Vec<(&Trigger, Vec<&MomentReached>)> {
@@ -565,15 +574,15 @@ impl Guided {
             // then: a crash-consistency probe, as ALICE and CrashMonkey
             // make at each persistence point.
             PROBE => {
-                let moments = handles.by_moment();
-                let (trigger, emitters) = &moments[rng.random_range(0..moments.len())];
-                let &MomentReached { replica, count, .. } =
-                    emitters[rng.random_range(0..emitters.len())];
+                let MomentReached {
+                    moment: trigger,
+                    replica,
+                    count,
+                } = handles.pick(rng);
                 let delay = draw(&strategy::trigger_delay_after(), runner)?;
                 let mut fault = ScheduledFault::at(0, Fault::PowerLoss);
                 fault.trigger = Some(
-                    (*trigger)
-                        .clone()
+                    trigger
                         .on(Target::Replica(replica))
                         .nth(u64::from(count.max(1)))
                         .delayed(delay),
@@ -581,10 +590,11 @@ impl Guided {
                 add_or_replace(scenario, fault, i, space.max_faults);
             }
             STRIKE => {
-                let moments = handles.by_moment();
-                let (trigger, emitters) = &moments[rng.random_range(0..moments.len())];
-                let &MomentReached { replica, count, .. } =
-                    emitters[rng.random_range(0..emitters.len())];
+                let MomentReached {
+                    moment: trigger,
+                    replica,
+                    count,
+                } = handles.pick(rng);
                 if let Some(strike) =
                     strategy::strike(&space.kinds, space.cluster(replicas), horizon)
                 {
@@ -602,13 +612,8 @@ impl Guided {
                         false => rng.random_range(1..=count),
                     };
                     let delay = draw(&strategy::trigger_delay(), runner)?;
-                    fault.trigger = Some(
-                        (*trigger)
-                            .clone()
-                            .on(Target::Replica(replica))
-                            .nth(nth)
-                            .delayed(delay),
-                    );
+                    fault.trigger =
+                        Some(trigger.on(Target::Replica(replica)).nth(nth).delayed(delay));
                     add_or_replace(scenario, fault, i, space.max_faults);
                 }
             }
