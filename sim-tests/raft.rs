@@ -241,29 +241,27 @@ fn caught_and_shrunk(bug: &str, search: Search, cases: u32) {
         .without(FaultKind::Corruption)
         .simultaneous(2);
     let space = space(kinds).bug(bug).search(search);
+    let registry = replication::registry();
     let outcome = Explorer::this_test(cases)
-        .registry(replication::registry())
-        .find_violation_space(&space, |outcome| match unsafe_in(outcome) {
-            Some(verdicts) => Err(verdicts),
-            None => Ok(()),
-        });
+        .registry(registry.clone())
+        .find_violation_space(&space, safe);
     let scenario = &outcome.scenario;
     for dropped in 0..scenario.faults.len() {
         let mut smaller = scenario.clone();
         smaller.faults.remove(dropped);
-        let run = replication::registry().run(&smaller).unwrap();
+        let run = registry.run(&smaller).unwrap();
         assert_eq!(
-            unsafe_in(&run),
-            None,
+            safe(&run),
+            Ok(()),
             "not shrunk: it fails without fault {dropped} of {:?}",
             scenario.faults
         );
     }
-    planted::assert_passes_without_the_bug(&replication::registry(), scenario);
+    planted::assert_passes_without_the_bug(&registry, scenario);
 }
 
-/// The verdicts of `outcome`, when it broke a safety guarantee.
-fn unsafe_in(outcome: &Outcome) -> Option<String> {
+/// Whether `outcome` kept every safety guarantee; the verdicts if not.
+fn safe(outcome: &Outcome) -> Result<(), String> {
     let verdicts = outcome.verdicts();
     let safety = [
         Guarantee::Linearizable,
@@ -271,8 +269,11 @@ fn unsafe_in(outcome: &Outcome) -> Option<String> {
         Guarantee::LogAgreement,
         Guarantee::ExclusiveRoles,
     ];
-    safety
+    match safety
         .iter()
         .any(|&g| verdicts.status(g) == Status::Violated)
-        .then(|| verdicts.to_string())
+    {
+        true => Err(verdicts.to_string()),
+        false => Ok(()),
+    }
 }

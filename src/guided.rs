@@ -171,12 +171,15 @@ struct Handles {
 
 impl Handles {
     /// A moment reached, by a replica that reached it (a moment first,
-    /// then one of its replicas, each uniformly), with how often it did.
-    /// `moments` must not be empty.
-    fn pick(&self, rng: &mut ChaCha8Rng) -> MomentReached {
+    /// then one of its replicas, each uniformly): the trigger on that
+    /// moment from that replica, the replica, and how often it reached it
+    /// (at least 1). `moments` must not be empty.
+    fn pick(&self, rng: &mut ChaCha8Rng) -> (Trigger, usize, u64) {
         let moments = self.by_moment();
-        let (_, emitters) = &moments[rng.random_range(0..moments.len())];
-        emitters[rng.random_range(0..emitters.len())].clone()
+        let (moment, emitters) = &moments[rng.random_range(0..moments.len())];
+        let reached = emitters[rng.random_range(0..emitters.len())];
+        let trigger = (*moment).clone().on(Target::Replica(reached.replica));
+        (trigger, reached.replica, u64::from(reached.count.max(1)))
     }
 
     /// Each distinct moment reached (in the order they came), with the
@@ -309,7 +312,7 @@ const CUT: usize = 10;
 /// the workload ends (a follow-up's).
 const PROBE: usize = 13;
 
-/// The most entries waiting for their follow-up strike.
+/// The most entries waiting for their follow-up probe.
 const FOLLOW_UPS_LIMIT: usize = 16;
 
 /// A scenario that reached something new, how often it was mutated, and
@@ -332,7 +335,7 @@ pub struct Guided {
     rng: ChaCha8Rng,
     seen: BTreeSet<u64>,
     corpus: Vec<Entry>,
-    /// Entries that just reached a new state, each struck at a moment it
+    /// Entries that just reached a new state, each probed at a moment it
     /// reached in a case of its own before other mutations (AFL's
     /// deterministic stage for a fresh entry, in one case).
     follow_ups: VecDeque<(Scenario, Handles)>,
@@ -563,10 +566,6 @@ impl Guided {
                     scenario.faults.push(fault);
                 }
             }
-            // A replica struck at a moment it reached in the entry's run
-            // ("the fallback that just took a hint loses power"): the
-            // moment's last occurrence there (what the run ends with), or
-            // any, at once or a little after.
             // Every replica's power cut a little after the last time a
             // replica reached a moment in the entry's run (time for what
             // the moment allowed to be acknowledged), and off until the
@@ -574,46 +573,33 @@ impl Guided {
             // then: a crash-consistency probe, as ALICE and CrashMonkey
             // make at each persistence point.
             PROBE => {
-                let MomentReached {
-                    moment: trigger,
-                    replica,
-                    count,
-                } = handles.pick(rng);
+                let (trigger, _, last) = handles.pick(rng);
                 let delay = draw(&strategy::trigger_delay_after(), runner)?;
-                let mut fault = ScheduledFault::at(0, Fault::PowerLoss);
-                fault.trigger = Some(
-                    trigger
-                        .on(Target::Replica(replica))
-                        .nth(u64::from(count.max(1)))
-                        .delayed(delay),
-                );
+                let fault =
+                    ScheduledFault::at(0, Fault::PowerLoss).when(trigger.nth(last).delayed(delay));
                 add_or_replace(scenario, fault, i, space.max_faults);
             }
+            // A replica struck at a moment it reached in the entry's run
+            // ("the fallback that just took a hint crashes"): the moment's
+            // last occurrence there (what the run ends with), or any, at
+            // once or a little after; half the time every replica's power
+            // is cut instead, for a while.
             STRIKE => {
-                let MomentReached {
-                    moment: trigger,
-                    replica,
-                    count,
-                } = handles.pick(rng);
+                let (trigger, replica, count) = handles.pick(rng);
                 if let Some(strike) =
                     strategy::strike(&space.kinds, space.cluster(replicas), horizon)
                 {
                     let mut fault = draw(&strike, runner)?;
                     strategy::retarget(&mut fault.fault, replica);
-                    // Half the strikes probe crash consistency at the
-                    // moment, as ALICE and CrashMonkey do at each
-                    // persistence point: every replica loses power.
                     if space.kinds.contains(FaultKind::PowerLoss) && rng.random_bool(0.5) {
                         fault.fault = Fault::PowerLoss;
                     }
-                    let count = u64::from(count.max(1));
                     let nth = match rng.random_bool(0.5) {
                         true => count,
                         false => rng.random_range(1..=count),
                     };
                     let delay = draw(&strategy::trigger_delay(), runner)?;
-                    fault.trigger =
-                        Some(trigger.on(Target::Replica(replica)).nth(nth).delayed(delay));
+                    fault.trigger = Some(trigger.nth(nth).delayed(delay));
                     add_or_replace(scenario, fault, i, space.max_faults);
                 }
             }

@@ -156,7 +156,7 @@ pub struct Outcome {
     pub trace_edges: BTreeMap<u64, u32>,
     /// The moments its system declares worth striking at
     /// ([`crate::node::Declaration::events`]) that each replica reached,
-    /// with how often (in the declaration's order, then by replica): where
+    /// with how often (in the declaration's order, then by host name): where
     /// a fault triggered on one would have struck. Counted only with
     /// [`super::RunOptions::coverage`].
     pub moments_reached: Vec<MomentReached>,

@@ -69,13 +69,10 @@ impl Coverage {
             if !(moment.matches_target(meta.target()) && moment.matches_fields(|n| texts.get(n))) {
                 continue;
             }
-            let reached = self.moments_reached.iter_mut();
-            match reached
-                .into_iter()
-                .find(|(m, h, _)| *m == i && **h == *host)
-            {
-                Some((_, _, count)) => *count += 1,
-                None => self.moments_reached.push((i, host.into(), 1)),
+            let reached = &mut self.moments_reached;
+            match reached.iter().position(|(m, h, _)| *m == i && **h == *host) {
+                Some(at) => reached[at].2 += 1,
+                None => reached.push((i, host.into(), 1)),
             }
         }
     }
